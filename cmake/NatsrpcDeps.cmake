@@ -1,0 +1,13 @@
+# Imported targets for the Debian packages natsrpc builds on:
+#   jansson::jansson, cnats::nats, libuv::uv, MHD::microhttpd, PostgreSQL::PostgreSQL
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+pkg_check_modules(LIBNATS REQUIRED IMPORTED_TARGET libnats)
+pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv)
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+find_package(Threads REQUIRED)
+
+add_library(jansson::jansson ALIAS PkgConfig::JANSSON)
+add_library(cnats::nats ALIAS PkgConfig::LIBNATS)
+add_library(libuv::uv ALIAS PkgConfig::LIBUV)
+add_library(MHD::microhttpd ALIAS PkgConfig::MHD)

@@ -1,0 +1,307 @@
+/*
+ * natsrpc.h: the one public header of the natsrpc framework.
+ *
+ * A natsrpc service is a table of rpcs, each with declared parameters. The
+ * runtime subscribes every rpc on the NATS subject "<service>.<method>" in a
+ * queue group, binds the request body [args, kwargs] to the parameters the way
+ * Python binds a call, runs the handler and replies [result_args,
+ * result_kwargs], or an error in one shape:
+ *
+ *   headers  Nats-Service-Error-Code: 400
+ *            Nats-Service-Error: <message>
+ *   body     {"error": {"code": 400, "type": "invalid_argument", "message": "..."}}
+ *
+ * Threads. Every handler, timer callback and completion of a service runs on
+ * one thread, the service's loop thread, so handlers never need locks. A
+ * handler must not block: to answer later it defers the reply (a timer, a
+ * database result, another call) and returns.
+ *
+ * Ownership words used below:
+ *   borrowed  valid until the call is answered; do not free.
+ *   new       the caller owns the result and frees it.
+ *   steals    the function takes the reference, even when it fails.
+ *
+ * JSON values are jansson's json_t.
+ */
+#ifndef NATSRPC_H
+#define NATSRPC_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NRPC_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------------------
+ * Status codes returned by library calls. Values never change meaning.
+ */
+typedef enum {
+    NRPC_OK = 0,
+    NRPC_ERR_INVALID_ARG = 1, /**< a caller passed a bad argument */
+    NRPC_ERR_NOMEM = 2,       /**< out of memory */
+    NRPC_ERR_NATS = 3,        /**< the NATS library failed; see the log */
+    NRPC_ERR_STATE = 4,       /**< not allowed now (already answered, draining...) */
+    NRPC_ERR_SYSTEM = 5,      /**< an OS call failed (errno is logged) */
+} nrpc_status;
+
+/** Static text for a status; never NULL. */
+const char *nrpc_status_text(nrpc_status s);
+
+/* ---------------------------------------------------------------------------
+ * Wire error codes (the Nats-Service-Error-Code header and error.code) and
+ * their types (error.type).
+ */
+#define NRPC_CODE_BAD_REQUEST 400 /* "invalid_argument" */
+#define NRPC_CODE_NOT_FOUND 404   /* "not_found" */
+#define NRPC_CODE_TOO_LARGE 413   /* "too_large" (gateway) */
+#define NRPC_CODE_INTERNAL 500    /* "internal" */
+#define NRPC_CODE_UNAVAILABLE 503 /* "unavailable", or "overloaded" */
+#define NRPC_CODE_TIMEOUT 504     /* "timeout" */
+
+/** The default error.type of a code ("internal" for unknown codes). */
+const char *nrpc_code_type(int code);
+
+/** Header names on the wire. */
+#define NRPC_HDR_ERROR_CODE "Nats-Service-Error-Code"
+#define NRPC_HDR_ERROR "Nats-Service-Error"
+/** Milliseconds the caller will still wait, set by callers (the gateway sets
+ * it from its timeout). The runtime drops a call whose time ran out before it
+ * started. */
+#define NRPC_HDR_TIMEOUT "Nrpc-Timeout-Ms"
+
+/** Builds the error body {"error": {"code", "type", "message"}}: new. type may
+ * be NULL for the code's default type. */
+json_t *nrpc_error_body(int code, const char *type, const char *message);
+
+/* ---------------------------------------------------------------------------
+ * Declaring rpcs.
+ */
+typedef enum {
+    NRPC_ANY = 0, /**< any JSON value */
+    NRPC_STRING,
+    NRPC_NUMBER,  /**< integer or real */
+    NRPC_INTEGER, /**< integer (a real with no fraction is accepted) */
+    NRPC_BOOLEAN,
+    NRPC_ARRAY,
+    NRPC_OBJECT,
+} nrpc_type;
+
+/** JSON name of a type ("string", "number", ...). */
+const char *nrpc_type_name(nrpc_type t);
+
+/** One declared parameter. A parameter whose default_json is NULL is
+ * required. A parameter whose default is null also accepts null. */
+typedef struct {
+    const char *name;
+    nrpc_type type;
+    const char *default_json; /**< JSON text of the default, or NULL */
+    const char *description;  /**< one line, optional */
+} nrpc_param;
+
+typedef struct nrpc_call nrpc_call;
+typedef struct nrpc_service nrpc_service;
+
+/** A handler. It answers with nrpc_reply()/nrpc_fail() before returning, or
+ * defers (nrpc_call_after(), nrpc_call_defer()) and answers later. A handler
+ * that returns without doing either is answered with 500. */
+typedef void (*nrpc_handler)(nrpc_call *call);
+
+/** rpc flags */
+#define NRPC_VARARGS 0x1 /**< extra positional args are kept (Python *args) */
+#define NRPC_VARKW 0x2   /**< unknown keywords are kept (Python **kwargs) */
+
+typedef struct {
+    const char *name; /**< method name: letters, digits, '_' and '-' */
+    nrpc_handler handler;
+    const nrpc_param *params; /**< terminated by {NULL}; NULL for none */
+    const char *description;  /**< one line */
+    unsigned flags;           /**< NRPC_VARARGS | NRPC_VARKW */
+} nrpc_rpc;
+
+typedef struct {
+    const char *name;        /**< service name: letters, digits, '_' and '-' */
+    const char *version;     /**< SemVer, default "0.0.0" */
+    const char *description; /**< one line */
+    const nrpc_rpc *rpcs;    /**< terminated by {NULL} */
+    /** Calls in flight past which new calls get 503 "overloaded". 0 takes
+     * NRPC_MAX_IN_FLIGHT from the environment, else 10000. */
+    int max_in_flight;
+    /** Queue group of every rpc subscription; NULL for "q". */
+    const char *queue_group;
+    /** Called on the loop thread once connected, before the rpcs are
+     * subscribed; a non-zero return stops start-up. Optional. */
+    int (*on_start)(nrpc_service *svc);
+    /** Called on the loop thread after the drain, before exit. Optional. */
+    void (*on_stop)(nrpc_service *svc);
+} nrpc_service_def;
+
+/* ---------------------------------------------------------------------------
+ * Inside a handler: arguments.
+ *
+ * Values are bound and type-checked before the handler runs, so the typed
+ * getters cannot fail for declared parameters; for an undeclared name they
+ * return NULL / 0.
+ */
+json_t *nrpc_arg(nrpc_call *call, const char *name); /**< borrowed */
+const char *nrpc_arg_string(nrpc_call *call, const char *name); /**< borrowed; NULL if null */
+double nrpc_arg_number(nrpc_call *call, const char *name);
+json_int_t nrpc_arg_int(nrpc_call *call, const char *name);
+int nrpc_arg_bool(nrpc_call *call, const char *name);
+/** Extra positional args (NRPC_VARARGS), else an empty array: borrowed. */
+json_t *nrpc_call_varargs(nrpc_call *call);
+/** Extra keywords (NRPC_VARKW), else an empty object: borrowed. */
+json_t *nrpc_call_varkw(nrpc_call *call);
+
+/** "<service>.<method>": borrowed. */
+const char *nrpc_call_subject(nrpc_call *call);
+/** The service the call came to: borrowed. */
+nrpc_service *nrpc_call_service(nrpc_call *call);
+/** Milliseconds left before the caller gives up; INT64_MAX when the caller
+ * sent no deadline. Can be negative. */
+int64_t nrpc_call_time_left_ms(nrpc_call *call);
+/** A pointer of the handler's, kept with the call. */
+void nrpc_call_set_data(nrpc_call *call, void *data);
+void *nrpc_call_data(nrpc_call *call);
+
+/* ---------------------------------------------------------------------------
+ * Inside a handler: answers. Each call is answered exactly once; a second
+ * answer returns NRPC_ERR_STATE and sends nothing. After the answer the call
+ * and everything borrowed from it are gone.
+ */
+
+/** Replies [args, kwargs]. Steals both; NULL means [] / {}. */
+nrpc_status nrpc_reply(nrpc_call *call, json_t *args, json_t *kwargs);
+/** Replies [[value], {}]. Steals value. */
+nrpc_status nrpc_reply_value(nrpc_call *call, json_t *value);
+/** Replies with an error; type NULL means the code's default type. */
+nrpc_status nrpc_fail(nrpc_call *call, int code, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Defers the answer: the handler returns and answers later, on the loop
+ * thread, from a callback of its own. */
+void nrpc_call_defer(nrpc_call *call);
+
+typedef void (*nrpc_call_cb)(nrpc_call *call);
+/** Defers and calls cb on the loop thread after ms milliseconds: the C
+ * spelling of `await asyncio.sleep()`. One pending timer per call; a new one
+ * replaces the old. Holds no thread while it waits. */
+nrpc_status nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_call_cb cb);
+
+/* ---------------------------------------------------------------------------
+ * Services.
+ */
+
+/** Publishes [args, kwargs] on subject. Steals args and kwargs (NULL: []/{}).
+ * Callable from the loop thread. */
+nrpc_status nrpc_service_publish(nrpc_service *svc, const char *subject, json_t *args,
+                                 json_t *kwargs);
+/** The service's definition: borrowed (a copy owned by the service). */
+const nrpc_service_def *nrpc_service_def_of(nrpc_service *svc);
+/** A pointer of the application's, kept with the service. */
+void nrpc_service_set_data(nrpc_service *svc, void *data);
+void *nrpc_service_data(nrpc_service *svc);
+
+/** Runs a service as a program: parses --help, reads NATS_URL (default
+ * nats://127.0.0.1:4222, comma-separated list allowed) and the other
+ * settings, connects (retrying forever), serves until SIGTERM or SIGINT,
+ * drains and returns the process exit status (0 after a clean drain). */
+int nrpc_service_main(const nrpc_service_def *def, int argc, char **argv);
+
+/* ---------------------------------------------------------------------------
+ * Testing a handler without NATS.
+ *
+ * Runs one call in-process on a private loop: decodes body as a request,
+ * binds it, runs the handler and its deferred callbacks and timers until the
+ * call is answered. On return *reply_body is the reply JSON text (new, free()
+ * it) and *code is 0 for success or the error code.
+ */
+nrpc_status nrpc_test_invoke(const nrpc_service_def *def, const char *method, const char *body,
+                             int *code, char **reply_body);
+
+/* ---------------------------------------------------------------------------
+ * The call convention, for gateways and clients.
+ */
+
+/** Decodes a request body: [args, kwargs], [args], [], empty (or only
+ * whitespace), or a bare object (kwargs). On success *args and *kwargs are
+ * new. On failure returns -1 and writes a message into err (errlen bytes). */
+int nrpc_request_decode(const char *body, size_t len, json_t **args, json_t **kwargs, char *err,
+                        size_t errlen);
+
+/** Binds args/kwargs to params the way Python binds a call. On success
+ * *bound is a new object name -> value (defaults filled in), *varargs a new
+ * array and *varkw a new object (empty unless flags allow them). On failure
+ * returns -1 and writes a message naming the parameter into err. */
+int nrpc_bind(const nrpc_param *params, unsigned flags, json_t *args, json_t *kwargs,
+              json_t **bound, json_t **varargs, json_t **varkw, char *err, size_t errlen);
+
+/** Encodes [args, kwargs] as compact-spaced JSON text (new, free() it). Steals
+ * both; NULL means []/{}. */
+char *nrpc_reply_encode(json_t *args, json_t *kwargs);
+
+/** 1 if s is "<token>.<token>" with tokens of letters, digits, '_' and '-'
+ * (what a gateway may forward), else 0. A '$' or '_INBOX' first token is
+ * refused, as are wildcards and empty tokens. */
+int nrpc_subject_is_rpc(const char *s, size_t len);
+
+/* ---------------------------------------------------------------------------
+ * Asynchronous requests over one shared connection (used by the gateway).
+ */
+typedef struct nrpc_client nrpc_client;
+
+typedef struct {
+    /** 0 on success, else the error code: the service's
+     * Nats-Service-Error-Code, 404 no responders, 504 timeout, 503 NATS
+     * down. */
+    int code;
+    const char *data; /**< reply body (or an error body we built); borrowed */
+    size_t len;
+} nrpc_response;
+
+/** Called exactly once per request that nrpc_client_request accepted, on a
+ * client thread (NATS delivery or the client's timer thread): it must not
+ * block. resp is borrowed for the duration of the callback. */
+typedef void (*nrpc_response_cb)(const nrpc_response *resp, void *closure);
+
+typedef struct {
+    const char *nats_url; /**< NULL: NATS_URL from the environment, else default */
+    const char *name;     /**< connection name shown by the server */
+} nrpc_client_opts;
+
+/** Connects (retrying in the background; requests made while down fail with
+ * 503) and starts the client's threads. *out is new: nrpc_client_destroy. */
+nrpc_status nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts);
+/** Fails every pending request (callbacks run), closes, frees. NULL-safe. */
+void nrpc_client_destroy(nrpc_client *c);
+/** Sends data as a request on subject with the given timeout. Thread-safe.
+ * headers, if not NULL, is a NULL-terminated list of name, value pairs
+ * added to the request. If it returns an error the callback is never
+ * called. */
+nrpc_status nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_t len,
+                                int64_t timeout_ms, const char *const *headers,
+                                nrpc_response_cb cb, void *closure);
+/** 1 while connected to NATS. */
+int nrpc_client_connected(nrpc_client *c);
+/** Requests waiting for a reply. */
+int nrpc_client_pending(nrpc_client *c);
+
+/* ---------------------------------------------------------------------------
+ * Logging: one line per event on stderr, "<time> <level> <program>: msg".
+ */
+typedef enum { NRPC_LOG_DEBUG, NRPC_LOG_INFO, NRPC_LOG_WARN, NRPC_LOG_ERROR } nrpc_log_level;
+void nrpc_log(nrpc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Names the program in log lines (borrowed: pass a string literal or argv[0]). */
+void nrpc_log_set_program(const char *name);
+
+/** Monotonic milliseconds. */
+int64_t nrpc_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NATSRPC_H */

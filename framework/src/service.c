@@ -1,0 +1,590 @@
+/* service.c: the service runtime: settings, subscriptions, the hand-off
+ * from the NATS delivery thread to the loop thread, admission control,
+ * drain on SIGTERM/SIGINT, and in-process invocation for tests.
+ *
+ * Threads: nats.c reads the socket on its own thread and delivers every
+ * message of every subscription on one shared delivery thread (global
+ * delivery), which only does admission and queueing. Handlers, timers and
+ * answers all run on the loop thread (libuv), so a handler never needs a
+ * lock and a thousand sleeping calls cost a thousand timers, not threads. */
+#include "runtime.h"
+#include "bind.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_IN_FLIGHT 10000
+#define DEFAULT_DRAIN_TIMEOUT_S 30
+#define DRAIN_POLL_MS 10
+
+static int
+name_ok(const char *s)
+{
+    size_t i;
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (i = 0; s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- set-up and tear-down ---------------------------------------------- */
+
+static void
+service_free(nrpc_service *svc)
+{
+    size_t i;
+
+    if (svc == NULL)
+        return;
+    for (i = 0; i < svc->nrpcs; i++) {
+        natsSubscription_Destroy(svc->rpcs[i].sub);
+        free(svc->rpcs[i].subject);
+        nrpc__free_defaults(svc->rpcs[i].defaults, svc->rpcs[i].nparams);
+    }
+    free(svc->rpcs);
+    free(svc->test_body);
+    pthread_mutex_destroy(&svc->qmu);
+    free(svc);
+}
+
+/* Validates def and resolves every rpc (subject, parsed defaults). */
+static nrpc_status
+service_new(nrpc_service **out, const nrpc_service_def *def)
+{
+    nrpc_service *svc;
+    size_t n = 0, i;
+    char err[256];
+
+    *out = NULL;
+    if (def == NULL || !name_ok(def->name) || def->rpcs == NULL) {
+        nrpc_log(NRPC_LOG_ERROR, "a service needs a name of letters, digits, '_' and '-' and "
+                                 "an rpc table");
+        return NRPC_ERR_INVALID_ARG;
+    }
+    while (def->rpcs[n].name)
+        n++;
+    svc = calloc(1, sizeof *svc);
+    if (svc == NULL)
+        return NRPC_ERR_NOMEM;
+    pthread_mutex_init(&svc->qmu, NULL);
+    svc->def = *def;
+    if (svc->def.version == NULL)
+        svc->def.version = "0.0.0";
+    if (svc->def.queue_group == NULL)
+        svc->def.queue_group = "q";
+    svc->max_in_flight = def->max_in_flight > 0
+                             ? def->max_in_flight
+                             : (int)nrpc__env_int("NRPC_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1,
+                                                  1000000);
+    svc->rpcs = calloc(n ? n : 1, sizeof *svc->rpcs);
+    if (svc->rpcs == NULL) {
+        service_free(svc);
+        return NRPC_ERR_NOMEM;
+    }
+    svc->nrpcs = n;
+    for (i = 0; i < n; i++) {
+        rpc_entry *e = &svc->rpcs[i];
+        const nrpc_rpc *r = &def->rpcs[i];
+        size_t len;
+
+        e->rpc = r;
+        e->svc = svc;
+        if (!name_ok(r->name) || r->handler == NULL) {
+            nrpc_log(NRPC_LOG_ERROR, "rpc #%zu of %s needs a name of letters, digits, '_' and "
+                                     "'-' and a handler", i, def->name);
+            service_free(svc);
+            return NRPC_ERR_INVALID_ARG;
+        }
+        while (r->params && r->params[e->nparams].name)
+            e->nparams++;
+        len = strlen(def->name) + strlen(r->name) + 2;
+        e->subject = malloc(len);
+        if (e->subject == NULL) {
+            service_free(svc);
+            return NRPC_ERR_NOMEM;
+        }
+        snprintf(e->subject, len, "%s.%s", def->name, r->name);
+        if (nrpc__parse_defaults(r->params, &e->defaults, err, sizeof err) != 0) {
+            nrpc_log(NRPC_LOG_ERROR, "%s: %s", e->subject, err);
+            service_free(svc);
+            return NRPC_ERR_INVALID_ARG;
+        }
+    }
+    *out = svc;
+    return NRPC_OK;
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+void
+nrpc__service_send(nrpc_service *svc, natsMsg *req, int code, const char *type,
+                   const char *message, const char *body)
+{
+    const char *reply;
+    natsStatus s;
+
+    if (svc->nc == NULL) { /* nrpc_test_invoke: keep the answer */
+        free(svc->test_body);
+        svc->test_code = code;
+        svc->test_body = code == 0 ? strdup(body) : nrpc__error_text(code, type, message);
+        svc->test_done = 1;
+        return;
+    }
+    reply = req ? natsMsg_GetReply(req) : NULL;
+    if (reply == NULL || *reply == '\0')
+        return; /* a publish, not a request: nobody is waiting */
+    if (code == 0) {
+        s = natsConnection_Publish(svc->nc, reply, body, (int)strlen(body));
+    } else {
+        natsMsg *m = NULL;
+        s = nrpc__error_msg(&m, reply, code, type, message);
+        if (s == NATS_OK)
+            s = natsConnection_PublishMsg(svc->nc, m);
+        natsMsg_Destroy(m);
+    }
+    if (s != NATS_OK)
+        nrpc_log(NRPC_LOG_WARN, "could not send the answer to %s: %s",
+                 natsMsg_GetSubject(req), natsStatus_GetText(s));
+}
+
+void
+nrpc__service_call_done(nrpc_service *svc, nrpc_call *call)
+{
+    if (call->prev)
+        call->prev->next = call->next;
+    else if (svc->live == call)
+        svc->live = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->prev = call->next = NULL;
+    atomic_fetch_sub(&svc->in_flight, 1);
+}
+
+/* ---- the hand-off ------------------------------------------------------ */
+
+/* NATS delivery thread. Admission happens here so that an overloaded
+ * service refuses at once instead of queueing without end. */
+static void
+on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    rpc_entry *rpc = closure;
+    nrpc_service *svc = rpc->svc;
+    const char *v = NULL;
+    int64_t deadline = INT64_MAX;
+    inbound *in;
+
+    if (natsMsgHeader_Get(msg, NRPC_HDR_TIMEOUT, &v) == NATS_OK && v) {
+        char *end;
+        long long ms = strtoll(v, &end, 10);
+        if (end != v)
+            deadline = nrpc_now_ms() + (ms > 0 ? ms : 0);
+    }
+    if (atomic_fetch_add(&svc->in_flight, 1) >= svc->max_in_flight) {
+        char m[256];
+        atomic_fetch_sub(&svc->in_flight, 1);
+        snprintf(m, sizeof m, "%s is overloaded: %d calls in flight", svc->def.name,
+                 svc->max_in_flight);
+        nrpc__service_send(svc, msg, NRPC_CODE_UNAVAILABLE, "overloaded", m, NULL);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    in = malloc(sizeof *in);
+    if (in == NULL) {
+        atomic_fetch_sub(&svc->in_flight, 1);
+        nrpc__service_send(svc, msg, NRPC_CODE_UNAVAILABLE, "unavailable", "out of memory", NULL);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    in->next = NULL;
+    in->rpc = rpc;
+    in->msg = msg;
+    in->deadline_ms = deadline;
+    pthread_mutex_lock(&svc->qmu);
+    if (svc->qtail)
+        svc->qtail->next = in;
+    else
+        svc->qhead = in;
+    svc->qtail = in;
+    pthread_mutex_unlock(&svc->qmu);
+    uv_async_send(&svc->wake); /* coalesced by libuv when already pending */
+}
+
+static inbound *
+queue_take_all(nrpc_service *svc)
+{
+    inbound *list;
+    pthread_mutex_lock(&svc->qmu);
+    list = svc->qhead;
+    svc->qhead = svc->qtail = NULL;
+    pthread_mutex_unlock(&svc->qmu);
+    return list;
+}
+
+/* Loop thread: run every queued request. */
+static void
+on_wake(uv_async_t *a)
+{
+    nrpc_service *svc = a->data;
+    inbound *in = queue_take_all(svc), *next;
+
+    for (; in; in = next) {
+        nrpc_call *call;
+        next = in->next;
+        call = nrpc__call_new(svc, in->rpc, in->msg, in->deadline_ms);
+        if (call == NULL) {
+            nrpc__service_send(svc, in->msg, NRPC_CODE_UNAVAILABLE, "unavailable",
+                               "out of memory", NULL);
+            natsMsg_Destroy(in->msg);
+            atomic_fetch_sub(&svc->in_flight, 1);
+        } else {
+            nrpc__call_run(call, natsMsg_GetData(in->msg), (size_t)natsMsg_GetDataLength(in->msg));
+        }
+        free(in);
+    }
+}
+
+/* ---- drain ------------------------------------------------------------- */
+
+static void
+close_handles(nrpc_service *svc)
+{
+    uv_close((uv_handle_t *)&svc->wake, NULL);
+    uv_close((uv_handle_t *)&svc->sigterm, NULL);
+    uv_close((uv_handle_t *)&svc->sigint, NULL);
+    if (!uv_is_closing((uv_handle_t *)&svc->drain_timer))
+        uv_close((uv_handle_t *)&svc->drain_timer, NULL);
+}
+
+static int
+subs_drained(nrpc_service *svc)
+{
+    size_t i;
+    for (i = 0; i < svc->nrpcs; i++)
+        if (svc->rpcs[i].sub &&
+            natsSubscription_DrainCompletionStatus(svc->rpcs[i].sub) == NATS_ILLEGAL_STATE)
+            return 0;
+    return 1;
+}
+
+static void
+drain_check(uv_timer_t *t)
+{
+    nrpc_service *svc = t->data;
+    int queued;
+
+    pthread_mutex_lock(&svc->qmu);
+    queued = svc->qhead != NULL;
+    pthread_mutex_unlock(&svc->qmu);
+    if (queued)
+        return; /* on_wake runs them first */
+    if (subs_drained(svc) && atomic_load(&svc->in_flight) == 0) {
+        nrpc_log(NRPC_LOG_INFO, "drained: every call answered; exiting");
+    } else if (nrpc_now_ms() >= svc->drain_deadline_ms) {
+        nrpc_log(NRPC_LOG_WARN, "drain deadline passed with %d calls in flight; answering them "
+                                "with 503", atomic_load(&svc->in_flight));
+        while (svc->live)
+            nrpc__call_abandon(svc->live, NRPC_CODE_UNAVAILABLE, "unavailable",
+                               "the service is shutting down");
+        svc->exit_code = 1;
+    } else {
+        return;
+    }
+    uv_timer_stop(t);
+    if (svc->def.on_stop)
+        svc->def.on_stop(svc);
+    if (svc->nc)
+        natsConnection_FlushTimeout(svc->nc, 2000); /* answers out before close */
+    close_handles(svc);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+    nrpc_service *svc = h->data;
+    size_t i;
+
+    if (svc->draining) {
+        nrpc_log(NRPC_LOG_WARN, "second signal: exiting without waiting");
+        svc->drain_deadline_ms = 0;
+        return;
+    }
+    svc->draining = 1;
+    svc->drain_deadline_ms =
+        nrpc_now_ms() +
+        1000 * nrpc__env_int("NRPC_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT_S, 0, 3600);
+    nrpc_log(NRPC_LOG_INFO, "%s: draining (%d calls in flight)", strsignal(signum),
+             atomic_load(&svc->in_flight));
+    /* Drain, not unsubscribe: messages nats.c already holds for us are still
+     * delivered and answered; the queue group sends new ones to replicas. */
+    for (i = 0; i < svc->nrpcs; i++)
+        if (svc->rpcs[i].sub)
+            natsSubscription_Drain(svc->rpcs[i].sub);
+    uv_timer_start(&svc->drain_timer, drain_check, DRAIN_POLL_MS, DRAIN_POLL_MS);
+}
+
+/* ---- running ----------------------------------------------------------- */
+
+static nrpc_status
+service_subscribe(nrpc_service *svc)
+{
+    size_t i;
+    for (i = 0; i < svc->nrpcs; i++) {
+        rpc_entry *e = &svc->rpcs[i];
+        natsStatus s = natsConnection_QueueSubscribe(&e->sub, svc->nc, e->subject,
+                                                     svc->def.queue_group, on_request, e);
+        if (s != NATS_OK) {
+            nrpc_log(NRPC_LOG_ERROR, "subscribe %s: %s", e->subject, natsStatus_GetText(s));
+            return NRPC_ERR_NATS;
+        }
+    }
+    return NRPC_OK;
+}
+
+static void
+usage(FILE *f, const nrpc_service_def *def)
+{
+    const nrpc_rpc *r;
+    fprintf(f,
+            "Usage: %s [--help]\n\n"
+            "%s %s: %s\n\n"
+            "Serves these rpcs on NATS (subject <service>.<method>, queue group %s):\n",
+            def->name, def->name, def->version ? def->version : "0.0.0",
+            def->description ? def->description : "a natsrpc service",
+            def->queue_group ? def->queue_group : "q");
+    for (r = def->rpcs; r && r->name; r++) {
+        const nrpc_param *p;
+        fprintf(f, "  %s.%s(", def->name, r->name);
+        for (p = r->params; p && p->name; p++)
+            fprintf(f, "%s%s: %s%s%s", p == r->params ? "" : ", ", p->name,
+                    nrpc_type_name(p->type), p->default_json ? " = " : "",
+                    p->default_json ? p->default_json : "");
+        if (r->flags & NRPC_VARARGS)
+            fprintf(f, "%s*args", r->params && r->params->name ? ", " : "");
+        if (r->flags & NRPC_VARKW)
+            fprintf(f, "%s**kwargs",
+                    (r->params && r->params->name) || (r->flags & NRPC_VARARGS) ? ", " : "");
+        fprintf(f, ")%s%s\n", r->description ? "  " : "", r->description ? r->description : "");
+    }
+    fprintf(f,
+            "\nEnvironment:\n"
+            "  NATS_URL             NATS server(s), comma-separated (default %s)\n"
+            "  NRPC_MAX_IN_FLIGHT   calls in flight before new ones get 503 overloaded "
+            "(default %d)\n"
+            "  NRPC_DRAIN_TIMEOUT   seconds to finish calls in flight after SIGTERM "
+            "(default %d)\n\n"
+            "Request body: [args, kwargs], [args], [], empty, or {kwargs}.\n"
+            "Reply: [result_args, result_kwargs], or an error with the headers "
+            "Nats-Service-Error-Code\nand Nats-Service-Error and the body "
+            "{\"error\": {\"code\", \"type\", \"message\"}}.\n",
+            NRPC_DEFAULT_NATS_URL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_DRAIN_TIMEOUT_S);
+}
+
+static int
+loop_setup(nrpc_service *svc, uv_loop_t *loop)
+{
+    svc->loop = loop;
+    if (uv_loop_init(loop) != 0)
+        return -1;
+    uv_async_init(loop, &svc->wake, on_wake);
+    svc->wake.data = svc;
+    uv_signal_init(loop, &svc->sigterm);
+    uv_signal_init(loop, &svc->sigint);
+    svc->sigterm.data = svc->sigint.data = svc;
+    uv_timer_init(loop, &svc->drain_timer);
+    svc->drain_timer.data = svc;
+    return 0;
+}
+
+static void
+close_walk_cb(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void
+loop_teardown(uv_loop_t *loop)
+{
+    uv_walk(loop, close_walk_cb, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+}
+
+int
+nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
+{
+    nrpc_service *svc = NULL;
+    uv_loop_t loop;
+    int i, rc;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout, def);
+            return 0;
+        }
+        fprintf(stderr, "%s: unknown argument '%s'\n\n", argv[0], argv[i]);
+        usage(stderr, def);
+        return 2;
+    }
+    nrpc_log_set_program(def && def->name ? def->name : argv[0]);
+    signal(SIGPIPE, SIG_IGN);
+    if (service_new(&svc, def) != NRPC_OK)
+        return 1;
+    if (loop_setup(svc, &loop) != 0) {
+        service_free(svc);
+        return 1;
+    }
+    uv_signal_start(&svc->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&svc->sigint, on_signal, SIGINT);
+
+    rc = nrpc__nats_connect(&svc->nc, NULL, def->name, NULL, NULL) == NRPC_OK ? 0 : 1;
+    if (rc == 0 && def->on_start && def->on_start(svc) != 0) {
+        nrpc_log(NRPC_LOG_ERROR, "start-up of %s failed", def->name);
+        rc = 1;
+    }
+    if (rc == 0 && service_subscribe(svc) != NRPC_OK)
+        rc = 1;
+    if (rc == 0) {
+        nrpc_log(NRPC_LOG_INFO, "%s %s serving %zu rpcs on %s.* (queue group %s, at most %d "
+                                "in flight)",
+                 def->name, svc->def.version, svc->nrpcs, def->name, svc->def.queue_group,
+                 svc->max_in_flight);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = svc->exit_code;
+    }
+    if (svc->nc) {
+        for (i = 0; i < (int)svc->nrpcs; i++) {
+            natsSubscription_Destroy(svc->rpcs[i].sub);
+            svc->rpcs[i].sub = NULL;
+        }
+        natsConnection_Close(svc->nc);
+        natsConnection_Destroy(svc->nc);
+    }
+    /* Requests delivered after the drain finished are dropped unanswered:
+     * the queue group already routes new calls to replicas. */
+    {
+        inbound *in = queue_take_all(svc), *next;
+        for (; in; in = next) {
+            next = in->next;
+            natsMsg_Destroy(in->msg);
+            free(in);
+        }
+    }
+    loop_teardown(&loop);
+    service_free(svc);
+    nats_CloseAndWait(2000);
+    return rc;
+}
+
+/* ---- publishing and accessors ------------------------------------------ */
+
+nrpc_status
+nrpc_service_publish(nrpc_service *svc, const char *subject, json_t *args, json_t *kwargs)
+{
+    char *text;
+    natsStatus s;
+
+    if (svc == NULL || subject == NULL) {
+        json_decref(args);
+        json_decref(kwargs);
+        return NRPC_ERR_INVALID_ARG;
+    }
+    text = nrpc_reply_encode(args, kwargs);
+    if (text == NULL)
+        return NRPC_ERR_NOMEM;
+    if (svc->nc == NULL) { /* in tests there is no NATS */
+        free(text);
+        return NRPC_OK;
+    }
+    s = natsConnection_Publish(svc->nc, subject, text, (int)strlen(text));
+    free(text);
+    if (s != NATS_OK) {
+        nrpc_log(NRPC_LOG_WARN, "publish on %s: %s", subject, natsStatus_GetText(s));
+        return NRPC_ERR_NATS;
+    }
+    return NRPC_OK;
+}
+
+const nrpc_service_def *
+nrpc_service_def_of(nrpc_service *svc)
+{
+    return &svc->def;
+}
+
+void
+nrpc_service_set_data(nrpc_service *svc, void *data)
+{
+    svc->data = data;
+}
+
+void *
+nrpc_service_data(nrpc_service *svc)
+{
+    return svc->data;
+}
+
+/* ---- in-process invocation for tests ----------------------------------- */
+
+nrpc_status
+nrpc_test_invoke(const nrpc_service_def *def, const char *method, const char *body, int *code,
+                 char **reply_body)
+{
+    nrpc_service *svc = NULL;
+    uv_loop_t loop;
+    nrpc_status st;
+    rpc_entry *rpc = NULL;
+    nrpc_call *call;
+    size_t i;
+
+    *code = 0;
+    *reply_body = NULL;
+    st = service_new(&svc, def);
+    if (st != NRPC_OK)
+        return st;
+    for (i = 0; i < svc->nrpcs; i++)
+        if (strcmp(svc->rpcs[i].rpc->name, method) == 0)
+            rpc = &svc->rpcs[i];
+    if (rpc == NULL) {
+        char m[256];
+        snprintf(m, sizeof m, "no such rpc: %s.%s", def->name, method);
+        *code = NRPC_CODE_NOT_FOUND;
+        *reply_body = nrpc__error_text(NRPC_CODE_NOT_FOUND, NULL, m);
+        service_free(svc);
+        return NRPC_OK;
+    }
+    if (loop_setup(svc, &loop) != 0) {
+        service_free(svc);
+        return NRPC_ERR_SYSTEM;
+    }
+    atomic_fetch_add(&svc->in_flight, 1);
+    call = nrpc__call_new(svc, rpc, NULL, INT64_MAX);
+    if (call == NULL) {
+        loop_teardown(&loop);
+        service_free(svc);
+        return NRPC_ERR_NOMEM;
+    }
+    nrpc__call_run(call, body, body ? strlen(body) : 0);
+    /* Deferred answers come from timers and other loop events; the loop's
+     * own handles (wake, signals) are unreferenced so that an answer that
+     * can never come ends the run instead of hanging. */
+    uv_unref((uv_handle_t *)&svc->wake);
+    uv_unref((uv_handle_t *)&svc->drain_timer);
+    while (!svc->test_done && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    if (!svc->test_done)
+        nrpc__call_abandon(call, NRPC_CODE_INTERNAL, NULL,
+                           "the handler deferred its answer but nothing is left to answer it");
+    *code = svc->test_code;
+    *reply_body = svc->test_body;
+    svc->test_body = NULL;
+    loop_teardown(&loop);
+    service_free(svc);
+    return NRPC_OK;
+}

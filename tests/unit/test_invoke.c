@@ -1,0 +1,120 @@
+/* test_invoke.c: handlers run in-process, without NATS: the greeting
+ * service's rpcs and the framework's answers for misbehaving handlers. */
+#include "natsrpc.h"
+#include "check.h"
+#include "../../services/greeting/greeting.h"
+
+#include <stdlib.h>
+
+static int
+invoke(const nrpc_service_def *def, const char *method, const char *body, char **out)
+{
+    int code = -1;
+    *out = NULL;
+    CHECK_INT(nrpc_test_invoke(def, method, body, &code, out), NRPC_OK);
+    return code;
+}
+
+static void
+expect(const nrpc_service_def *def, const char *method, const char *body, int code,
+       const char *needle)
+{
+    char *out;
+    int got = invoke(def, method, body, &out);
+    CHECK_INT(got, code);
+    if (code == 0)
+        CHECK_STR(out, needle);
+    else
+        CHECK_CONTAINS(out, needle);
+    free(out);
+}
+
+/* ---- a service that misbehaves ----------------------------------------- */
+static int second_answer_status = -1;
+
+static void
+no_reply(nrpc_call *call)
+{
+}
+static void
+defer_forever(nrpc_call *call)
+{
+    nrpc_call_defer(call);
+}
+static void
+answer_twice(nrpc_call *call)
+{
+    nrpc_reply(call, NULL, NULL);
+    second_answer_status = nrpc_fail(call, 500, NULL, "too late");
+}
+static void
+bad_shape(nrpc_call *call)
+{
+    nrpc_reply(call, json_string("not an array"), NULL);
+}
+static void
+later_step2(nrpc_call *call)
+{
+    nrpc_reply(call, json_pack("[I]", (json_int_t)nrpc_arg_int(call, "n") * 2), NULL);
+}
+static void
+later_step1(nrpc_call *call)
+{
+    nrpc_call_after(call, 1, later_step2); /* a timer re-armed from its own callback */
+}
+static void
+later(nrpc_call *call)
+{
+    CHECK(nrpc_call_time_left_ms(call) == INT64_MAX);
+    nrpc_call_after(call, 5, later_step1);
+}
+static void
+custom_error(nrpc_call *call)
+{
+    nrpc_fail(call, 503, "unavailable", "database is down");
+}
+
+static const nrpc_param n_param[] = {{"n", NRPC_INTEGER, NULL, NULL}, {NULL}};
+static const nrpc_rpc odd_rpcs[] = {
+    {"no_reply", no_reply, NULL, NULL, 0},
+    {"defer_forever", defer_forever, NULL, NULL, 0},
+    {"answer_twice", answer_twice, NULL, NULL, 0},
+    {"bad_shape", bad_shape, NULL, NULL, 0},
+    {"later", later, n_param, NULL, 0},
+    {"custom_error", custom_error, NULL, NULL, 0},
+    {NULL},
+};
+static const nrpc_service_def odd = {.name = "odd", .rpcs = odd_rpcs};
+
+int
+main(void)
+{
+    /* greeting_service */
+    expect(&greeting_service, "hello", "[[\"Bob\"], {\"last_name\": \"Ross\"}]", 0,
+           "[[\"Hello, Bob Ross\"], {}]");
+    expect(&greeting_service, "hello", "[[\"Awake Bob\"]]", 0, "[[\"Hello, Awake Bob\"], {}]");
+    expect(&greeting_service, "hello", "[[\"Bob\", \"Ross\"]]", 0, "[[\"Hello, Bob Ross\"], {}]");
+    expect(&greeting_service, "hello", "[[], {\"first_name\": \"Bob\"}]", 0,
+           "[[\"Hello, Bob\"], {}]");
+    expect(&greeting_service, "hello_sleep", "[[], {\"name\": \"Sleepy Bob\", \"seconds\": 0.02}]",
+           0, "[[\"Hello, Sleepy Bob\"], {}]");
+    expect(&greeting_service, "hello_sleep", "[[\"Bob\", 0]]", 0, "[[\"Hello, Bob\"], {}]");
+    expect(&greeting_service, "hello_sleep", "[[\"Bob\", 61]]", 400, "'seconds' must be between 0 and 60");
+    expect(&greeting_service, "hello_sleep", "[[\"Bob\", -1]]", 400, "'seconds'");
+    expect(&greeting_service, "hello", "[]", 400,
+           "greeting_service.hello: missing required argument 'first_name'");
+    expect(&greeting_service, "hello", "[[1]]", 400, "\"type\": \"invalid_argument\"");
+    expect(&greeting_service, "hello", "{", 400, "not valid JSON");
+    expect(&greeting_service, "nope", "[]", 404, "no such rpc: greeting_service.nope");
+
+    /* misbehaving handlers are answered, never crash */
+    expect(&odd, "no_reply", "", 500, "the handler returned without answering");
+    expect(&odd, "defer_forever", "", 500, "nothing is left to answer it");
+    expect(&odd, "answer_twice", "", 0, "[[], {}]");
+    CHECK_INT(second_answer_status, NRPC_ERR_STATE);
+    expect(&odd, "bad_shape", "", 500, "not an array");
+    expect(&odd, "later", "[[21]]", 0, "[[42], {}]");
+    expect(&odd, "custom_error", "", 503, "{\"error\": {\"code\": 503, \"type\": \"unavailable\", "
+                                          "\"message\": \"database is down\"}}");
+    return check_done("test_invoke");
+}
