@@ -1,0 +1,373 @@
+/* thing.c: thing_service, things kept in PostgreSQL.
+ * Subjects: thing_service.create_thing, .get_things, .get_thing,
+ * .rename_thing, .delete_thing.
+ *
+ * Every handler validates its input, runs one prepared statement through
+ * the pool (natsrpc_pg.h) and answers from the result callback; the pool
+ * answers 503 by itself while the database is down. */
+#include <natsrpc.h>
+#include <natsrpc_pg.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "thing.h"
+
+#define NAME_MAX_CHARS 200
+#define PAGE_MAX 1000
+
+/* Columns every statement returns, in this order: uuid, name, created. */
+#define THING_COLUMNS                                                                              \
+    "uuid::text, name, to_char(is_created_at AT TIME ZONE 'UTC', "                                 \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+static const nrpc_pg_statement thing_statements[] = {
+    {"create_thing", "INSERT INTO thing (name) VALUES ($1) RETURNING " THING_COLUMNS},
+    /* One statement: if request_id was seen before, the unique violation
+     * rolls the whole statement back, thing included, and the handler reads
+     * the first result instead. A concurrent retry waits on the index entry
+     * of the first and then sees the same violation. */
+    {"create_thing_once",
+     "WITH ins AS (INSERT INTO thing (name) VALUES ($1) RETURNING uuid, name, is_created_at),"
+     " req AS (INSERT INTO thing_request (request_id, thing_uuid, name, is_created_at)"
+     "         SELECT $2, uuid, name, is_created_at FROM ins)"
+     " SELECT " THING_COLUMNS " FROM ins"},
+    {"first_result", "SELECT thing_uuid::text, name, to_char(is_created_at AT TIME ZONE 'UTC', "
+                     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM thing_request WHERE request_id = $1"},
+    {"first_page", "SELECT " THING_COLUMNS " FROM thing ORDER BY is_created_at, uuid LIMIT $1"},
+    {"next_page", "SELECT " THING_COLUMNS " FROM thing WHERE (is_created_at, uuid) > "
+                  "($2::timestamptz, $3::uuid) ORDER BY is_created_at, uuid LIMIT $1"},
+    {"get_thing", "SELECT " THING_COLUMNS " FROM thing WHERE uuid = $1"},
+    {"rename_thing", "UPDATE thing SET name = $2 WHERE uuid = $1 RETURNING " THING_COLUMNS},
+    {"delete_thing", "DELETE FROM thing WHERE uuid = $1 RETURNING " THING_COLUMNS},
+    {NULL, NULL},
+};
+
+static nrpc_pg *
+pool(nrpc_call *call)
+{
+    return nrpc_service_data(nrpc_call_service(call));
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+/* 1 if s is a UUID in its text form (8-4-4-4-12 hex digits). */
+int
+thing_uuid_valid(const char *s)
+{
+    static const int dash[] = {8, 13, 18, 23};
+    size_t i, d = 0;
+
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (i = 0; i < 36; i++) {
+        if (d < 4 && (int)i == dash[d]) {
+            if (s[i] != '-')
+                return 0;
+            d++;
+        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                     (s[i] >= 'A' && s[i] <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Trims ASCII and Unicode-ignorant whitespace from both ends into out
+ * (size outlen). Returns the number of characters (UTF-8 code points) left,
+ * or -1 when it does not fit. */
+int
+thing_name_trim(const char *in, char *out, size_t outlen)
+{
+    const char *end;
+    size_t len;
+    int chars = 0;
+
+    while (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\r' || *in == '\f' || *in == '\v')
+        in++;
+    end = in + strlen(in);
+    while (end > in && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r' ||
+                        end[-1] == '\f' || end[-1] == '\v'))
+        end--;
+    len = (size_t)(end - in);
+    if (len >= outlen)
+        return -1;
+    memcpy(out, in, len);
+    out[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)out[i] & 0xC0) != 0x80) /* not a continuation byte */
+            chars++;
+    return chars;
+}
+
+/* Validates and trims the 'name' argument into buf; answers 400 itself
+ * and returns -1 when it is not 1 to 200 characters. */
+static int
+name_or_fail(nrpc_call *call, char *buf, size_t len)
+{
+    int chars = thing_name_trim(nrpc_arg_string(call, "name"), buf, len);
+    if (chars < 1 || chars > NAME_MAX_CHARS) {
+        nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL,
+                  "argument 'name' must be 1 to %d characters after trimming, not %s",
+                  NAME_MAX_CHARS, chars < 0 ? "more" : chars == 0 ? "empty" : "longer");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+uuid_or_fail(nrpc_call *call, const char **uuid)
+{
+    *uuid = nrpc_arg_string(call, "uuid");
+    if (!thing_uuid_valid(*uuid)) {
+        nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL, "argument 'uuid' is not a UUID: '%s'",
+                  *uuid);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- results ----------------------------------------------------------- */
+
+static json_t *
+thing_row(const PGresult *res, int row)
+{
+    return json_pack("{s:s, s:s, s:s}", "uuid", PQgetvalue(res, row, 0), "name",
+                     PQgetvalue(res, row, 1), "is_created_at", PQgetvalue(res, row, 2));
+}
+
+static int
+result_ok_or_fail(nrpc_call *call, const PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        nrpc_pg_fail(call, res);
+        return -1;
+    }
+    return 0;
+}
+
+/* One thing, or 404 naming the uuid. */
+static void
+on_one_thing(nrpc_call *call, const PGresult *res, void *arg)
+{
+    if (result_ok_or_fail(call, res) != 0)
+        return;
+    if (PQntuples(res) == 0) {
+        nrpc_fail(call, NRPC_CODE_NOT_FOUND, NULL, "no thing with uuid %s",
+                  nrpc_arg_string(call, "uuid"));
+        return;
+    }
+    nrpc_reply_value(call, thing_row(res, 0));
+}
+
+/* ---- create_thing ------------------------------------------------------ */
+
+static void
+on_first_result(nrpc_call *call, const PGresult *res, void *arg)
+{
+    if (result_ok_or_fail(call, res) != 0)
+        return;
+    if (PQntuples(res) == 0) { /* cannot happen: the violation names a row */
+        nrpc_fail(call, NRPC_CODE_INTERNAL, NULL, "request_id seen but its result is missing");
+        return;
+    }
+    nrpc_reply_value(call, thing_row(res, 0));
+}
+
+static void
+on_created(nrpc_call *call, const PGresult *res, void *arg)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+
+    if (state && strcmp(state, "23505") == 0 && constraint &&
+        strcmp(constraint, "thing_request_pkey") == 0) {
+        const char *params[1] = {nrpc_arg_string(call, "request_id")};
+        nrpc_pg_query(pool(call), call, "first_result", 1, params, on_first_result, NULL);
+        return;
+    }
+    if (result_ok_or_fail(call, res) != 0)
+        return;
+    nrpc_reply_value(call, thing_row(res, 0));
+}
+
+static void
+create_thing(nrpc_call *call)
+{
+    char name[4 * NAME_MAX_CHARS + 1];
+    const char *request_id = nrpc_arg_string(call, "request_id");
+
+    if (name_or_fail(call, name, sizeof name) != 0)
+        return;
+    if (request_id && (strlen(request_id) == 0 || strlen(request_id) > 200)) {
+        nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL,
+                  "argument 'request_id' must be 1 to 200 bytes");
+        return;
+    }
+    if (request_id) {
+        const char *params[2] = {name, request_id};
+        nrpc_pg_query(pool(call), call, "create_thing_once", 2, params, on_created, NULL);
+    } else {
+        const char *params[1] = {name};
+        nrpc_pg_query(pool(call), call, "create_thing", 1, params, on_created, NULL);
+    }
+}
+
+/* ---- get_things -------------------------------------------------------- */
+
+/* A cursor is "<is_created_at>,<uuid>" of the last thing of a page: the
+ * keyset the next page starts after. Callers treat it as opaque. */
+static void
+on_page(nrpc_call *call, const PGresult *res, void *arg)
+{
+    json_int_t limit = nrpc_arg_int(call, "limit");
+    json_t *things = json_array(), *next = json_null();
+    int n, i;
+
+    if (result_ok_or_fail(call, res) != 0) {
+        json_decref(things);
+        return;
+    }
+    n = PQntuples(res);
+    /* limit + 1 rows were asked for: one more than fits means a next page. */
+    for (i = 0; i < n && i < limit; i++)
+        json_array_append_new(things, thing_row(res, i));
+    if (n > limit) {
+        json_decref(next);
+        next = json_sprintf("%s,%s", PQgetvalue(res, (int)limit - 1, 2),
+                            PQgetvalue(res, (int)limit - 1, 0));
+    }
+    nrpc_reply(call, things, json_pack("{s:o}", "next", next));
+}
+
+static void
+get_things(nrpc_call *call)
+{
+    json_int_t limit = nrpc_arg_int(call, "limit");
+    const char *after = nrpc_arg_string(call, "after");
+    char lim[32], ts[64];
+    const char *comma;
+
+    if (limit < 1 || limit > PAGE_MAX) {
+        nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL,
+                  "argument 'limit' must be between 1 and %d, not %lld", PAGE_MAX,
+                  (long long)limit);
+        return;
+    }
+    snprintf(lim, sizeof lim, "%lld", (long long)limit + 1);
+    if (after == NULL) {
+        const char *params[1] = {lim};
+        nrpc_pg_query(pool(call), call, "first_page", 1, params, on_page, NULL);
+        return;
+    }
+    comma = strchr(after, ',');
+    if (comma == NULL || (size_t)(comma - after) >= sizeof ts || comma == after ||
+        !thing_uuid_valid(comma + 1)) {
+        nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL,
+                  "argument 'after' is not a cursor returned by get_things: '%s'", after);
+        return;
+    }
+    memcpy(ts, after, (size_t)(comma - after));
+    ts[comma - after] = '\0';
+    {
+        const char *params[3] = {lim, ts, comma + 1};
+        /* A malformed timestamp comes back as SQLSTATE 22007: a 400. */
+        nrpc_pg_query(pool(call), call, "next_page", 3, params, on_page, NULL);
+    }
+}
+
+/* ---- one thing --------------------------------------------------------- */
+
+static void
+get_thing(nrpc_call *call)
+{
+    const char *uuid;
+    if (uuid_or_fail(call, &uuid) == 0)
+        nrpc_pg_query(pool(call), call, "get_thing", 1, &uuid, on_one_thing, NULL);
+}
+
+static void
+rename_thing(nrpc_call *call)
+{
+    char name[4 * NAME_MAX_CHARS + 1];
+    const char *uuid;
+
+    if (uuid_or_fail(call, &uuid) != 0 || name_or_fail(call, name, sizeof name) != 0)
+        return;
+    {
+        const char *params[2] = {uuid, name};
+        nrpc_pg_query(pool(call), call, "rename_thing", 2, params, on_one_thing, NULL);
+    }
+}
+
+static void
+delete_thing(nrpc_call *call)
+{
+    const char *uuid;
+    if (uuid_or_fail(call, &uuid) == 0)
+        nrpc_pg_query(pool(call), call, "delete_thing", 1, &uuid, on_one_thing, NULL);
+}
+
+/* ---- the service ------------------------------------------------------- */
+
+static int
+thing_start(nrpc_service *svc)
+{
+    nrpc_pg *pg = NULL;
+    const char *dir = getenv("THING_MIGRATIONS");
+    nrpc_pg_opts opts = {
+        .migrations_dir = dir && *dir ? dir : THING_MIGRATIONS_DIR,
+        .statements = thing_statements,
+    };
+
+    if (nrpc_pg_start(&pg, svc, &opts) != NRPC_OK)
+        return -1;
+    nrpc_service_set_data(svc, pg);
+    return 0;
+}
+
+static void
+thing_stop(nrpc_service *svc)
+{
+    nrpc_pg_stop(nrpc_service_data(svc));
+    nrpc_service_set_data(svc, NULL);
+}
+
+static const nrpc_param create_params[] = {
+    {"name", NRPC_STRING, NULL, "1 to 200 characters after trimming"},
+    {"request_id", NRPC_STRING, "null", "makes retries return the first result"},
+    {NULL},
+};
+static const nrpc_param page_params[] = {
+    {"limit", NRPC_INTEGER, "100", "things per page, 1 to 1000"},
+    {"after", NRPC_STRING, "null", "the cursor 'next' of the previous page"},
+    {NULL},
+};
+static const nrpc_param uuid_params[] = {
+    {"uuid", NRPC_STRING, NULL, "the thing's uuid"},
+    {NULL},
+};
+static const nrpc_param rename_params[] = {
+    {"uuid", NRPC_STRING, NULL, "the thing's uuid"},
+    {"name", NRPC_STRING, NULL, "the new name, 1 to 200 characters after trimming"},
+    {NULL},
+};
+
+static const nrpc_rpc thing_rpcs[] = {
+    {"create_thing", create_thing, create_params, "Creates a thing and returns it.", 0},
+    {"get_things", get_things, page_params, "Lists things oldest first, a page at a time.", 0},
+    {"get_thing", get_thing, uuid_params, "Returns one thing.", 0},
+    {"rename_thing", rename_thing, rename_params, "Renames a thing and returns it.", 0},
+    {"delete_thing", delete_thing, uuid_params, "Deletes a thing and returns it.", 0},
+    {NULL},
+};
+
+const nrpc_service_def thing_service = {
+    .name = "thing_service",
+    .version = "1.0.0",
+    .description = "Things kept in PostgreSQL.",
+    .rpcs = thing_rpcs,
+    .on_start = thing_start,
+    .on_stop = thing_stop,
+};
