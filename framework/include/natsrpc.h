@@ -152,9 +152,11 @@ const char *nrpc_arg_string(nrpc_call *call, const char *name); /**< borrowed; N
 double nrpc_arg_number(nrpc_call *call, const char *name);
 json_int_t nrpc_arg_int(nrpc_call *call, const char *name);
 int nrpc_arg_bool(nrpc_call *call, const char *name);
-/** Extra positional args (NRPC_VARARGS), else an empty array: borrowed. */
+/** Extra positional args (NRPC_VARARGS), else an empty array: borrowed,
+ * do not modify. */
 json_t *nrpc_call_varargs(nrpc_call *call);
-/** Extra keywords (NRPC_VARKW), else an empty object: borrowed. */
+/** Extra keywords (NRPC_VARKW), else an empty object: borrowed, do not
+ * modify. */
 json_t *nrpc_call_varkw(nrpc_call *call);
 
 /** "<service>.<method>": borrowed. */
@@ -236,7 +238,8 @@ int nrpc_request_decode(const char *body, size_t len, json_t **args, json_t **kw
 /** Binds args/kwargs to params the way Python binds a call. On success
  * *bound is a new object name -> value (defaults filled in), *varargs a new
  * array and *varkw a new object (empty unless flags allow them). On failure
- * returns -1 and writes a message naming the parameter into err. */
+ * returns -1 and writes a message naming the parameter into err. *varargs
+ * is NULL unless flags has NRPC_VARARGS, *varkw NULL unless NRPC_VARKW. */
 int nrpc_bind(const nrpc_param *params, unsigned flags, json_t *args, json_t *kwargs,
               json_t **bound, json_t **varargs, json_t **varkw, char *err, size_t errlen);
 

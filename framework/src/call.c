@@ -18,7 +18,7 @@ nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline
     call->rpc = rpc;
     call->msg = msg;
     call->deadline_ms = deadline_ms;
-    call->started_ms = nrpc_now_ms();
+    call->started_ns = nrpc__now_ns();
     /* Link into the live list (drain deadline answers whatever is left). */
     call->next = svc->live;
     if (svc->live)
@@ -61,6 +61,7 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
     if (call->answered)
         return NRPC_ERR_STATE;
     call->answered = 1;
+    nrpc__stats_record(call->rpc, nrpc__now_ns() - call->started_ns, code, message);
     if (call->timer_init)
         uv_timer_stop(&call->timer);
     if (code >= 500 && code != NRPC_CODE_UNAVAILABLE && code != NRPC_CODE_TIMEOUT)
@@ -154,13 +155,13 @@ nrpc_arg_bool(nrpc_call *call, const char *name)
 json_t *
 nrpc_call_varargs(nrpc_call *call)
 {
-    return call->varargs;
+    return call->varargs ? call->varargs : call->svc->empty_array;
 }
 
 json_t *
 nrpc_call_varkw(nrpc_call *call)
 {
-    return call->varkw;
+    return call->varkw ? call->varkw : call->svc->empty_object;
 }
 
 const char *

@@ -29,6 +29,9 @@ nrpc_status nrpc__nats_connect(natsConnection **nc, const char *url, const char 
  * default when the value is not a number within [min, max]. */
 long long nrpc__env_int(const char *name, long long def, long long min, long long max);
 
+/* Monotonic nanoseconds. */
+int64_t nrpc__now_ns(void);
+
 /* Builds the full error reply text {"error": {...}}: new, free(). */
 char *nrpc__error_text(int code, const char *type, const char *message);
 

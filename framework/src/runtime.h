@@ -9,6 +9,23 @@
 #include <stdatomic.h>
 #include <uv.h>
 
+/* Latency buckets: bucket i holds calls that took up to 2^(i/4) µs, so
+ * percentiles are read with about 19 % resolution from 1 µs to ~4.5 h. */
+#define NRPC_HIST_BUCKETS 96
+
+/* What $SRV.STATS reports for one rpc. Written on the loop thread (and the
+ * delivery thread for refusals), read on the delivery thread: under mu. */
+typedef struct {
+    pthread_mutex_t mu;
+    uint64_t num_requests;
+    uint64_t num_errors;
+    uint64_t processing_ns;
+    char last_error[256];
+    uint32_t hist[NRPC_HIST_BUCKETS];
+    uint64_t refused; /* 503 overloaded at admission */
+    int in_flight;
+} rpc_stats;
+
 /* One declared rpc, resolved at start: its subject and parsed defaults. */
 typedef struct {
     const nrpc_rpc *rpc;
@@ -17,6 +34,7 @@ typedef struct {
     json_t **defaults; /* one per param, NULL = required */
     size_t nparams;
     natsSubscription *sub;
+    rpc_stats stats;
 } rpc_entry;
 
 /* A request handed from the NATS delivery thread to the loop thread. */
@@ -33,7 +51,7 @@ struct nrpc_call {
     natsMsg *msg; /* the request, owned; NULL in tests */
     json_t *bound, *varargs, *varkw;
     int64_t deadline_ms;
-    int64_t started_ms;
+    int64_t started_ns; /* monotonic, for processing_time */
     void *data;
     uv_timer_t timer;
     nrpc_call_cb timer_cb;
@@ -49,6 +67,7 @@ struct nrpc_service {
     rpc_entry *rpcs;
     size_t nrpcs;
     void *data;
+    json_t *empty_array, *empty_object; /* leftovers of rpcs without them */
 
     uv_loop_t *loop;
     natsConnection *nc; /* NULL in tests (nrpc_test_invoke) */
@@ -62,6 +81,11 @@ struct nrpc_service {
     atomic_int in_flight;
     int max_in_flight;
     nrpc_call *live;
+
+    /* discovery: the NATS service API ($SRV.PING/INFO/STATS) */
+    char id[24];      /* unique per process */
+    char started[64]; /* RFC 3339, UTC */
+    natsSubscription *srv_subs[3];
 
     /* shutdown */
     uv_signal_t sigterm, sigint;
@@ -88,5 +112,13 @@ void nrpc__service_send(nrpc_service *svc, natsMsg *req, int code, const char *t
                         const char *message, const char *body);
 /* Forgets an answered call: in-flight count, live list, drain progress. */
 void nrpc__service_call_done(nrpc_service *svc, nrpc_call *call);
+
+/* discovery.c */
+void nrpc__discovery_init(nrpc_service *svc);
+nrpc_status nrpc__discovery_subscribe(nrpc_service *svc);
+void nrpc__discovery_stop(nrpc_service *svc);
+/* Records one answered call in its rpc's stats (code 0 = success). */
+void nrpc__stats_record(rpc_entry *rpc, int64_t elapsed_ns, int code, const char *message);
+void nrpc__stats_refused(rpc_entry *rpc);
 
 #endif

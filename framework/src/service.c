@@ -45,11 +45,14 @@ service_free(nrpc_service *svc)
         return;
     for (i = 0; i < svc->nrpcs; i++) {
         natsSubscription_Destroy(svc->rpcs[i].sub);
+        pthread_mutex_destroy(&svc->rpcs[i].stats.mu);
         free(svc->rpcs[i].subject);
         nrpc__free_defaults(svc->rpcs[i].defaults, svc->rpcs[i].nparams);
     }
     free(svc->rpcs);
     free(svc->test_body);
+    json_decref(svc->empty_array);
+    json_decref(svc->empty_object);
     pthread_mutex_destroy(&svc->qmu);
     free(svc);
 }
@@ -75,6 +78,8 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
         return NRPC_ERR_NOMEM;
     pthread_mutex_init(&svc->qmu, NULL);
     svc->def = *def;
+    svc->empty_array = json_array();
+    svc->empty_object = json_object();
     if (svc->def.version == NULL)
         svc->def.version = "0.0.0";
     if (svc->def.queue_group == NULL)
@@ -117,6 +122,7 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
             return NRPC_ERR_INVALID_ARG;
         }
     }
+    nrpc__discovery_init(svc);
     *out = svc;
     return NRPC_OK;
 }
@@ -189,6 +195,7 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
     if (atomic_fetch_add(&svc->in_flight, 1) >= svc->max_in_flight) {
         char m[256];
         atomic_fetch_sub(&svc->in_flight, 1);
+        nrpc__stats_refused(rpc);
         snprintf(m, sizeof m, "%s is overloaded: %d calls in flight", svc->def.name,
                  svc->max_in_flight);
         nrpc__service_send(svc, msg, NRPC_CODE_UNAVAILABLE, "overloaded", m, NULL);
@@ -202,6 +209,9 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
         natsMsg_Destroy(msg);
         return;
     }
+    pthread_mutex_lock(&rpc->stats.mu);
+    rpc->stats.in_flight++;
+    pthread_mutex_unlock(&rpc->stats.mu);
     in->next = NULL;
     in->rpc = rpc;
     in->msg = msg;
@@ -242,6 +252,7 @@ on_wake(uv_async_t *a)
             nrpc__service_send(svc, in->msg, NRPC_CODE_UNAVAILABLE, "unavailable",
                                "out of memory", NULL);
             natsMsg_Destroy(in->msg);
+            nrpc__stats_record(in->rpc, 0, NRPC_CODE_UNAVAILABLE, "out of memory");
             atomic_fetch_sub(&svc->in_flight, 1);
         } else {
             nrpc__call_run(call, natsMsg_GetData(in->msg), (size_t)natsMsg_GetDataLength(in->msg));
@@ -321,6 +332,7 @@ on_signal(uv_signal_t *h, int signum)
         1000 * nrpc__env_int("NRPC_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT_S, 0, 3600);
     nrpc_log(NRPC_LOG_INFO, "%s: draining (%d calls in flight)", strsignal(signum),
              atomic_load(&svc->in_flight));
+    nrpc__discovery_stop(svc); /* stop being listed at once */
     /* Drain, not unsubscribe: messages nats.c already holds for us are still
      * delivered and answered; the queue group sends new ones to replicas. */
     for (i = 0; i < svc->nrpcs; i++)
@@ -451,6 +463,8 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
     }
     if (rc == 0 && service_subscribe(svc) != NRPC_OK)
         rc = 1;
+    if (rc == 0 && nrpc__discovery_subscribe(svc) != NRPC_OK)
+        rc = 1;
     if (rc == 0) {
         nrpc_log(NRPC_LOG_INFO, "%s %s serving %zu rpcs on %s.* (queue group %s, at most %d "
                                 "in flight)",
@@ -460,6 +474,7 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
         rc = svc->exit_code;
     }
     if (svc->nc) {
+        nrpc__discovery_stop(svc);
         for (i = 0; i < (int)svc->nrpcs; i++) {
             natsSubscription_Destroy(svc->rpcs[i].sub);
             svc->rpcs[i].sub = NULL;
@@ -564,6 +579,7 @@ nrpc_test_invoke(const nrpc_service_def *def, const char *method, const char *bo
         return NRPC_ERR_SYSTEM;
     }
     atomic_fetch_add(&svc->in_flight, 1);
+    rpc->stats.in_flight++;
     call = nrpc__call_new(svc, rpc, NULL, INT64_MAX);
     if (call == NULL) {
         loop_teardown(&loop);

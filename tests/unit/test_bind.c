@@ -33,6 +33,13 @@ bind(const nrpc_param *params, unsigned flags, const char *body)
     }
     json_decref(a);
     json_decref(k);
+    /* Leftovers exist only when the flags ask for them. */
+    CHECK((va != NULL) == !!(flags & NRPC_VARARGS));
+    CHECK((vk != NULL) == !!(flags & NRPC_VARKW));
+    if (va == NULL)
+        va = json_array();
+    if (vk == NULL)
+        vk = json_object();
     {
         json_t *all = json_pack("{s:o, s:o, s:o}", "bound", bound, "args", va, "kwargs", vk);
         out = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
