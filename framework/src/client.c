@@ -1,0 +1,644 @@
+/*
+ * client.c: asynchronous requests over one shared NATS connection.
+ *
+ * nats.c 3.4 has no callback-based request API, so the client builds one:
+ *
+ *   - one connection (nrpc__nats_connect: SendAsap, reconnect forever);
+ *   - one inbox, subscribed once as "<inbox>.*"; every request carries a
+ *     token (a counter) and is published with reply "<inbox>.<token>";
+ *   - pending requests live in a hash table keyed by token and in a min-heap
+ *     ordered by deadline (each entry knows its heap slot, so removing a
+ *     replied request is O(log n)); one mutex guards both;
+ *   - one timer thread sleeps on a condition variable until the earliest
+ *     deadline and answers expired requests with 504.
+ *
+ * Whoever removes an entry from the table (reply callback, timer thread,
+ * disconnect sweep, destroy, or a failed publish) owns it and is the only one
+ * to answer it: that is what makes "exactly once" hold. Callbacks always run
+ * outside the mutex.
+ *
+ * A request costs one allocation for its entry (subject inline) plus the
+ * natsMsg; the table and the heap grow geometrically and never shrink.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How often the timer thread checks the link while requests are pending: a
+ * dropped connection loses every reply in flight, so they fail with 503 at
+ * once instead of waiting for their timeout. */
+#define CLIENT_LINK_CHECK_MS 250
+
+/* How long destroy waits for the reply subscription's last callback. */
+#define CLIENT_CLOSE_WAIT_MS 5000
+
+typedef struct client_entry {
+    uint64_t token;
+    struct client_entry *next; /* hash chain, then a local list once removed */
+    size_t heap_idx;
+    int64_t deadline; /* monotonic ms */
+    int64_t timeout_ms;
+    nrpc_response_cb cb;
+    void *closure;
+    char subject[]; /* NUL-terminated copy */
+} client_entry;
+
+struct nrpc_client {
+    natsConnection *nc;
+    natsSubscription *sub;
+    char inbox[128]; /* "<inbox>" without the trailing ".*" */
+    size_t inbox_len;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* timer thread wake-up; also signals sub_done */
+    pthread_t timer;
+    int timer_started;
+    int stopping;
+    int sub_done;
+
+    uint64_t next_token;
+    client_entry **buckets; /* power-of-two count */
+    size_t nbuckets;
+    size_t count;
+    client_entry **heap;
+    size_t heap_cap;
+};
+
+/* ------------------------------------------------------------------------
+ * Hash table keyed by token. Tokens are consecutive, so the low bits spread
+ * them perfectly; no mixing needed.
+ */
+
+static int
+table_grow(nrpc_client *c)
+{
+    size_t n = c->nbuckets ? c->nbuckets * 2 : 256, i;
+    client_entry **b = calloc(n, sizeof *b);
+
+    if (b == NULL)
+        return -1;
+    for (i = 0; i < c->nbuckets; i++) {
+        client_entry *e = c->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            e->next = b[e->token & (n - 1)];
+            b[e->token & (n - 1)] = e;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = n;
+    return 0;
+}
+
+/* Unlinks and returns the entry for token, or NULL if someone else took it. */
+static client_entry *
+table_take(nrpc_client *c, uint64_t token)
+{
+    client_entry **pp;
+
+    if (c->nbuckets == 0)
+        return NULL;
+    for (pp = &c->buckets[token & (c->nbuckets - 1)]; *pp; pp = &(*pp)->next) {
+        if ((*pp)->token == token) {
+            client_entry *e = *pp;
+            *pp = e->next;
+            e->next = NULL;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Min-heap on deadline; heap size equals c->count.
+ */
+
+static void
+heap_set(nrpc_client *c, size_t i, client_entry *e)
+{
+    c->heap[i] = e;
+    e->heap_idx = i;
+}
+
+static void
+heap_up(nrpc_client *c, size_t i)
+{
+    client_entry *e = c->heap[i];
+
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (c->heap[p]->deadline <= e->deadline)
+            break;
+        heap_set(c, i, c->heap[p]);
+        i = p;
+    }
+    heap_set(c, i, e);
+}
+
+static void
+heap_down(nrpc_client *c, size_t i, size_t n)
+{
+    client_entry *e = c->heap[i];
+
+    for (;;) {
+        size_t l = 2 * i + 1, m;
+        if (l >= n)
+            break;
+        m = (l + 1 < n && c->heap[l + 1]->deadline < c->heap[l]->deadline) ? l + 1 : l;
+        if (c->heap[m]->deadline >= e->deadline)
+            break;
+        heap_set(c, i, c->heap[m]);
+        i = m;
+    }
+    heap_set(c, i, e);
+}
+
+/* Removes e from the heap; n is the heap size before removal. */
+static void
+heap_remove(nrpc_client *c, client_entry *e, size_t n)
+{
+    size_t i = e->heap_idx;
+    client_entry *last = c->heap[n - 1];
+
+    if (i == n - 1)
+        return;
+    heap_set(c, i, last);
+    if (i > 0 && c->heap[(i - 1) / 2]->deadline > last->deadline)
+        heap_up(c, i);
+    else
+        heap_down(c, i, n - 1);
+}
+
+/* Adds e to table and heap. Returns -1 when out of memory. Locked. */
+static int
+pending_add(nrpc_client *c, client_entry *e)
+{
+    size_t idx;
+
+    if (c->count + 1 > c->nbuckets && table_grow(c) != 0)
+        return -1;
+    if (c->count + 1 > c->heap_cap) {
+        size_t cap = c->heap_cap ? c->heap_cap * 2 : 256;
+        client_entry **h = realloc(c->heap, cap * sizeof *h);
+        if (h == NULL)
+            return -1;
+        c->heap = h;
+        c->heap_cap = cap;
+    }
+    idx = e->token & (c->nbuckets - 1);
+    e->next = c->buckets[idx];
+    c->buckets[idx] = e;
+    c->heap[c->count] = e;
+    e->heap_idx = c->count;
+    heap_up(c, c->count);
+    c->count++;
+    return 0;
+}
+
+/* Removes the entry for token from table and heap. Locked. */
+static client_entry *
+pending_take(nrpc_client *c, uint64_t token)
+{
+    client_entry *e = table_take(c, token);
+
+    if (e) {
+        heap_remove(c, e, c->count);
+        c->count--;
+    }
+    return e;
+}
+
+/* Empties table and heap into a list (linked by next). Locked. */
+static client_entry *
+pending_take_all(nrpc_client *c)
+{
+    client_entry *list = NULL;
+    size_t i;
+
+    for (i = 0; i < c->count; i++) {
+        client_entry *e = c->heap[i];
+        e->next = list;
+        list = e;
+    }
+    for (i = 0; i < c->nbuckets; i++)
+        c->buckets[i] = NULL;
+    c->count = 0;
+    return list;
+}
+
+/* ------------------------------------------------------------------------
+ * Answers.
+ */
+
+/* Calls e's callback with an error body built from code and message, then
+ * frees e. Not locked. */
+static void
+entry_fail(client_entry *e, int code, const char *type, const char *message)
+{
+    nrpc_response r = {.code = code};
+    char *text = nrpc__error_text(code, type, message);
+
+    /* Out of memory: still answer exactly once, with a fixed body. */
+    r.data = text
+                 ? text
+                 : "{\"error\":{\"code\":500,\"type\":\"internal\",\"message\":\"out of memory\"}}";
+    r.len = strlen(r.data);
+    e->cb(&r, e->closure);
+    free(text);
+    free(e);
+}
+
+static void
+entry_fail_list(client_entry *list, int code, const char *message)
+{
+    while (list) {
+        client_entry *next = list->next;
+        entry_fail(list, code, NULL, message);
+        list = next;
+    }
+}
+
+static void
+entry_timeout(client_entry *e)
+{
+    char msg[512];
+
+    snprintf(msg, sizeof msg, "no reply from %s within %g s", e->subject,
+             (double)e->timeout_ms / 1000.0);
+    entry_fail(e, NRPC_CODE_TIMEOUT, "timeout", msg);
+}
+
+/* Answers e from a reply message: no responders, a service error, or a
+ * result. Not locked. */
+static void
+entry_reply(client_entry *e, natsMsg *msg)
+{
+    nrpc_response r = {0};
+    const char *hv = NULL;
+    char text[512];
+
+    if (natsMsg_IsNoResponders(msg)) {
+        snprintf(text, sizeof text, "no such rpc: %s", e->subject);
+        entry_fail(e, NRPC_CODE_NOT_FOUND, "not_found", text);
+        return;
+    }
+    r.data = natsMsg_GetData(msg);
+    r.len = (size_t)natsMsg_GetDataLength(msg);
+    if (r.data == NULL)
+        r.data = "";
+    if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &hv) == NATS_OK && hv != NULL) {
+        char *end = NULL;
+        long code = strtol(hv, &end, 10);
+        if (end == hv || code <= 0 || code > 999)
+            code = NRPC_CODE_INTERNAL;
+        r.code = (int)code;
+        if (r.len == 0) {
+            /* A service answered with headers only: build the body. */
+            const char *m = NULL;
+            if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR, &m) != NATS_OK || m == NULL)
+                m = "error without a message";
+            entry_fail(e, r.code, NULL, m);
+            return;
+        }
+    }
+    e->cb(&r, e->closure);
+    free(e);
+}
+
+/* ------------------------------------------------------------------------
+ * NATS side.
+ */
+
+static void
+client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    nrpc_client *c = closure;
+    const char *subj = natsMsg_GetSubject(msg);
+    client_entry *e = NULL;
+    uint64_t token = 0;
+    const char *p;
+
+    /* "<inbox>.<token in hex>" */
+    if (subj && strlen(subj) > c->inbox_len + 1) {
+        int ok = 1;
+        for (p = subj + c->inbox_len + 1; *p && ok; p++) {
+            int d = (*p >= '0' && *p <= '9')   ? *p - '0'
+                    : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
+                                               : -1;
+            if (d < 0)
+                ok = 0;
+            else
+                token = token * 16 + (uint64_t)d;
+        }
+        if (ok) {
+            pthread_mutex_lock(&c->mu);
+            e = pending_take(c, token);
+            pthread_mutex_unlock(&c->mu);
+        }
+    }
+    /* No entry: a late reply after its timeout, or a duplicate. Dropped. */
+    if (e)
+        entry_reply(e, msg);
+    natsMsg_Destroy(msg);
+}
+
+static void
+client_on_sub_complete(void *closure)
+{
+    nrpc_client *c = closure;
+
+    pthread_mutex_lock(&c->mu);
+    c->sub_done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int
+client_link_up(nrpc_client *c)
+{
+    return c->nc != NULL && natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* Turns a monotonic-ms deadline into the condvar's CLOCK_MONOTONIC timespec. */
+static void
+deadline_ts(int64_t ms, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(ms / 1000);
+    ts->tv_nsec = (long)(ms % 1000) * 1000000L;
+}
+
+/* The timer thread: sleeps until the earliest deadline, answers expired
+ * requests with 504, and while requests are pending checks the link every
+ * CLIENT_LINK_CHECK_MS so a dropped connection fails them with 503. */
+static void *
+client_timer_main(void *arg)
+{
+    nrpc_client *c = arg;
+
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        int64_t now = nrpc_now_ms();
+        client_entry *expired = NULL, *lost = NULL;
+
+        while (c->count > 0 && c->heap[0]->deadline <= now) {
+            client_entry *e = c->heap[0];
+            table_take(c, e->token);
+            heap_remove(c, e, c->count);
+            c->count--;
+            e->next = expired;
+            expired = e;
+        }
+        if (c->count > 0 && !client_link_up(c))
+            lost = pending_take_all(c);
+        if (expired || lost) {
+            pthread_mutex_unlock(&c->mu);
+            while (expired) {
+                client_entry *next = expired->next;
+                entry_timeout(expired);
+                expired = next;
+            }
+            entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        if (c->count == 0) {
+            pthread_cond_wait(&c->cv, &c->mu);
+        } else {
+            struct timespec ts;
+            int64_t wake = c->heap[0]->deadline;
+            if (wake > now + CLIENT_LINK_CHECK_MS)
+                wake = now + CLIENT_LINK_CHECK_MS;
+            deadline_ts(wake, &ts);
+            pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Public API.
+ */
+
+nrpc_status
+nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
+{
+    nrpc_client *c;
+    natsInbox *inbox = NULL;
+    pthread_condattr_t ca;
+    char subj[160];
+    nrpc_status st;
+    natsStatus s;
+
+    if (out == NULL)
+        return NRPC_ERR_INVALID_ARG;
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NRPC_ERR_NOMEM;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* matches nrpc_now_ms */
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    c->next_token = 1;
+
+    st = nrpc__nats_connect(&c->nc, opts ? opts->nats_url : NULL,
+                            opts && opts->name ? opts->name : "natsrpc-client", NULL, NULL);
+    if (st != NRPC_OK)
+        goto fail;
+
+    s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        snprintf(c->inbox, sizeof c->inbox, "%s", (const char *)inbox);
+        c->inbox_len = strlen(c->inbox);
+        snprintf(subj, sizeof subj, "%s.*", c->inbox);
+        natsInbox_Destroy(inbox);
+        s = natsConnection_Subscribe(&c->sub, c->nc, subj, client_on_reply, c);
+    }
+    /* Replies are tiny and answered at once; never drop them as a slow
+     * consumer under a burst. */
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(c->sub, -1, -1);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(c->sub, client_on_sub_complete, c);
+    if (s != NATS_OK) {
+        nrpc_log(NRPC_LOG_ERROR, "client: reply subscription failed: %s", natsStatus_GetText(s));
+        st = NRPC_ERR_NATS;
+        goto fail;
+    }
+    if (pthread_create(&c->timer, NULL, client_timer_main, c) != 0) {
+        nrpc_log(NRPC_LOG_ERROR, "client: cannot start the timer thread: %s", strerror(errno));
+        st = NRPC_ERR_SYSTEM;
+        goto fail;
+    }
+    c->timer_started = 1;
+    *out = c;
+    return NRPC_OK;
+
+fail:
+    nrpc_client_destroy(c);
+    return st;
+}
+
+void
+nrpc_client_destroy(nrpc_client *c)
+{
+    client_entry *list;
+
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->timer_started)
+        pthread_join(c->timer, NULL);
+
+    /* Stop replies, and wait until the reply callback can no longer run:
+     * it uses c, which is about to be freed. */
+    if (c->sub) {
+        int waited = 1;
+        if (natsSubscription_Unsubscribe(c->sub) == NATS_OK) {
+            struct timespec ts;
+            deadline_ts(nrpc_now_ms() + CLIENT_CLOSE_WAIT_MS, &ts);
+            pthread_mutex_lock(&c->mu);
+            while (!c->sub_done && waited)
+                waited = pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT;
+            pthread_mutex_unlock(&c->mu);
+        }
+        if (!c->sub_done && c->nc)
+            natsConnection_Close(c->nc); /* closes the subscription too */
+        if (!c->sub_done) {
+            struct timespec ts;
+            deadline_ts(nrpc_now_ms() + CLIENT_CLOSE_WAIT_MS, &ts);
+            pthread_mutex_lock(&c->mu);
+            while (!c->sub_done && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
+                ;
+            pthread_mutex_unlock(&c->mu);
+        }
+    }
+
+    pthread_mutex_lock(&c->mu);
+    list = pending_take_all(c);
+    pthread_mutex_unlock(&c->mu);
+    entry_fail_list(list, NRPC_CODE_UNAVAILABLE, "client shutting down");
+
+    if (c->nc) {
+        natsConnection_Close(c->nc);
+        natsConnection_Destroy(c->nc);
+    }
+    if (c->sub && !c->sub_done) {
+        /* The callback may still be running: leaking c is safer than
+         * freeing memory it is about to touch. */
+        nrpc_log(NRPC_LOG_WARN, "client: reply subscription did not close; not freeing it");
+        return;
+    }
+    natsSubscription_Destroy(c->sub);
+    free(c->buckets);
+    free(c->heap);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+nrpc_status
+nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_t len,
+                    int64_t timeout_ms, const char *const *headers, nrpc_response_cb cb,
+                    void *closure)
+{
+    size_t slen;
+    client_entry *e;
+    natsMsg *msg = NULL;
+    char reply[160], tmo[24];
+    uint64_t token;
+    natsStatus s;
+    int rc;
+
+    if (c == NULL || subject == NULL || cb == NULL || timeout_ms <= 0 || (data == NULL && len > 0))
+        return NRPC_ERR_INVALID_ARG;
+    /* While disconnected nats.c would buffer the publish for later; callers
+     * want an answer now (the gateway turns this into 503). */
+    if (!client_link_up(c))
+        return NRPC_ERR_STATE;
+
+    slen = strlen(subject);
+    e = malloc(sizeof *e + slen + 1);
+    if (e == NULL)
+        return NRPC_ERR_NOMEM;
+    memcpy(e->subject, subject, slen + 1);
+    e->cb = cb;
+    e->closure = closure;
+    e->timeout_ms = timeout_ms;
+    e->deadline = nrpc_now_ms() + timeout_ms;
+    e->next = NULL;
+
+    /* Register before publishing: the reply can arrive before
+     * PublishMsg returns. */
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return NRPC_ERR_STATE;
+    }
+    token = e->token = c->next_token++;
+    rc = pending_add(c, e);
+    if (rc == 0 && e->heap_idx == 0)
+        pthread_cond_signal(&c->cv); /* new earliest deadline */
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0) {
+        free(e);
+        return NRPC_ERR_NOMEM;
+    }
+
+    /* From here on e belongs to the table: a reply or the timer may free it. */
+    snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
+    snprintf(tmo, sizeof tmo, "%" PRId64, timeout_ms);
+    s = natsMsg_Create(&msg, subject, reply, data, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
+    for (; s == NATS_OK && headers && headers[0] && headers[1]; headers += 2)
+        s = natsMsgHeader_Add(msg, headers[0], headers[1]);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(c->nc, msg);
+    natsMsg_Destroy(msg);
+    if (s != NATS_OK) {
+        client_entry *mine;
+
+        pthread_mutex_lock(&c->mu);
+        mine = pending_take(c, token);
+        pthread_mutex_unlock(&c->mu);
+        if (mine == NULL)
+            return NRPC_OK; /* already answered (timeout or disconnect sweep) */
+        free(mine);
+        nrpc_log(NRPC_LOG_WARN, "client: publish on %s failed: %s", subject, natsStatus_GetText(s));
+        return s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
+                                                                  : NRPC_ERR_NATS;
+    }
+    return NRPC_OK;
+}
+
+int
+nrpc_client_connected(nrpc_client *c)
+{
+    return c != NULL && client_link_up(c);
+}
+
+int
+nrpc_client_pending(nrpc_client *c)
+{
+    int n;
+
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    n = (int)c->count;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

@@ -1,0 +1,245 @@
+/*
+ * main.c: natsrpc-gateway, an HTTP front end for natsrpc services.
+ *
+ *   POST /<service>.<method>   body [args, kwargs] -> NATS request -> reply body
+ *   GET  /healthz              200 {"status":"ok"} / 503 while NATS is down
+ *
+ * Settings come from the environment; the table below is the single source
+ * for parsing, defaults and --help. SIGTERM/SIGINT drain: stop accepting,
+ * let requests in flight be answered (up to GATEWAY_DRAIN_TIMEOUT), then
+ * exit 0. A second signal cuts the drain short.
+ */
+#include "gateway.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+enum { SET_STRING, SET_UINT, SET_SECONDS, SET_BYTES, SET_BOOL };
+
+typedef struct {
+    const char *name;
+    const char *def;
+    int kind;
+    unsigned long long min, max; /* SET_UINT and SET_BYTES */
+    const char *help;
+} gw_setting;
+
+static const gw_setting gw_settings[] = {
+    {"GATEWAY_HOST", "127.0.0.1", SET_STRING, 0, 0, "address to listen on (only this one)"},
+    {"GATEWAY_PORT", "5000", SET_UINT, 0, 65535, "TCP port (0 picks a free one)"},
+    {"NATS_URL", "nats://127.0.0.1:4222", SET_STRING, 0, 0, "NATS server(s), comma-separated"},
+    {"GATEWAY_TIMEOUT", "60", SET_SECONDS, 0, 0,
+     "seconds a request waits for its reply (fractions allowed, at most 300); "
+     "per request: ?timeout=S or header X-Timeout: S"},
+    {"GATEWAY_MAX_BODY", "1048576", SET_BYTES, 1, 1ULL << 30,
+     "largest request body in bytes (larger: 413)"},
+    {"GATEWAY_THREADS", "2", SET_UINT, 1, 256, "HTTP worker threads (epoll each)"},
+    {"GATEWAY_MAX_CONNECTIONS", "10000", SET_UINT, 1, 1000000,
+     "open HTTP connections at most (lowered to fit the open-file limit)"},
+    {"GATEWAY_IDLE_TIMEOUT", "120", SET_UINT, 0, 86400,
+     "seconds before an idle HTTP connection is closed (0: never)"},
+    {"GATEWAY_DRAIN_TIMEOUT", "30", SET_SECONDS, 0, 0,
+     "seconds to wait for requests in flight on SIGTERM/SIGINT"},
+    {"GATEWAY_ACCESS_LOG", "1", SET_BOOL, 0, 1,
+     "1: log one line per request (method, path, status, ms); 0: off"},
+    {NULL},
+};
+
+static void
+usage(FILE *f)
+{
+    const gw_setting *s;
+
+    fprintf(f,
+            "usage: natsrpc-gateway [--help] [--version]\n"
+            "\n"
+            "HTTP gateway for natsrpc services (natsrpc %s).\n"
+            "  POST /<service>.<method>  sends the body as a NATS request to that subject\n"
+            "                            and answers with the reply (JSON)\n"
+            "  GET  /healthz             200 {\"status\":\"ok\"}, 503 while NATS is down\n"
+            "\n"
+            "Settings (environment variables, default in brackets):\n",
+            NRPC_VERSION);
+    for (s = gw_settings; s->name; s++)
+        fprintf(f, "  %-24s %s [%s]\n", s->name, s->help, s->def);
+    fprintf(f, "\nSIGTERM or SIGINT: stop accepting, answer requests in flight, exit 0.\n");
+}
+
+static const char *
+setting_value(const gw_setting *s)
+{
+    const char *v = getenv(s->name);
+    return v && *v ? v : s->def;
+}
+
+/* Reads one setting into its place in cfg. Returns -1 (logged) when the
+ * value does not parse: a gateway with a mistyped setting should not start. */
+static int
+setting_load(const gw_setting *s, gw_config *cfg, int64_t *drain_ms)
+{
+    const char *v = setting_value(s);
+    unsigned long long u = 0;
+    int64_t ms = 0;
+
+    if (s->kind == SET_UINT || s->kind == SET_BYTES || s->kind == SET_BOOL) {
+        char *end = NULL;
+        errno = 0;
+        u = strtoull(v, &end, 10);
+        if (v[0] == '-' || errno != 0 || end == v || *end != '\0' || u < s->min || u > s->max) {
+            nrpc_log(NRPC_LOG_ERROR, "%s=%s: expected an integer in [%llu, %llu]", s->name, v,
+                     s->min, s->max);
+            return -1;
+        }
+    } else if (s->kind == SET_SECONDS) {
+        if (gw_parse_timeout(v,
+                             strcmp(s->name, "GATEWAY_TIMEOUT") == 0 ? GW_MAX_TIMEOUT_MS : 86400000,
+                             &ms) != 0) {
+            nrpc_log(NRPC_LOG_ERROR, "%s=%s: expected seconds > 0", s->name, v);
+            return -1;
+        }
+    }
+    if (strcmp(s->name, "GATEWAY_HOST") == 0)
+        cfg->host = v;
+    else if (strcmp(s->name, "GATEWAY_PORT") == 0)
+        cfg->port = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_TIMEOUT") == 0)
+        cfg->timeout_ms = ms;
+    else if (strcmp(s->name, "GATEWAY_MAX_BODY") == 0)
+        cfg->max_body = (size_t)u;
+    else if (strcmp(s->name, "GATEWAY_THREADS") == 0)
+        cfg->threads = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_MAX_CONNECTIONS") == 0)
+        cfg->conn_limit = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_IDLE_TIMEOUT") == 0)
+        cfg->conn_timeout = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_DRAIN_TIMEOUT") == 0)
+        *drain_ms = ms;
+    else if (strcmp(s->name, "GATEWAY_ACCESS_LOG") == 0)
+        cfg->access_log = (int)u;
+    return 0;
+}
+
+/* Each connection costs a descriptor: raise the soft limit to the hard one
+ * and keep the connection limit under it, with room for NATS and logs. */
+static void
+fit_connection_limit(gw_config *cfg)
+{
+    struct rlimit rl;
+    unsigned fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    fit = rl.rlim_cur > 128 ? (unsigned)(rl.rlim_cur > 2000000 ? 2000000 : rl.rlim_cur) - 64 : 64;
+    if (cfg->conn_limit > fit) {
+        nrpc_log(NRPC_LOG_WARN, "GATEWAY_MAX_CONNECTIONS=%u exceeds the open-file limit; using %u",
+                 cfg->conn_limit, fit);
+        cfg->conn_limit = fit;
+    }
+}
+
+/* Waits up to ms for a signal in set; returns the signal or 0. */
+static int
+wait_signal(const sigset_t *set, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    int sig = sigtimedwait(set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    gw_config cfg = {0};
+    int64_t drain_ms = 0, deadline;
+    const gw_setting *s;
+    nrpc_client *client = NULL;
+    nrpc_client_opts copts = {.nats_url = NULL, .name = "natsrpc-gateway"};
+    gw_server *gw = NULL;
+    sigset_t set;
+    int i, sig, cut = 0;
+
+    nrpc_log_set_program("natsrpc-gateway");
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("natsrpc-gateway %s\n", NRPC_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "natsrpc-gateway: unknown argument '%s'\n\n", argv[i]);
+        usage(stderr);
+        return 2;
+    }
+    for (s = gw_settings; s->name; s++)
+        if (setting_load(s, &cfg, &drain_ms) != 0)
+            return 2;
+    fit_connection_limit(&cfg);
+
+    /* Signals are taken synchronously by this thread: block them before any
+     * thread starts so every thread inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    copts.nats_url = getenv("NATS_URL");
+    if (nrpc_client_create(&client, &copts) != NRPC_OK) {
+        nrpc_log(NRPC_LOG_ERROR, "cannot create the NATS client");
+        return 1;
+    }
+    if (gw_server_start(&gw, &cfg, client) != NRPC_OK) {
+        nrpc_client_destroy(client);
+        return 1;
+    }
+    nrpc_log(NRPC_LOG_INFO,
+             "listening on http://%s:%u (threads %u, timeout %.3g s, max body %zu, "
+             "max connections %u)",
+             cfg.host, gw_server_port(gw), cfg.threads, (double)cfg.timeout_ms / 1000.0,
+             cfg.max_body, cfg.conn_limit);
+
+    do
+        sig = wait_signal(&set, 3600 * 1000);
+    while (sig == 0);
+
+    /* Drain: no new connections; answers close their connections; wait for
+     * what is in flight. */
+    nrpc_log(NRPC_LOG_INFO, "%s: draining %d requests (up to %.3g s)", strsignal(sig),
+             gw_server_in_flight(gw), (double)drain_ms / 1000.0);
+    gw_server_quiesce(gw);
+    deadline = nrpc_now_ms() + drain_ms;
+    while (gw_server_in_flight(gw) > 0 && nrpc_now_ms() < deadline) {
+        if (wait_signal(&set, 10) != 0) {
+            nrpc_log(NRPC_LOG_WARN, "second signal: cutting the drain short");
+            cut = 1;
+            break;
+        }
+    }
+    if (gw_server_in_flight(gw) > 0)
+        nrpc_log(NRPC_LOG_WARN, "%d requests still in flight; failing them with 503",
+                 gw_server_in_flight(gw));
+    /* Destroying the client answers whatever still waits (503), which
+     * resumes those connections; give MHD a moment to send the answers. */
+    nrpc_client_destroy(gw_server_detach_client(gw));
+    deadline = nrpc_now_ms() + 1000;
+    while (gw_server_in_flight(gw) > 0 && nrpc_now_ms() < deadline)
+        wait_signal(&set, 10);
+    gw_server_stop(gw);
+    nrpc_log(NRPC_LOG_INFO, "stopped%s", cut ? " (drain cut short)" : "");
+    return 0;
+}
