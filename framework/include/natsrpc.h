@@ -74,6 +74,11 @@ const char *nrpc_code_type(int code);
  * started. */
 #define NRPC_HDR_TIMEOUT "Nrpc-Timeout-Ms"
 
+/** W3C trace context and request id: the gateway sets them, services log
+ * them with every line about the call and pass them on. */
+#define NRPC_HDR_TRACEPARENT "traceparent"
+#define NRPC_HDR_REQUEST_ID "X-Request-Id"
+
 /** Builds the error body {"error": {"code", "type", "message"}}: new. type may
  * be NULL for the code's default type. */
 json_t *nrpc_error_body(int code, const char *type, const char *message);
@@ -105,6 +110,9 @@ typedef struct {
 
 typedef struct nrpc_call nrpc_call;
 typedef struct nrpc_service nrpc_service;
+
+/** Log levels (see nrpc_log). */
+typedef enum { NRPC_LOG_DEBUG, NRPC_LOG_INFO, NRPC_LOG_WARN, NRPC_LOG_ERROR } nrpc_log_level;
 
 /** A handler. It answers with nrpc_reply()/nrpc_fail() before returning, or
  * defers (nrpc_call_after(), nrpc_call_defer()) and answers later. A handler
@@ -166,6 +174,11 @@ nrpc_service *nrpc_call_service(nrpc_call *call);
 /** Milliseconds left before the caller gives up; INT64_MAX when the caller
  * sent no deadline. Can be negative. */
 int64_t nrpc_call_time_left_ms(nrpc_call *call);
+/** The caller's trace id (32 hex digits, from traceparent), or NULL. */
+const char *nrpc_call_trace_id(nrpc_call *call);
+/** Logs a line about this call: with its trace and request ids. */
+void nrpc_call_log(nrpc_call *call, nrpc_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** A pointer of the handler's, kept with the call. */
 void nrpc_call_set_data(nrpc_call *call, void *data);
 void *nrpc_call_data(nrpc_call *call);
@@ -294,9 +307,9 @@ int nrpc_client_connected(nrpc_client *c);
 int nrpc_client_pending(nrpc_client *c);
 
 /* ---------------------------------------------------------------------------
- * Logging: one line per event on stderr, "<time> <level> <program>: msg".
+ * Logging: one line per event on stderr, "<time> <level> <program>: msg",
+ * or a JSON object per line with LOG_FORMAT=json.
  */
-typedef enum { NRPC_LOG_DEBUG, NRPC_LOG_INFO, NRPC_LOG_WARN, NRPC_LOG_ERROR } nrpc_log_level;
 void nrpc_log(nrpc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Names the program in log lines (borrowed: pass a string literal or argv[0]). */
 void nrpc_log_set_program(const char *name);

@@ -7,6 +7,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Keeps the caller's W3C trace id (traceparent "00-<32 hex>-<16 hex>-<2
+ * hex>") and request id, so log lines of this call can be followed across
+ * processes. Malformed values are ignored. */
+static void
+call_read_trace(nrpc_call *call, natsMsg *msg)
+{
+    const char *v = NULL;
+    size_t i;
+
+    if (msg == NULL)
+        return;
+    if (natsMsgHeader_Get(msg, NRPC_HDR_TRACEPARENT, &v) == NATS_OK && v && strlen(v) == 55 &&
+        v[2] == '-' && v[35] == '-' && v[52] == '-') {
+        for (i = 0; i < 32; i++) {
+            char c = v[3 + i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                break;
+            call->trace_id[i] = c;
+        }
+        call->trace_id[i == 32 ? 32 : 0] = '\0';
+    }
+    if (natsMsgHeader_Get(msg, NRPC_HDR_REQUEST_ID, &v) == NATS_OK && v) {
+        for (i = 0; v[i] && i < sizeof call->request_id - 1; i++)
+            call->request_id[i] = (v[i] > 32 && v[i] < 127) ? v[i] : '_';
+        call->request_id[i] = '\0';
+    }
+}
+
+void
+nrpc_call_log(nrpc_call *call, nrpc_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nrpc__logv(level, call && call->trace_id[0] ? call->trace_id : NULL,
+               call && call->request_id[0] ? call->request_id : NULL, fmt, ap);
+    va_end(ap);
+}
+
+const char *
+nrpc_call_trace_id(nrpc_call *call)
+{
+    return call->trace_id[0] ? call->trace_id : NULL;
+}
+
 nrpc_call *
 nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline_ms)
 {
@@ -19,6 +63,7 @@ nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline
     call->msg = msg;
     call->deadline_ms = deadline_ms;
     call->started_ns = nrpc__now_ns();
+    call_read_trace(call, msg);
     /* Link into the live list (drain deadline answers whatever is left). */
     call->next = svc->live;
     if (svc->live)
@@ -65,7 +110,13 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
     if (call->timer_init)
         uv_timer_stop(&call->timer);
     if (code >= 500 && code != NRPC_CODE_UNAVAILABLE && code != NRPC_CODE_TIMEOUT)
-        nrpc_log(NRPC_LOG_ERROR, "%s failed: %d %s", call->rpc->subject, code, message);
+        nrpc_call_log(call, NRPC_LOG_ERROR, "%s failed: %d %s", call->rpc->subject, code, message);
+    else if (code != 0)
+        nrpc_call_log(call, NRPC_LOG_INFO, "%s answered %d: %s", call->rpc->subject, code,
+                      message);
+    else if (call->svc->access_log)
+        nrpc_call_log(call, NRPC_LOG_INFO, "%s answered 200 in %.3f ms", call->rpc->subject,
+                      (double)(nrpc__now_ns() - call->started_ns) / 1e6);
     nrpc__service_send(call->svc, call->msg, code, type, message, body);
     if (call->depth == 0)
         call_finish(call);

@@ -29,6 +29,12 @@ nrpc_status nrpc__nats_connect(natsConnection **nc, const char *url, const char 
  * default when the value is not a number within [min, max]. */
 long long nrpc__env_int(const char *name, long long def, long long min, long long max);
 
+/* One log line, with the call's trace id and request id when known (NULL
+ * otherwise): " trace=... request_id=..." in text, fields in JSON
+ * (LOG_FORMAT=json). */
+void nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id,
+                const char *fmt, va_list ap);
+
 /* Monotonic nanoseconds. */
 int64_t nrpc__now_ns(void);
 

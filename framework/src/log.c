@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 static const char *log_program = "natsrpc";
+static int log_json = -1; /* LOG_FORMAT=json, read on first use */
 
 void
 nrpc_log_set_program(const char *name)
@@ -18,36 +19,75 @@ nrpc_log_set_program(const char *name)
         log_program = slash ? slash + 1 : name;
 }
 
-void
-nrpc_log(nrpc_log_level level, const char *fmt, ...)
+static void
+log_write(const char *line, size_t n)
 {
-    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    char line[2048];
-    struct timespec ts;
-    struct tm tm;
-    size_t n;
-    va_list ap;
-    int w;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    w = snprintf(line + n, sizeof line - n, ".%03ldZ %s %s: ", ts.tv_nsec / 1000000L,
-                 names[level & 3], log_program);
-    if (w > 0)
-        n += (size_t)w < sizeof line - n ? (size_t)w : sizeof line - n - 1;
-    va_start(ap, fmt);
-    w = vsnprintf(line + n, sizeof line - n, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        n += (size_t)w < sizeof line - n ? (size_t)w : sizeof line - n - 1;
-    if (n >= sizeof line - 1)
-        n = sizeof line - 2;
-    line[n++] = '\n';
     /* One write: an atomic line even when threads log at the same time. */
     if (write(STDERR_FILENO, line, n) < 0) {
         /* nowhere left to report it */
     }
+}
+
+void
+nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, const char *fmt,
+           va_list ap)
+{
+    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    char line[2048], stamp[40], msg[1536];
+    struct timespec ts;
+    struct tm tm;
+    size_t n;
+    int w;
+
+    if (log_json < 0) {
+        const char *f = getenv("LOG_FORMAT");
+        log_json = f && strcmp(f, "json") == 0;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", (ts.tv_nsec / 1000000L) % 1000);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+
+    if (log_json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "time", stamp, "level", names[level & 3],
+                              "program", log_program, "msg", msg);
+        char *text;
+        if (trace_id)
+            json_object_set_new(o, "trace_id", json_string(trace_id));
+        if (request_id)
+            json_object_set_new(o, "request_id", json_string(request_id));
+        text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (text) {
+            size_t len = strlen(text);
+            text[len] = '\n'; /* replaces the NUL: written by length */
+            log_write(text, len + 1);
+            free(text);
+        }
+        return;
+    }
+    {
+        char suffix[128] = "";
+        if (trace_id || request_id)
+            snprintf(suffix, sizeof suffix, "%s%s%s%s", trace_id ? " trace=" : "",
+                     trace_id ? trace_id : "", request_id ? " request_id=" : "",
+                     request_id ? request_id : "");
+        w = snprintf(line, sizeof line - 1, "%s %s %.64s: %s%s", stamp, names[level & 3],
+                     log_program, msg, suffix);
+    }
+    n = w < 0 ? 0 : (size_t)w < sizeof line - 1 ? (size_t)w : sizeof line - 2;
+    line[n++] = '\n';
+    log_write(line, n);
+}
+
+void
+nrpc_log(nrpc_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nrpc__logv(level, NULL, NULL, fmt, ap);
+    va_end(ap);
 }
 
 int64_t

@@ -52,6 +52,8 @@ struct nrpc_call {
     json_t *bound, *varargs, *varkw;
     int64_t deadline_ms;
     int64_t started_ns; /* monotonic, for processing_time */
+    char trace_id[33];  /* from the caller's traceparent, "" when none */
+    char request_id[65]; /* from X-Request-Id, "" when none */
     void *data;
     uv_timer_t timer;
     nrpc_call_cb timer_cb;
@@ -81,6 +83,7 @@ struct nrpc_service {
     atomic_int in_flight;
     int max_in_flight;
     nrpc_call *live;
+    int access_log; /* NRPC_ACCESS_LOG: one line per answered call */
 
     /* discovery: the NATS service API ($SRV.PING/INFO/STATS) */
     char id[24];      /* unique per process */

@@ -88,6 +88,7 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
                              ? def->max_in_flight
                              : (int)nrpc__env_int("NRPC_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1,
                                                   1000000);
+    svc->access_log = (int)nrpc__env_int("NRPC_ACCESS_LOG", 0, 0, 1);
     svc->rpcs = calloc(n ? n : 1, sizeof *svc->rpcs);
     if (svc->rpcs == NULL) {
         service_free(svc);
@@ -277,6 +278,10 @@ static int
 subs_drained(nrpc_service *svc)
 {
     size_t i;
+    /* Without a server nothing more can be delivered, and nats.c would only
+     * report the drain complete after its own timeout. */
+    if (svc->nc && natsConnection_Status(svc->nc) != NATS_CONN_STATUS_CONNECTED)
+        return 1;
     for (i = 0; i < svc->nrpcs; i++)
         if (svc->rpcs[i].sub &&
             natsSubscription_DrainCompletionStatus(svc->rpcs[i].sub) == NATS_ILLEGAL_STATE)
@@ -310,7 +315,7 @@ drain_check(uv_timer_t *t)
     uv_timer_stop(t);
     if (svc->def.on_stop)
         svc->def.on_stop(svc);
-    if (svc->nc)
+    if (svc->nc && natsConnection_Status(svc->nc) == NATS_CONN_STATUS_CONNECTED)
         natsConnection_FlushTimeout(svc->nc, 2000); /* answers out before close */
     close_handles(svc);
 }
@@ -390,7 +395,9 @@ usage(FILE *f, const nrpc_service_def *def)
             "  NRPC_MAX_IN_FLIGHT   calls in flight before new ones get 503 overloaded "
             "(default %d)\n"
             "  NRPC_DRAIN_TIMEOUT   seconds to finish calls in flight after SIGTERM "
-            "(default %d)\n\n"
+            "(default %d)\n"
+            "  NRPC_ACCESS_LOG      1: log one line per answered call (errors always are)\n"
+            "  LOG_FORMAT           json: log JSON lines\n\n"
             "Request body: [args, kwargs], [args], [], empty, or {kwargs}.\n"
             "Reply: [result_args, result_kwargs], or an error with the headers "
             "Nats-Service-Error-Code\nand Nats-Service-Error and the body "
