@@ -207,6 +207,23 @@ typedef void (*nrpc_call_cb)(nrpc_call *call);
  * replaces the old. Holds no thread while it waits. */
 nrpc_status nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_call_cb cb);
 
+/** Receives the answer of an outgoing call, on the loop thread: code 0 with
+ * args and kwargs (borrowed for the callback), or the error code and its
+ * message (404 no such rpc, 504 no reply in time, the rpc's own errors). The
+ * callback answers call or starts more work. It does not run when call was
+ * answered meanwhile. */
+typedef void (*nrpc_call_reply_cb)(nrpc_call *call, int code, json_t *args, json_t *kwargs,
+                                   const char *error_message, void *arg);
+
+/** Calls another rpc from a handler, on the service's connection, and
+ * defers call until the answer comes. Steals args and kwargs (NULL: []/{}).
+ * The request carries call's trace id (a child span), request id, and the
+ * smaller of timeout_ms (<= 0: 60 s) and the time call has left. If it
+ * returns an error the callback never runs (and call is not deferred by
+ * it). */
+nrpc_status nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kwargs,
+                              int64_t timeout_ms, nrpc_call_reply_cb cb, void *arg);
+
 /* ---------------------------------------------------------------------------
  * Services.
  */
@@ -305,12 +322,36 @@ nrpc_status nrpc_client_request(nrpc_client *c, const char *subject, const char 
 int nrpc_client_connected(nrpc_client *c);
 /** Requests waiting for a reply. */
 int nrpc_client_pending(nrpc_client *c);
+/** Times the connection was re-established since the client was created. */
+uint64_t nrpc_client_reconnects(nrpc_client *c);
+
+/** Scatter-gather: publishes data (len bytes; NULL and 0 for an empty
+ * payload) on subject with a reply inbox of its own and collects every reply
+ * that arrives within wait_ms (the service API's $SRV.PING/INFO/STATS).
+ * Thread-safe.
+ *
+ * on_reply runs once per reply, on a client thread (NATS delivery); calls
+ * never overlap. resp->code is 0, or the reply's Nats-Service-Error-Code;
+ * resp->data is borrowed for the callback. on_done runs exactly once, after
+ * the last on_reply has returned, on a client thread: resp->code 0 when
+ * wait_ms passed, 404 at once when nobody listens on subject, 503 when the
+ * connection dropped or the client is being destroyed (resp->data is then an
+ * error body). Neither callback may block. If it returns an error no callback
+ * ever runs. */
+nrpc_status nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t len,
+                               int64_t wait_ms, nrpc_response_cb on_reply,
+                               nrpc_response_cb on_done, void *closure);
 
 /* ---------------------------------------------------------------------------
  * Logging: one line per event on stderr, "<time> <level> <program>: msg",
  * or a JSON object per line with LOG_FORMAT=json.
  */
 void nrpc_log(nrpc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** nrpc_log with a trace id and a request id (either may be NULL), written
+ * the way call lines carry them (" trace=... request_id=..." or JSON
+ * fields): for programs that are not services, such as the gateway. */
+void nrpc_log_ids(nrpc_log_level level, const char *trace_id, const char *request_id,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /** Names the program in log lines (borrowed: pass a string literal or argv[0]). */
 void nrpc_log_set_program(const char *name);
 

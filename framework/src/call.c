@@ -82,6 +82,17 @@ call_free_cb(uv_handle_t *h)
  * handler or callback of this call (depth == 0), so nobody can touch it
  * afterwards. */
 static void
+call_free(nrpc_call *call)
+{
+    if (call->timer_init) {
+        call->timer.data = call;
+        uv_close((uv_handle_t *)&call->timer, call_free_cb);
+    } else {
+        free(call);
+    }
+}
+
+static void
 call_finish(nrpc_call *call)
 {
     nrpc__service_call_done(call->svc, call);
@@ -89,12 +100,27 @@ call_finish(nrpc_call *call)
     json_decref(call->varargs);
     json_decref(call->varkw);
     natsMsg_Destroy(call->msg);
-    if (call->timer_init) {
-        call->timer.data = call;
-        uv_close((uv_handle_t *)&call->timer, call_free_cb);
-    } else {
-        free(call);
-    }
+    call->bound = call->varargs = call->varkw = NULL;
+    call->msg = NULL;
+    call->released = 1;
+    /* An outgoing call still points at us: free when its reply is in. */
+    if (call->pending_out == 0)
+        call_free(call);
+}
+
+void
+nrpc__call_settle(nrpc_call *call)
+{
+    if (call->answered && !call->released && call->depth == 0)
+        call_finish(call);
+}
+
+void
+nrpc__call_out_done(nrpc_call *call)
+{
+    call->pending_out--;
+    if (call->released && call->pending_out == 0)
+        call_free(call);
 }
 
 /* Sends the answer once. body is the success text (code 0) or NULL. */
@@ -314,8 +340,7 @@ call_timer_fired(uv_timer_t *t)
     call->depth++;
     cb(call);
     call->depth--;
-    if (call->answered)
-        call_finish(call);
+    nrpc__call_settle(call);
 }
 
 nrpc_status

@@ -46,6 +46,11 @@ typedef struct client_entry {
     int64_t timeout_ms;
     nrpc_response_cb cb;
     void *closure;
+    /* Gathers only (on_item NULL for a request): see gather_release. */
+    nrpc_response_cb on_item;
+    struct nrpc_client *client;
+    int refs;      /* the table's hold + reply callbacks running; under mu */
+    int done_code; /* on_done's code: 0, 404 or 503 */
     char subject[]; /* NUL-terminated copy */
 } client_entry;
 
@@ -95,6 +100,20 @@ table_grow(nrpc_client *c)
     c->buckets = b;
     c->nbuckets = n;
     return 0;
+}
+
+/* The entry for token, left in place, or NULL. */
+static client_entry *
+table_find(nrpc_client *c, uint64_t token)
+{
+    client_entry *e;
+
+    if (c->nbuckets == 0)
+        return NULL;
+    for (e = c->buckets[token & (c->nbuckets - 1)]; e; e = e->next)
+        if (e->token == token)
+            return e;
+    return NULL;
 }
 
 /* Unlinks and returns the entry for token, or NULL if someone else took it. */
@@ -255,12 +274,82 @@ entry_fail(client_entry *e, int code, const char *type, const char *message)
     free(e);
 }
 
+/* ------------------------------------------------------------------------
+ * Gathers. A gather sits in the table and the heap like a request, but a
+ * reply does not remove it: it stays until its deadline (or no responders,
+ * a lost link, destroy). e->refs counts the table's hold plus the reply
+ * callbacks running; whoever drops the last one calls on_done and frees e,
+ * so on_done runs once, after every on_item. Not locked.
+ */
+static void
+gather_release(client_entry *e, int code)
+{
+    nrpc_client *c = e->client;
+    int last;
+
+    pthread_mutex_lock(&c->mu);
+    if (code != 0 && e->done_code == 0)
+        e->done_code = code;
+    last = --e->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!last)
+        return;
+    if (e->done_code != 0) {
+        char msg[512];
+        if (e->done_code == NRPC_CODE_NOT_FOUND)
+            snprintf(msg, sizeof msg, "nobody listens on %s", e->subject);
+        else
+            snprintf(msg, sizeof msg, "NATS connection lost or client closing");
+        entry_fail(e, e->done_code, NULL, msg);
+        return;
+    }
+    {
+        nrpc_response r = {.code = 0, .data = "", .len = 0};
+        e->cb(&r, e->closure);
+        free(e);
+    }
+}
+
+/* One reply to a gather; the caller took a reference on e. */
+static void
+gather_item(client_entry *e, natsMsg *msg)
+{
+    nrpc_client *c = e->client;
+    nrpc_response r = {0};
+    const char *hv = NULL;
+
+    if (natsMsg_IsNoResponders(msg)) {
+        /* Nobody subscribed: end now rather than at the deadline. */
+        pthread_mutex_lock(&c->mu);
+        if (table_find(c, e->token) == e) {
+            pending_take(c, e->token);
+            e->refs--; /* the table's hold; ours keeps e alive */
+        }
+        pthread_mutex_unlock(&c->mu);
+        gather_release(e, NRPC_CODE_NOT_FOUND);
+        return;
+    }
+    r.data = natsMsg_GetData(msg);
+    r.len = (size_t)natsMsg_GetDataLength(msg);
+    if (r.data == NULL)
+        r.data = "";
+    if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &hv) == NATS_OK && hv != NULL) {
+        long code = strtol(hv, NULL, 10);
+        r.code = code > 0 && code <= 999 ? (int)code : NRPC_CODE_INTERNAL;
+    }
+    e->on_item(&r, e->closure);
+    gather_release(e, 0);
+}
+
 static void
 entry_fail_list(client_entry *list, int code, const char *message)
 {
     while (list) {
         client_entry *next = list->next;
-        entry_fail(list, code, NULL, message);
+        if (list->on_item)
+            gather_release(list, code);
+        else
+            entry_fail(list, code, NULL, message);
         list = next;
     }
 }
@@ -339,12 +428,18 @@ client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c
         }
         if (ok) {
             pthread_mutex_lock(&c->mu);
-            e = pending_take(c, token);
+            e = table_find(c, token);
+            if (e && e->on_item)
+                e->refs++; /* a gather stays until its deadline */
+            else if (e)
+                e = pending_take(c, token);
             pthread_mutex_unlock(&c->mu);
         }
     }
     /* No entry: a late reply after its timeout, or a duplicate. Dropped. */
-    if (e)
+    if (e && e->on_item)
+        gather_item(e, msg);
+    else if (e)
         entry_reply(e, msg);
     natsMsg_Destroy(msg);
 }
@@ -401,7 +496,10 @@ client_timer_main(void *arg)
             pthread_mutex_unlock(&c->mu);
             while (expired) {
                 client_entry *next = expired->next;
-                entry_timeout(expired);
+                if (expired->on_item)
+                    gather_release(expired, 0); /* a gather's window is over */
+                else
+                    entry_timeout(expired);
                 expired = next;
             }
             entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
@@ -578,6 +676,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     e->timeout_ms = timeout_ms;
     e->deadline = nrpc_now_ms() + timeout_ms;
     e->next = NULL;
+    e->on_item = NULL;
 
     /* Register before publishing: the reply can arrive before
      * PublishMsg returns. */
@@ -641,4 +740,84 @@ nrpc_client_pending(nrpc_client *c)
     n = (int)c->count;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+uint64_t
+nrpc_client_reconnects(nrpc_client *c)
+{
+    natsStatistics *st = NULL;
+    uint64_t n = 0;
+
+    if (c == NULL || c->nc == NULL || natsStatistics_Create(&st) != NATS_OK)
+        return 0;
+    if (natsConnection_GetStats(c->nc, st) != NATS_OK ||
+        natsStatistics_GetCounts(st, NULL, NULL, NULL, NULL, &n) != NATS_OK)
+        n = 0;
+    natsStatistics_Destroy(st);
+    return n;
+}
+
+nrpc_status
+nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t len,
+                   int64_t wait_ms, nrpc_response_cb on_reply, nrpc_response_cb on_done,
+                   void *closure)
+{
+    size_t slen;
+    client_entry *e;
+    char reply[160];
+    uint64_t token;
+    natsStatus s;
+    int rc;
+
+    if (c == NULL || subject == NULL || on_reply == NULL || on_done == NULL || wait_ms <= 0 ||
+        (data == NULL && len > 0))
+        return NRPC_ERR_INVALID_ARG;
+    if (!client_link_up(c))
+        return NRPC_ERR_STATE;
+    slen = strlen(subject);
+    e = calloc(1, sizeof *e + slen + 1);
+    if (e == NULL)
+        return NRPC_ERR_NOMEM;
+    memcpy(e->subject, subject, slen + 1);
+    e->cb = on_done;
+    e->on_item = on_reply;
+    e->closure = closure;
+    e->client = c;
+    e->refs = 1; /* the table's */
+    e->timeout_ms = wait_ms;
+    e->deadline = nrpc_now_ms() + wait_ms;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return NRPC_ERR_STATE;
+    }
+    token = e->token = c->next_token++;
+    rc = pending_add(c, e);
+    if (rc == 0 && e->heap_idx == 0)
+        pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0) {
+        free(e);
+        return NRPC_ERR_NOMEM;
+    }
+
+    /* From here on e belongs to the table, as with a request. */
+    snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
+    s = natsConnection_PublishRequest(c->nc, subject, reply, data, (int)len);
+    if (s != NATS_OK) {
+        client_entry *mine;
+
+        pthread_mutex_lock(&c->mu);
+        mine = pending_take(c, token);
+        pthread_mutex_unlock(&c->mu);
+        if (mine == NULL)
+            return NRPC_OK; /* already ended by the timer or a disconnect sweep */
+        free(mine);
+        nrpc_log(NRPC_LOG_WARN, "client: publish on %s failed: %s", subject, natsStatus_GetText(s));
+        return s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
+                                                                  : NRPC_ERR_NATS;
+    }
+    return NRPC_OK;
 }

@@ -90,6 +90,17 @@ nrpc_log(nrpc_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+void
+nrpc_log_ids(nrpc_log_level level, const char *trace_id, const char *request_id, const char *fmt,
+             ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nrpc__logv(level, trace_id && *trace_id ? trace_id : NULL,
+               request_id && *request_id ? request_id : NULL, fmt, ap);
+    va_end(ap);
+}
+
 int64_t
 nrpc_now_ms(void)
 {

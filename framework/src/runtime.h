@@ -40,7 +40,7 @@ typedef struct {
 /* A request handed from the NATS delivery thread to the loop thread. */
 typedef struct inbound {
     struct inbound *next;
-    rpc_entry *rpc;
+    rpc_entry *rpc;      /* NULL: a reply to one of our own outgoing calls */
     natsMsg *msg;        /* owned */
     int64_t deadline_ms; /* monotonic; INT64_MAX when none */
 } inbound;
@@ -61,6 +61,8 @@ struct nrpc_call {
     unsigned deferred : 1;
     unsigned answered : 1;
     int depth; /* > 0 while framework code is calling into the handler */
+    int pending_out;      /* outgoing calls (outcall.c) still waiting */
+    unsigned released : 1; /* answered and released; memory kept for pending_out */
     struct nrpc_call *prev, *next; /* live calls, for the drain deadline */
 };
 
@@ -90,6 +92,13 @@ struct nrpc_service {
     char started[64]; /* RFC 3339, UTC */
     natsSubscription *srv_subs[3];
 
+    /* outgoing calls (outcall.c): loop thread only */
+    char inbox[96];
+    natsSubscription *inbox_sub;
+    uint64_t next_token;
+    struct outcall **obuckets;
+    size_t onbuckets;
+
     /* shutdown */
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_timer;
@@ -115,6 +124,19 @@ void nrpc__service_send(nrpc_service *svc, natsMsg *req, int code, const char *t
                         const char *message, const char *body);
 /* Forgets an answered call: in-flight count, live list, drain progress. */
 void nrpc__service_call_done(nrpc_service *svc, nrpc_call *call);
+
+/* service.c: hands a message to the loop thread (any thread). */
+void nrpc__queue_push(nrpc_service *svc, inbound *in);
+
+/* call.c: frees a released call once its last outgoing call is done. */
+void nrpc__call_out_done(nrpc_call *call);
+/* call.c: after a callback into the handler: releases the call if it was
+ * answered meanwhile. */
+void nrpc__call_settle(nrpc_call *call);
+
+/* outcall.c */
+void nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg); /* loop thread; takes msg */
+void nrpc__outcall_stop(nrpc_service *svc);
 
 /* discovery.c */
 void nrpc__discovery_init(nrpc_service *svc);

@@ -213,10 +213,16 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
     pthread_mutex_lock(&rpc->stats.mu);
     rpc->stats.in_flight++;
     pthread_mutex_unlock(&rpc->stats.mu);
-    in->next = NULL;
     in->rpc = rpc;
     in->msg = msg;
     in->deadline_ms = deadline;
+    nrpc__queue_push(svc, in);
+}
+
+void
+nrpc__queue_push(nrpc_service *svc, inbound *in)
+{
+    in->next = NULL;
     pthread_mutex_lock(&svc->qmu);
     if (svc->qtail)
         svc->qtail->next = in;
@@ -248,6 +254,11 @@ on_wake(uv_async_t *a)
     for (; in; in = next) {
         nrpc_call *call;
         next = in->next;
+        if (in->rpc == NULL) { /* a reply to an outgoing call */
+            nrpc__outcall_reply(svc, in->msg);
+            free(in);
+            continue;
+        }
         call = nrpc__call_new(svc, in->rpc, in->msg, in->deadline_ms);
         if (call == NULL) {
             nrpc__service_send(svc, in->msg, NRPC_CODE_UNAVAILABLE, "unavailable",
@@ -315,6 +326,7 @@ drain_check(uv_timer_t *t)
     uv_timer_stop(t);
     if (svc->def.on_stop)
         svc->def.on_stop(svc);
+    nrpc__outcall_stop(svc); /* their timers would keep the loop alive */
     if (svc->nc && natsConnection_Status(svc->nc) == NATS_CONN_STATUS_CONNECTED)
         natsConnection_FlushTimeout(svc->nc, 2000); /* answers out before close */
     close_handles(svc);
@@ -480,6 +492,7 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
         uv_run(&loop, UV_RUN_DEFAULT);
         rc = svc->exit_code;
     }
+    nrpc__outcall_stop(svc);
     if (svc->nc) {
         nrpc__discovery_stop(svc);
         for (i = 0; i < (int)svc->nrpcs; i++) {

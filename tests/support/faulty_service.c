@@ -1,7 +1,7 @@
 /* faulty_service.c: a service whose handlers misbehave on purpose, so the
  * integration tests can see that failures are answered and never take the
  * process down. Subjects: faulty_service.no_reply, faulty_service.fail,
- * faulty_service.echo. */
+ * faulty_service.echo, faulty_service.relay. */
 #include <natsrpc.h>
 
 /* Returns without answering: the framework must answer 500. */
@@ -23,7 +23,41 @@ echo(nrpc_call *call)
     nrpc_reply(call, json_incref(nrpc_call_varargs(call)), json_incref(nrpc_call_varkw(call)));
 }
 
+static void
+relay_done(nrpc_call *call, int code, json_t *args, json_t *kwargs, const char *message,
+           void *arg)
+{
+    if (code != 0)
+        nrpc_fail(call, code, NULL, "%s", message);
+    else
+        nrpc_reply(call, json_incref(args), json_incref(kwargs));
+}
+
+/* Calls another rpc and answers with its answer: service-to-service calls
+ * carry the trace context on. */
+static void
+relay(nrpc_call *call)
+{
+    nrpc_status s = nrpc_call_request(call, nrpc_arg_string(call, "subject"),
+                                      json_incref(nrpc_arg(call, "args")),
+                                      json_incref(nrpc_arg(call, "kwargs")),
+                                      (int64_t)(nrpc_arg_number(call, "timeout") * 1000),
+                                      relay_done, NULL);
+    if (s != NRPC_OK)
+        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, NULL, "cannot call %s: %s",
+                  nrpc_arg_string(call, "subject"), nrpc_status_text(s));
+}
+
+static const nrpc_param relay_params[] = {
+    {"subject", NRPC_STRING, NULL, "the rpc to call"},
+    {"args", NRPC_ARRAY, "[]", NULL},
+    {"kwargs", NRPC_OBJECT, "{}", NULL},
+    {"timeout", NRPC_NUMBER, "5", "seconds"},
+    {NULL},
+};
+
 static const nrpc_rpc faulty_rpcs[] = {
+    {"relay", relay, relay_params, "Calls another rpc and answers with its answer.", 0},
     {"no_reply", no_reply, NULL, "Returns without answering.", 0},
     {"fail", fail, NULL, "Fails with 500.", 0},
     {"echo", echo, NULL, "Echoes [args, kwargs].", NRPC_VARARGS | NRPC_VARKW},
