@@ -1,0 +1,42 @@
+# natsrpc images: one image holds the gateway and every service; the compose
+# file picks which binary a container runs.
+#
+#   docker build -t natsrpc .
+#   docker run --rm -e NATS_URL=nats://nats:4222 natsrpc greeting_service
+
+# ---- build stage: compilers and the -dev packages
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential cmake pkg-config \
+      libnats-dev libmicrohttpd-dev libjansson-dev libuv1-dev libpq-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Only what the build reads, so editing tests or docs does not bust the cache.
+COPY CMakeLists.txt ./
+COPY cmake/ cmake/
+COPY framework/ framework/
+COPY services/ services/
+COPY gateway/ gateway/
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNRPC_BUILD_TESTS=OFF -DNRPC_WERROR=OFF \
+ && cmake --build build -j"$(nproc)" \
+ && strip build/bin/*
+
+# ---- runtime stage: the shared libraries only
+FROM debian:bookworm-slim AS runtime
+# Runtime counterparts of the -dev packages above.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libnats3.4 libmicrohttpd12 libjansson4 libuv1 libpq5 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --no-create-home --shell /usr/sbin/nologin natsrpc
+# Every binary in build/bin: the gateway and all services.
+COPY --from=build /src/build/bin/ /usr/local/bin/
+USER natsrpc
+ENV NATS_URL=nats://nats:4222 \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=5000
+EXPOSE 5000
+# Both the gateway and the services stop cleanly on SIGTERM (docker stop).
+STOPSIGNAL SIGTERM
+CMD ["natsrpc-gateway"]
