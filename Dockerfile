@@ -32,8 +32,11 @@ RUN apt-get update \
  && useradd --system --no-create-home --shell /usr/sbin/nologin natsrpc
 # Every binary in build/bin: the gateway and all services.
 COPY --from=build /src/build/bin/ /usr/local/bin/
+# thing_service applies these at start-up (THING_MIGRATIONS).
+COPY services/thing/migrations/ /usr/local/share/natsrpc/thing/migrations/
 USER natsrpc
 ENV NATS_URL=nats://nats:4222 \
+    THING_MIGRATIONS=/usr/local/share/natsrpc/thing/migrations \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=5000
 EXPOSE 5000
