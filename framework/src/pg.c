@@ -74,6 +74,18 @@ struct nrpc_pg {
 };
 
 static void conn_connect(pg_conn *conn);
+static void one_line(char *s);
+
+/* libpq prints server notices (and the FATAL of a shutdown) on stderr by
+ * itself: route them through our log so every line has our format. */
+static void
+pg_notice(void *arg, const char *message)
+{
+    char line[512];
+    snprintf(line, sizeof line, "%s", message);
+    one_line(line);
+    nrpc_log(NRPC_LOG_INFO, "database: %s", line);
+}
 static void conn_fail(pg_conn *conn, const char *why);
 static void pool_dispatch(nrpc_pg *pg);
 static void conn_on_poll(uv_poll_t *h, int status, int events);
@@ -315,6 +327,8 @@ conn_connect(pg_conn *conn)
 
     conn->c = PQconnectStartParams(keys, vals, 1);
     conn->state = CONN_CONNECTING;
+    if (conn->c)
+        PQsetNoticeProcessor(conn->c, pg_notice, NULL);
     if (conn->c == NULL || PQstatus(conn->c) == CONNECTION_BAD) {
         conn_fail(conn, conn->c ? PQerrorMessage(conn->c) : "out of memory");
         return;
@@ -426,7 +440,11 @@ conn_on_poll(uv_poll_t *h, int status, int events)
     pg_conn *conn = h->data;
 
     if (status < 0) {
-        conn_fail(conn, uv_strerror(status));
+        /* libuv only says the socket failed; libpq knows why. */
+        if (conn->c && !PQconsumeInput(conn->c))
+            conn_fail(conn, PQerrorMessage(conn->c));
+        else
+            conn_fail(conn, "connection error");
         return;
     }
     switch (conn->state) {
@@ -629,6 +647,8 @@ read_file(const char *dir, const char *name)
     return buf;
 }
 
+static void sleep_ms(int ms);
+
 static int
 exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 {
@@ -645,19 +665,44 @@ exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
  * advisory lock, so replicas starting together apply each exactly once.
  * Returns 0, or -1 with err set (the transaction is rolled back). */
 static int
-migrate(PGconn *c, const char *dir, char *err, size_t errlen)
+migrate(PGconn *c, const char *dir, atomic_int *stop, char *err, size_t errlen)
 {
     migration *list = NULL;
     int n = 0, i, rc = -1, applied = 0;
     char lock[128];
 
-    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%d)", MIGRATION_LOCK_KEY);
+
+    snprintf(lock, sizeof lock, "SELECT pg_try_advisory_xact_lock(%d)", MIGRATION_LOCK_KEY);
     if (dir && (n = migrations_list(dir, &list)) < 0) {
         snprintf(err, errlen, "cannot read the migrations in %s", dir);
         return -1;
     }
-    if (exec_ok(c, "BEGIN", err, errlen) != 0 || exec_ok(c, lock, err, errlen) != 0 ||
-        exec_ok(c,
+    if (exec_ok(c, "BEGIN", err, errlen) != 0)
+        goto done;
+    /* Try, not wait: a blocking lock would leave a stop waiting on another
+     * replica's migrations (or a stuck session) for as long as they last. */
+    for (int tries = 0;; tries++) {
+        PGresult *r = PQexec(c, lock);
+        int got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                  strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+            PQclear(r);
+            goto done;
+        }
+        PQclear(r);
+        if (got)
+            break;
+        if (atomic_load(stop)) {
+            snprintf(err, errlen, "stopping");
+            goto done;
+        }
+        if (tries % 50 == 0)
+            nrpc_log(NRPC_LOG_INFO, "waiting for another replica's migrations (advisory lock %d)",
+                     MIGRATION_LOCK_KEY);
+        sleep_ms(100);
+    }
+    if (exec_ok(c,
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version bigint PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())",
@@ -742,17 +787,21 @@ migrator_main(void *arg)
         PGconn *c = PQconnectdbParams(keys, vals, 1);
         int ok = 0;
 
+        if (c)
+            PQsetNoticeProcessor(c, pg_notice, NULL);
         attempt++;
         if (PQstatus(c) != CONNECTION_OK)
             snprintf(err, sizeof err, "%s", PQerrorMessage(c));
         else
-            ok = migrate(c, pg->opts.migrations_dir, err, sizeof err) == 0;
+            ok = migrate(c, pg->opts.migrations_dir, &pg->migrator_stop, err, sizeof err) == 0;
         PQfinish(c);
         if (ok) {
             uv_async_send(&pg->migrated_async);
             return NULL;
         }
         one_line(err);
+        if (atomic_load(&pg->migrator_stop))
+            break;
         if (attempt == 1 || attempt % 10 == 0)
             nrpc_log(NRPC_LOG_WARN, "database not ready (%s); retrying in %d ms (attempt %d)", err,
                      delay, attempt);

@@ -225,8 +225,16 @@ on_page(nrpc_call *call, const PGresult *res, void *arg)
     json_t *things = json_array(), *next = json_null();
     int n, i;
 
-    if (result_ok_or_fail(call, res) != 0) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         json_decref(things);
+        json_decref(next);
+        if (state && strncmp(state, "22", 2) == 0 && nrpc_arg_string(call, "after"))
+            nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL,
+                      "argument 'after' is not a cursor returned by get_things: %s",
+                      PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+        else
+            nrpc_pg_fail(call, res);
         return;
     }
     n = PQntuples(res);

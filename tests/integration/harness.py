@@ -10,12 +10,14 @@ Contents:
   NatsClient             a small NATS protocol client (PUB/HPUB/SUB/MSG/HMSG)
   http_call()            one HTTP request on its own connection
   IntegrationCase        unittest.TestCase base that prints log tails on failure
+  start_postgres()       a private PostgreSQL (initdb in a temp dir), stopped by PID
 
 Logs go to a temp dir per module, removed afterwards unless something failed
 at teardown or NRPC_KEEP_LOGS=1 is set. Run one module by hand with:
   NRPC_BIN_DIR=build/bin python3 -m unittest -v test_gateway   (in this dir)
 """
 
+import atexit
 import http.client
 import itertools
 import json
@@ -280,6 +282,7 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="nrpc-it-%s-" % prefix)
         self.procs = []
         self.keep_logs = False
+        self.postgreses = []
 
     def spawn(self, name, argv, env=None, kind="app"):
         # unique log file name per process
@@ -293,6 +296,21 @@ class Stack:
         p.start()
         self.procs.append(p)
         return p
+
+    def adopt(self, proc):
+        """Adds a process started elsewhere (a Postgres) under a unique log
+        name, so that stop_all() stops it and log_tails() shows it."""
+        used = {p.name for p in self.procs}
+        base, n = proc.name, 1
+        while proc.name in used:
+            n += 1
+            proc.name = "%s-%d" % (base, n)
+            proc.log_path = os.path.join(proc.logdir, proc.name + ".log")
+        self.procs.append(proc)
+        return proc
+
+    def postgres(self, port=None, name="postgres"):
+        return start_postgres(self, port=port, name=name)
 
     def nats(self, port=None, name="nats-server"):
         return Nats(self, port=port, name=name).start()
@@ -363,7 +381,9 @@ class Stack:
         sanitizer report."""
         problems = []
         # services and gateways first, while NATS is still there to drain to
-        order = [p for p in reversed(self.procs) if p.kind != "nats"]
+        # then PostgreSQL (its clients are gone: a quick shutdown)
+        order = [p for p in reversed(self.procs) if p.kind not in ("nats", "postgres")]
+        order += [p for p in reversed(self.procs) if p.kind == "postgres"]
         order += [p for p in reversed(self.procs) if p.kind == "nats"]
         for p in order:
             was_alive = p.alive()
@@ -372,7 +392,7 @@ class Stack:
             except Exception as e:  # noqa: BLE001
                 problems.append("stopping %s: %r" % (p.name, e))
                 continue
-            if p.kind == "nats":
+            if p.kind in ("nats", "postgres"):
                 continue
             if not was_alive and not p.signalled:
                 problems.append("%s exited by itself with status %s during the tests" % (p.name, rc))
@@ -382,6 +402,9 @@ class Stack:
             for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
                 if marker in text:
                     problems.append("%s logged a sanitizer report (%r)" % (p.name, marker))
+        for pg in self.postgreses:
+            pg.close()  # data dirs go whatever happens
+        self.postgreses = []
         if problems:
             self.keep_logs = True
             problems.append("logs kept in " + self.dir)
@@ -389,6 +412,260 @@ class Stack:
         if not self.keep_logs and not os.environ.get("NRPC_KEEP_LOGS"):
             shutil.rmtree(self.dir, ignore_errors=True)
         return problems
+
+
+# ---------------------------------------------------------------------------
+# A private PostgreSQL (initdb in a temp dir, postgres as our child process).
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
+
+
+def pg_bin(name):
+    """Path of a PostgreSQL server binary: $NRPC_PG_BIN, the Debian folder of
+    version 15 (or any other installed version), else $PATH. A skip when
+    there is none."""
+    dirs = [os.environ["NRPC_PG_BIN"]] if os.environ.get("NRPC_PG_BIN") else []
+    dirs += list(PG_BIN_DIRS)
+    dirs += sorted((os.path.join("/usr/lib/postgresql", v, "bin")
+                    for v in (os.listdir("/usr/lib/postgresql")
+                              if os.path.isdir("/usr/lib/postgresql") else [])), reverse=True)
+    for d in dirs:
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    p = shutil.which(name)
+    if p is None:
+        raise unittest.SkipTest("PostgreSQL's %s not found (apt-get install postgresql)" % name)
+    return p
+
+
+class _PgProc(Proc):
+    """The postmaster: runs as the `postgres` system user when we are root
+    (initdb and postgres refuse to run as root); stopped with SIGINT (fast
+    shutdown: clients are disconnected, the data is checkpointed)."""
+
+    def __init__(self, name, argv, env=None, logdir=None, user=None):
+        super().__init__(name, argv, env=env, logdir=logdir)
+        self.user = user
+        self.kind = "postgres"
+
+    def start(self):
+        self._log = open(self.log_path, "ab")
+        self._log.write(("=== start: %s\n" % " ".join(self.argv)).encode())
+        self._log.flush()
+        kw = {}
+        if self.user:
+            kw = {"user": self.user, "group": self.user, "extra_groups": []}
+        self.popen = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                      stdout=self._log, stderr=subprocess.STDOUT, **kw)
+        return self
+
+    def stop(self, timeout=30.0):
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.popen.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            if self.wait(timeout) is None:
+                # immediate shutdown (the backends exit too), then the hammer
+                try:
+                    os.kill(self.popen.pid, signal.SIGQUIT)
+                except ProcessLookupError:
+                    pass
+                if self.wait(10) is None:
+                    try:
+                        os.kill(self.popen.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    self.popen.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.popen.returncode
+
+
+class Postgres:
+    """A PostgreSQL server of our own on 127.0.0.1:<port>, trust auth, user
+    and database `natsrpc`, fsync off. Its data folder is a temp dir removed
+    by close() (Stack.stop_all calls it; so does interpreter exit).
+
+      url        postgresql://natsrpc@127.0.0.1:<port>/natsrpc
+      start()    starts (or restarts on the same port and data) and waits
+                 until it answers queries
+      stop()     fast shutdown (SIGINT) and wait; the data stays
+      pid        the postmaster's PID (None when stopped)
+      psql(sql)  runs SQL with psql, returns its unaligned output
+      create_database(name), url_for(name)
+    """
+
+    USER = "natsrpc"
+    DB = "natsrpc"
+
+    def __init__(self, stack=None, port=None, name="postgres"):
+        self.stack = stack
+        self.name = name
+        self.auto_port = port is None
+        self.port = port or free_port()
+        self.run_as = None
+        if os.geteuid() == 0:
+            self.run_as = os.environ.get("NRPC_PG_USER", "postgres")
+        self.dir = tempfile.mkdtemp(prefix="nrpc-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.logdir = stack.dir if stack is not None else self.dir
+        self.proc = None
+        self.started = False
+        self.closed = False
+        self.env = dict(os.environ, LC_ALL="C", LANG="C", TZ="UTC")
+        self.env.pop("PGDATA", None)
+        if self.run_as:
+            import pwd
+            try:
+                pw = pwd.getpwnam(self.run_as)
+            except KeyError:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise unittest.SkipTest("running as root and there is no %r user for PostgreSQL"
+                                        % self.run_as) from None
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self.env["HOME"] = self.dir
+        _PG_ALIVE.add(self)
+        self._initdb()
+
+    @property
+    def url(self):
+        return self.url_for(self.DB)
+
+    def url_for(self, db):
+        return "postgresql://%s@127.0.0.1:%d/%s" % (self.USER, self.port, db)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None and self.proc.alive() else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.alive()
+
+    def _run_as_user(self, argv, **kw):
+        if self.run_as:
+            kw.update(user=self.run_as, group=self.run_as, extra_groups=[])
+        return subprocess.run(argv, env=self.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+    def _initdb(self):
+        r = self._run_as_user([pg_bin("initdb"), "-D", self.data, "-U", self.USER, "--auth=trust",
+                               "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"],
+                              timeout=120)
+        if r.returncode != 0:
+            out = r.stdout.decode(errors="replace")
+            self.close()
+            raise AssertionError("initdb failed (%d):\n%s" % (r.returncode, out))
+
+    def start(self):
+        """Starts the postmaster (same port and data dir on a restart) and
+        waits until it answers; creates the database on the first start."""
+        if self.closed:
+            raise AssertionError("postgres: start() after close()")
+        if self.alive():
+            return self
+        for attempt in range(3):
+            argv = [pg_bin("postgres"), "-D", self.data, "-p", str(self.port), "-k", self.dir,
+                    "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                    "-c", "max_connections=200"]
+            if self.proc is None:  # one Proc (one log file) across restarts
+                self.proc = _PgProc(self.name, argv, env=self.env, logdir=self.logdir,
+                                    user=self.run_as)
+                if self.stack is not None:
+                    self.stack.adopt(self.proc)
+            self.proc.argv = argv
+            self.proc.start()
+            try:
+                wait_for(self._answers, START_TIMEOUT, interval=0.1,
+                         what="postgres on port %d" % self.port)
+                break
+            except AssertionError:
+                if self.proc.alive() or self.started or not self.auto_port or attempt == 2:
+                    self.proc.stop()
+                    raise AssertionError("postgres did not start\n" + self.proc.log_tail()) from None
+                self.port = free_port()  # someone took the port: another one
+        if not self.started:
+            self.psql("CREATE DATABASE %s" % self.DB, db="postgres")
+            self.started = True
+        return self
+
+    def _answers(self):
+        if not self.proc.alive():
+            raise AssertionError("postgres exited with %s" % self.proc.returncode)
+        r = subprocess.run([pg_bin("psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port),
+                            "-U", self.USER, "-d", "postgres", "-c", "SELECT 1"],
+                           env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+        return r.returncode == 0
+
+    def stop(self):
+        """Fast shutdown by PID; waits until it exited and the port is free."""
+        if self.proc is not None:
+            self.proc.signalled = True
+            self.proc.stop()
+            wait_for(lambda: not port_open(self.port), 10, what="port %d released" % self.port)
+        return self
+
+    def psql(self, sql, db=None, timeout=30):
+        """Runs sql (one or more statements) and returns psql's unaligned,
+        tuples-only output, stripped. Raises AssertionError on an error."""
+        r = subprocess.run([pg_bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER,
+                            "-d", db or self.DB, "-c", sql],
+                           env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError("psql %r failed (%d): %s" % (sql, r.returncode,
+                                                             r.stderr.decode(errors="replace")))
+        return r.stdout.decode().strip()
+
+    def create_database(self, name):
+        self.psql("CREATE DATABASE %s" % name, db="postgres")
+        return self.url_for(name)
+
+    def close(self):
+        """Stops the server if running and removes the data dir."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.proc is not None and self.proc.alive():
+                self.proc.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            _PG_ALIVE.discard(self)
+
+
+_PG_ALIVE = set()
+
+
+def _close_postgres_left():
+    for pg in list(_PG_ALIVE):
+        try:
+            pg.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(_close_postgres_left)
+
+
+def start_postgres(stack=None, port=None, name="postgres"):
+    """A started private PostgreSQL (see Postgres). With a stack, its log
+    goes to the stack's folder and stop_all() stops it and removes its data;
+    without one, call close() yourself (it also happens at exit)."""
+    pg = Postgres(stack, port=port, name=name)
+    if stack is not None:
+        stack.postgreses.append(pg)
+    try:
+        return pg.start()
+    except BaseException:
+        pg.close()
+        raise
 
 
 # ---------------------------------------------------------------------------
