@@ -9,7 +9,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      libnats-dev libmicrohttpd-dev libjansson-dev libuv1-dev libpq-dev \
+      libnats-dev libmicrohttpd-dev libjansson-dev libuv1-dev libpq-dev libgnutls28-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads, so editing tests or docs does not bust the cache.
@@ -18,6 +18,14 @@ COPY cmake/ cmake/
 COPY framework/ framework/
 COPY services/ services/
 COPY gateway/ gateway/
+# The page's WAMP client and Swagger UI come from npm, vendored into
+# frontend/vendor/ (no CDN at run time).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+COPY frontend/ frontend/
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm run vendor
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNRPC_BUILD_TESTS=OFF -DNRPC_WERROR=OFF \
  && cmake --build build -j"$(nproc)" \
  && strip build/bin/*
@@ -32,11 +40,15 @@ RUN apt-get update \
  && useradd --system --no-create-home --shell /usr/sbin/nologin natsrpc
 # Every binary in build/bin: the gateway and all services.
 COPY --from=build /src/build/bin/ /usr/local/bin/
+# The page the gateway serves at / (GATEWAY_STATIC_DIR).
+COPY --from=build /src/frontend/ /usr/local/share/natsrpc/frontend/
 # thing_service applies these at start-up (THING_MIGRATIONS).
 COPY services/thing/migrations/ /usr/local/share/natsrpc/thing/migrations/
 USER natsrpc
 ENV NATS_URL=nats://nats:4222 \
     THING_MIGRATIONS=/usr/local/share/natsrpc/thing/migrations \
+    GATEWAY_STATIC_DIR=/usr/local/share/natsrpc/frontend \
+    GATEWAY_DOCS_DIR=/usr/local/share/natsrpc/frontend/vendor/swagger-ui \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=5000
 EXPOSE 5000

@@ -13,3 +13,6 @@ add_library(libuv::uv ALIAS PkgConfig::LIBUV)
 add_library(MHD::microhttpd ALIAS PkgConfig::MHD)
 pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 add_library(PostgreSQL::PostgreSQL ALIAS PkgConfig::LIBPQ)
+# gnutls: SHA-1 for the WebSocket handshake (libmicrohttpd depends on it).
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
+add_library(GnuTLS::gnutls ALIAS PkgConfig::GNUTLS)

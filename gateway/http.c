@@ -50,17 +50,26 @@ struct gw_server {
     atomic_int draining;
     MHD_socket listen_fd; /* ours after quiesce; closed after MHD_stop_daemon */
     char host[256];
+    gw_metrics *metrics;  /* pages.c and metrics.c */
+    gw_catalog *catalog;
+    char docs_dir[1024];
+    gw_ws *ws; /* GET /websocket: ws.c's loop */
 };
 
 enum {
     REQ_BODY,   /* reading the body of an rpc call */
     REQ_REJECT, /* answer decided at the first call (r->code, r->reply); body discarded */
     REQ_HEALTH, /* GET /healthz */
+    REQ_PAGE,   /* GET of a page of pages.c (r->page) */
+    REQ_FRONT,  /* GET /websocket or a front-end file (static.c) */
     REQ_WAIT,   /* suspended until http_on_reply (or a refused request) resumes */
     REQ_DONE,   /* response queued */
 };
 
 #define REQ_INLINE_BODY 512
+
+/* gw_req.metric: not an rpc (pages), an rpc subject, or a refused path. */
+enum { METRIC_NONE, METRIC_RPC, METRIC_INVALID };
 
 typedef struct {
     gw_server *gw;
@@ -69,6 +78,11 @@ typedef struct {
     int status; /* HTTP status queued; 0 until then (for the log) */
     int too_large;
     const char *allow; /* Allow header of a 405 */
+    const char *ctype; /* Content-Type of the answer; NULL: JSON */
+    gw_page_kind page;
+    int metric;        /* METRIC_*: how /metrics counts this request */
+    int counted;       /* counted in /metrics already */
+    gw_trace trace;    /* traceparent and X-Request-Id, sent on and returned */
     int64_t start_us;
     int64_t timeout_ms;
     char method[12];
@@ -112,6 +126,19 @@ xmalloc(size_t n)
  * Responses.
  */
 
+/* Counts r in /metrics once: when its answer is queued, so a client that
+ * has its answer sees it counted, or at completion when it never got one. */
+static void
+http_count(gw_req *r)
+{
+    if (r->metric == METRIC_NONE || r->counted)
+        return;
+    r->counted = 1;
+    gw_metrics_observe(r->gw->metrics, r->metric == METRIC_RPC ? r->url + 1 : NULL,
+                       r->metric == METRIC_RPC ? strlen(r->url + 1) : 0, r->status,
+                       (double)(http_now_us() - r->start_us) / 1e6);
+}
+
 /* Queues status with body (len bytes). how is the MHD_ResponseMemoryMode of
  * body; with MHD_RESPMEM_MUST_FREE MHD owns body from here on, even on
  * failure. */
@@ -128,7 +155,12 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
             free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            r && r->ctype ? r->ctype : JSON_TYPE);
+    if (r && r->trace.traceparent[0]) {
+        MHD_add_response_header(resp, NRPC_HDR_TRACEPARENT, r->trace.traceparent);
+        MHD_add_response_header(resp, NRPC_HDR_REQUEST_ID, r->trace.request_id);
+    }
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     /* While draining, every answer ends its connection so keep-alive
@@ -140,6 +172,7 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
     if (r) {
         r->status = status;
         r->state = REQ_DONE;
+        http_count(r);
     }
     return ret;
 }
@@ -262,12 +295,14 @@ http_forward(gw_req *r, struct MHD_Connection *conn)
 {
     gw_server *gw = r->gw;
     nrpc_status st = NRPC_ERR_STATE;
+    const char *headers[] = {NRPC_HDR_TRACEPARENT, r->trace.traceparent, NRPC_HDR_REQUEST_ID,
+                             r->trace.request_id, NULL};
 
     r->state = REQ_WAIT;
     MHD_suspend_connection(conn);
     pthread_rwlock_rdlock(&gw->client_lock);
     if (gw->client != NULL)
-        st = nrpc_client_request(gw->client, r->url + 1, r->body, r->len, r->timeout_ms, NULL,
+        st = nrpc_client_request(gw->client, r->url + 1, r->body, r->len, r->timeout_ms, headers,
                                  http_on_reply, r);
     pthread_rwlock_unlock(&gw->client_lock);
     if (st != NRPC_OK) {
@@ -284,6 +319,47 @@ http_forward(gw_req *r, struct MHD_Connection *conn)
         r->reply_len = len;
         MHD_resume_connection(conn);
     }
+    return MHD_YES;
+}
+
+/* ---------------------------------------------------------------------------
+ * Pages (pages.c): answered like an rpc, through a callback that may come
+ * later from the catalog's thread, so the connection is suspended first.
+ */
+
+static void
+http_on_page(void *closure, int status, const char *ctype, char *body, size_t len)
+{
+    gw_req *r = closure;
+
+    r->code = status == MHD_HTTP_OK ? 0 : status;
+    r->ctype = body ? ctype : NULL;
+    r->reply = body;
+    r->reply_len = len;
+    if (body == NULL) {
+        r->code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        r->reply = http_error_text(r->code, "internal", "out of memory", &r->reply_len);
+    }
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result
+http_page(gw_req *r, struct MHD_Connection *conn)
+{
+    gw_server *gw = r->gw;
+    gw_page_env env = {.catalog = gw->catalog, .metrics = gw->metrics, .docs_dir = gw->docs_dir};
+    const char *refresh = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "refresh");
+
+    if (r->page == GW_PAGE_METRICS) {
+        env.gauges.in_flight = atomic_load(&gw->in_flight);
+        pthread_rwlock_rdlock(&gw->client_lock);
+        env.gauges.nats_connected = gw->client != NULL && nrpc_client_connected(gw->client);
+        env.gauges.nats_reconnects = nrpc_client_reconnects(gw->client);
+        pthread_rwlock_unlock(&gw->client_lock);
+    }
+    r->state = REQ_WAIT;
+    MHD_suspend_connection(conn);
+    gw_page_serve(&env, r->page, r->url, refresh && strcmp(refresh, "0") != 0, http_on_page, r);
     return MHD_YES;
 }
 
@@ -351,9 +427,30 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
     r->state = REQ_BODY;
     atomic_fetch_add_explicit(&gw->in_flight, 1, memory_order_relaxed);
     *con_cls = r;
+    gw_trace_begin(&r->trace,
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_TRACEPARENT),
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_REQUEST_ID));
 
     is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    /* GET pages first: /openapi.json and /metadata.json are rpc-shaped. */
+    if (!is_post && (r->page = gw_page_match(url)) != GW_PAGE_NONE) {
+        if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) {
+            r->state = REQ_PAGE;
+            return MHD_YES;
+        }
+        return http_reject(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "GET, HEAD",
+                           "%s is not allowed on %.200s", method, url);
+    }
+    /* GET /websocket and the front end's files (/app.js is rpc-shaped too). */
+    if (!is_post && gw_front_match(&gw->cfg, url, method)) {
+        r->state = REQ_FRONT;
+        return MHD_YES;
+    }
     kind = gw_route_match(url, &subject, &slen);
+    r->metric = kind == GW_ROUTE_RPC && is_post                        ? METRIC_RPC
+                : kind == GW_ROUTE_HEALTHZ                             ? METRIC_NONE
+                : kind == GW_ROUTE_RPC || kind == GW_ROUTE_BAD_RPC || is_post ? METRIC_INVALID
+                                                                       : METRIC_NONE;
     switch (kind) {
     case GW_ROUTE_HEALTHZ:
         if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) {
@@ -436,6 +533,8 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
         return http_forward(r, conn);
     case REQ_REJECT:
     case REQ_HEALTH:
+    case REQ_PAGE:
+    case REQ_FRONT:
         if (*upload_data_size > 0) {
             /* Not ours to read; bounded so a rejected endless chunked
              * upload cannot hold the connection forever. */
@@ -445,6 +544,13 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
         }
         if (r->state == REQ_HEALTH)
             return http_send_health(r, conn);
+        if (r->state == REQ_PAGE)
+            return http_page(r, conn);
+        if (r->state == REQ_FRONT) {
+            r->state = REQ_DONE;
+            return (enum MHD_Result)gw_front_respond(r->gw->ws, &r->gw->cfg, conn, r->url,
+                                                     r->method, &r->status);
+        }
         return http_send_reply(r, conn);
     case REQ_WAIT: return http_send_reply(r, conn);
     default:
@@ -463,13 +569,16 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
     if (r == NULL)
         return;
+    http_count(r);
     if (gw->cfg.access_log) {
         double ms = (double)(http_now_us() - r->start_us) / 1000.0;
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            nrpc_log(NRPC_LOG_INFO, "%s %s %d %.2f ms", r->method, r->url, r->status, ms);
+            nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id, "%s %s %d %.2f ms",
+                         r->method, r->url, r->status, ms);
         else
-            nrpc_log(NRPC_LOG_INFO, "%s %s %d %.2f ms (connection ended early, reason %d)",
-                     r->method, r->url, r->status, ms, (int)toe);
+            nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id,
+                         "%s %s %d %.2f ms (connection ended early, reason %d)", r->method,
+                         r->url, r->status, ms, (int)toe);
     }
     if (r->body != r->inline_body)
         free(r->body);
@@ -516,6 +625,14 @@ gw_server_start(gw_server **out, const gw_config *cfg, nrpc_client *client)
     gw->client = client;
     pthread_rwlock_init(&gw->client_lock, NULL);
     gw->listen_fd = MHD_INVALID_SOCKET;
+    snprintf(gw->docs_dir, sizeof gw->docs_dir, "%s", cfg->docs_dir ? cfg->docs_dir : "");
+    gw->metrics = gw_metrics_new();
+    if (gw->metrics == NULL || gw_catalog_start(&gw->catalog, client) != NRPC_OK) {
+        gw_metrics_free(gw->metrics);
+        pthread_rwlock_destroy(&gw->client_lock);
+        free(gw);
+        return NRPC_ERR_NOMEM;
+    }
 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -527,16 +644,22 @@ gw_server_start(gw_server **out, const gw_config *cfg, nrpc_client *client)
                  rc ? gai_strerror(rc) : "no address");
         if (ai)
             freeaddrinfo(ai);
+        gw_catalog_free(gw->catalog);
+        gw_metrics_free(gw->metrics);
         pthread_rwlock_destroy(&gw->client_lock);
         free(gw);
         return NRPC_ERR_INVALID_ARG;
     }
     memset(&addr, 0, sizeof addr);
     memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
-    flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     freeaddrinfo(ai);
+    /* Before the daemon: an upgrade may come with the first request. */
+    if (gw_ws_start(&gw->ws, &gw->cfg, client) != NRPC_OK)
+        nrpc_log(NRPC_LOG_WARN, "websocket: the loop did not start; /websocket answers 503");
 
     gw->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, gw, MHD_OPTION_EXTERNAL_LOGGER,
@@ -549,6 +672,9 @@ gw_server_start(gw_server **out, const gw_config *cfg, nrpc_client *client)
     if (gw->daemon == NULL) {
         nrpc_log(NRPC_LOG_ERROR, "cannot listen on %s port %u: %s", gw->host, cfg->port,
                  strerror(errno));
+        gw_ws_stop(gw->ws);
+        gw_catalog_free(gw->catalog);
+        gw_metrics_free(gw->metrics);
         pthread_rwlock_destroy(&gw->client_lock);
         free(gw);
         return NRPC_ERR_SYSTEM;
@@ -570,6 +696,7 @@ gw_server_quiesce(gw_server *gw)
     atomic_store(&gw->draining, 1);
     if (gw->listen_fd == MHD_INVALID_SOCKET)
         gw->listen_fd = MHD_quiesce_daemon(gw->daemon);
+    gw_ws_quiesce(gw->ws); /* WAMP sessions: GOODBYE, close 1001 */
 }
 
 nrpc_client *
@@ -577,6 +704,9 @@ gw_server_detach_client(gw_server *gw)
 {
     nrpc_client *c;
 
+    /* The catalog uses the client too: its last gather ends first. */
+    gw_catalog_stop(gw->catalog);
+    gw_ws_quiesce(gw->ws); /* and the WebSocket side drops its subscriptions */
     pthread_rwlock_wrlock(&gw->client_lock);
     c = gw->client;
     gw->client = NULL;
@@ -595,11 +725,14 @@ gw_server_stop(gw_server *gw)
 {
     if (gw == NULL)
         return;
+    gw_ws_stop(gw->ws); /* hands every upgraded socket back to MHD first */
     MHD_stop_daemon(gw->daemon);
     /* After quiesce the listening socket is ours; MHD's threads may use it
      * until MHD_stop_daemon returns. */
     if (gw->listen_fd != MHD_INVALID_SOCKET)
         close(gw->listen_fd);
+    gw_catalog_free(gw->catalog);
+    gw_metrics_free(gw->metrics);
     pthread_rwlock_destroy(&gw->client_lock);
     free(gw);
 }

@@ -48,6 +48,18 @@ static const gw_setting gw_settings[] = {
      "seconds to wait for requests in flight on SIGTERM/SIGINT"},
     {"GATEWAY_ACCESS_LOG", "1", SET_BOOL, 0, 1,
      "1: log one line per request (method, path, status, ms); 0: off"},
+    {"GATEWAY_DOCS_DIR", GW_DEFAULT_DOCS_DIR, SET_STRING, 0, 0,
+     "Swagger UI's files (swagger-ui-dist), served at /docs/"},
+    {"GATEWAY_STATIC_DIR", GW_DEFAULT_STATIC_DIR, SET_STRING, 0, 0,
+     "the front end's files, served at / (index.html) and /<file>"},
+    {"GATEWAY_WAMP_REALM", "realm1", SET_STRING, 0, 0,
+     "the WAMP realm of GET /websocket (WAMP v2, subprotocol wamp.2.json)"},
+    {"GATEWAY_WS_MAX_MESSAGE", "1048576", SET_BYTES, 125, 1ULL << 30,
+     "largest WebSocket message in bytes (larger: close 1009)"},
+    {"GATEWAY_WS_MAX_QUEUE", "4194304", SET_BYTES, 1024, 1ULL << 32,
+     "bytes queued to one slow WebSocket before it is dropped"},
+    {"GATEWAY_WS_PING", "30", SET_SECONDS, 0, 0,
+     "seconds of WebSocket silence before a ping; no answer for as long: dropped"},
     {NULL},
 };
 
@@ -63,6 +75,13 @@ usage(FILE *f)
             "  POST /<service>.<method>  sends the body as a NATS request to that subject\n"
             "                            and answers with the reply (JSON)\n"
             "  GET  /healthz             200 {\"status\":\"ok\"}, 503 while NATS is down\n"
+            "  GET  /services            the services found on NATS ($SRV.INFO), ?refresh=1\n"
+            "  GET  /openapi.json        OpenAPI 3.1 of every rpc found; Swagger UI at /docs\n"
+            "  GET  /metadata            name, version, API version of the gateway\n"
+            "  GET  /metrics             Prometheus metrics\n"
+            "  GET  /websocket           WAMP v2 over WebSocket (wamp.2.json): subscribe,\n"
+            "                            publish and call on NATS subjects\n"
+            "  GET  /                    the front end (GATEWAY_STATIC_DIR)\n"
             "\n"
             "Settings (environment variables, default in brackets):\n",
             NRPC_VERSION);
@@ -122,6 +141,18 @@ setting_load(const gw_setting *s, gw_config *cfg, int64_t *drain_ms)
         *drain_ms = ms;
     else if (strcmp(s->name, "GATEWAY_ACCESS_LOG") == 0)
         cfg->access_log = (int)u;
+    else if (strcmp(s->name, "GATEWAY_DOCS_DIR") == 0)
+        cfg->docs_dir = v;
+    else if (strcmp(s->name, "GATEWAY_STATIC_DIR") == 0)
+        cfg->static_dir = v;
+    else if (strcmp(s->name, "GATEWAY_WAMP_REALM") == 0)
+        cfg->wamp_realm = v;
+    else if (strcmp(s->name, "GATEWAY_WS_MAX_MESSAGE") == 0)
+        cfg->ws_max_message = (size_t)u;
+    else if (strcmp(s->name, "GATEWAY_WS_MAX_QUEUE") == 0)
+        cfg->ws_max_queue = (size_t)u;
+    else if (strcmp(s->name, "GATEWAY_WS_PING") == 0)
+        cfg->ws_ping_ms = ms;
     return 0;
 }
 

@@ -322,6 +322,44 @@ nrpc_status nrpc_client_request(nrpc_client *c, const char *subject, const char 
 int nrpc_client_connected(nrpc_client *c);
 /** Requests waiting for a reply. */
 int nrpc_client_pending(nrpc_client *c);
+
+/** A message delivered to a subscription: everything is borrowed for the
+ * duration of the callback. */
+typedef struct {
+    const char *subject;
+    const char *reply; /**< NULL when the sender expects no reply */
+    const char *data;  /**< NUL-terminated for convenience; never NULL */
+    size_t len;
+    void *impl; /**< the library's (for nrpc_message_header) */
+} nrpc_message;
+
+/** The first value of header name, or NULL: borrowed like the message. */
+const char *nrpc_message_header(const nrpc_message *msg, const char *name);
+
+/** Called for each message on a subscription, on the client's NATS
+ * delivery thread (one thread for every subscription of the process): it
+ * must not block, and must not call nrpc_client_subscribe or
+ * nrpc_client_unsubscribe. */
+typedef void (*nrpc_message_cb)(const nrpc_message *msg, void *closure);
+
+typedef struct nrpc_subscription nrpc_subscription;
+
+/** Subscribes to subject (wildcards allowed; no queue group, so every
+ * subscriber gets every message). Thread-safe. *out is new: release it
+ * with nrpc_client_unsubscribe, and do so before nrpc_client_destroy. The
+ * subscription survives reconnects. If it returns an error the callback is
+ * never called. */
+nrpc_status nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb,
+                                  void *closure, nrpc_subscription **out);
+/** Ends a subscription and frees it. Once it returns, cb is not running
+ * and never runs again for it. Thread-safe (but not from inside cb).
+ * NULL-safe. */
+void nrpc_client_unsubscribe(nrpc_subscription *sub);
+/** Publishes data on subject, with no reply expected. headers as in
+ * nrpc_client_request. Thread-safe. Returns NRPC_ERR_STATE while NATS is
+ * not connected (nothing is buffered for later). */
+nrpc_status nrpc_client_publish(nrpc_client *c, const char *subject, const char *data,
+                                size_t len, const char *const *headers);
 /** Times the connection was re-established since the client was created. */
 uint64_t nrpc_client_reconnects(nrpc_client *c);
 

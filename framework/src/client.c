@@ -821,3 +821,159 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     }
     return NRPC_OK;
 }
+
+/* ------------------------------------------------------------------------
+ * Subscriptions and plain publishes.
+ *
+ * nats.c may still be inside a message callback when a subscription is
+ * destroyed, so the callback never trusts its closure: live subscriptions
+ * are registered in one table keyed by their natsSubscription, and the
+ * callback looks itself up there and calls the user while holding the
+ * table's lock. nrpc_client_unsubscribe takes the entry out under that lock
+ * first, so once it returns the user's callback can no longer run. All
+ * deliveries already share one NATS thread (conn.c), so the lock costs no
+ * parallelism.
+ */
+
+struct nrpc_subscription {
+    natsSubscription *sub;
+    nrpc_message_cb cb;
+    void *closure;
+    struct nrpc_subscription *next; /* hash chain */
+};
+
+#define SUBS_BUCKETS 4096
+
+static pthread_mutex_t subs_mu = PTHREAD_MUTEX_INITIALIZER;
+static nrpc_subscription *subs_table[SUBS_BUCKETS];
+
+static size_t
+subs_bucket(const natsSubscription *sub)
+{
+    uintptr_t p = (uintptr_t)sub;
+    return (size_t)((p >> 4) ^ (p >> 16)) & (SUBS_BUCKETS - 1);
+}
+
+static void
+client_on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    nrpc_subscription *s;
+
+    pthread_mutex_lock(&subs_mu);
+    for (s = subs_table[subs_bucket(sub)]; s; s = s->next)
+        if (s->sub == sub)
+            break;
+    if (s) {
+        nrpc_message m = {0};
+        m.subject = natsMsg_GetSubject(msg);
+        m.reply = natsMsg_GetReply(msg);
+        if (m.reply && *m.reply == '\0')
+            m.reply = NULL;
+        m.data = natsMsg_GetData(msg);
+        m.len = (size_t)natsMsg_GetDataLength(msg);
+        if (m.data == NULL)
+            m.data = "";
+        m.impl = msg;
+        s->cb(&m, s->closure);
+    }
+    pthread_mutex_unlock(&subs_mu);
+    natsMsg_Destroy(msg);
+}
+
+const char *
+nrpc_message_header(const nrpc_message *msg, const char *name)
+{
+    const char *v = NULL;
+
+    if (msg == NULL || msg->impl == NULL || name == NULL)
+        return NULL;
+    if (natsMsgHeader_Get((natsMsg *)msg->impl, name, &v) != NATS_OK)
+        return NULL;
+    return v;
+}
+
+nrpc_status
+nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, void *closure,
+                      nrpc_subscription **out)
+{
+    nrpc_subscription *s;
+    natsStatus st;
+    size_t b;
+
+    if (c == NULL || c->nc == NULL || subject == NULL || cb == NULL || out == NULL)
+        return NRPC_ERR_INVALID_ARG;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NRPC_ERR_NOMEM;
+    s->cb = cb;
+    s->closure = closure;
+    /* Registered under the lock before any message can be looked up: the
+     * callback cannot run before Subscribe has stored s->sub. */
+    pthread_mutex_lock(&subs_mu);
+    st = natsConnection_Subscribe(&s->sub, c->nc, subject, client_on_message, NULL);
+    /* A browser-facing fan-out must not lose events to nats.c's default
+     * pending limit under a burst; the gateway bounds its own queues. */
+    if (st == NATS_OK)
+        st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
+    if (st == NATS_OK) {
+        b = subs_bucket(s->sub);
+        s->next = subs_table[b];
+        subs_table[b] = s;
+    }
+    pthread_mutex_unlock(&subs_mu);
+    if (st != NATS_OK) {
+        nrpc_log(NRPC_LOG_WARN, "client: subscribe to %s failed: %s", subject,
+                 natsStatus_GetText(st));
+        natsSubscription_Destroy(s->sub);
+        free(s);
+        return st == NATS_INVALID_SUBJECT || st == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
+                                                                    : NRPC_ERR_NATS;
+    }
+    *out = s;
+    return NRPC_OK;
+}
+
+void
+nrpc_client_unsubscribe(nrpc_subscription *s)
+{
+    nrpc_subscription **pp;
+
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&subs_mu);
+    for (pp = &subs_table[subs_bucket(s->sub)]; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&subs_mu);
+    natsSubscription_Unsubscribe(s->sub); /* fails harmlessly once closed */
+    natsSubscription_Destroy(s->sub);
+    free(s);
+}
+
+nrpc_status
+nrpc_client_publish(nrpc_client *c, const char *subject, const char *data, size_t len,
+                    const char *const *headers)
+{
+    natsMsg *msg = NULL;
+    natsStatus s;
+
+    if (c == NULL || subject == NULL || (data == NULL && len > 0))
+        return NRPC_ERR_INVALID_ARG;
+    if (!client_link_up(c))
+        return NRPC_ERR_STATE;
+    s = natsMsg_Create(&msg, subject, NULL, data, (int)len);
+    for (; s == NATS_OK && headers && headers[0] && headers[1]; headers += 2)
+        s = natsMsgHeader_Add(msg, headers[0], headers[1]);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(c->nc, msg);
+    natsMsg_Destroy(msg);
+    if (s != NATS_OK) {
+        nrpc_log(NRPC_LOG_WARN, "client: publish on %s failed: %s", subject, natsStatus_GetText(s));
+        return s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
+                                                                  : NRPC_ERR_NATS;
+    }
+    return NRPC_OK;
+}

@@ -1,0 +1,260 @@
+/*
+ * app.js: the front end's logic. One WAMP session (Autobahn|JS, vendored in
+ * /vendor/autobahn.min.js) to the gateway's /websocket; topics and
+ * procedures are NATS subjects, payloads [args, kwargs].
+ */
+(function () {
+  "use strict";
+
+  var params = new URLSearchParams(window.location.search);
+  var realm = params.get("realm") || "realm1";
+  var wsUrl = (window.location.protocol === "https:" ? "wss://" : "ws://") +
+    window.location.host + "/websocket";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var session = null;
+  var subscriptions = {}; // topic -> autobahn.Subscription
+  var eventCount = 0;
+  var MAX_EVENTS = 200;
+
+  $("endpoint").textContent = wsUrl + " · realm " + realm;
+
+  function setStatus(state, text) {
+    $("status").setAttribute("data-state", state);
+    $("status-text").textContent = text;
+  }
+
+  function say(id, text, kind) {
+    var el = $(id);
+    el.textContent = text;
+    el.className = "message" + (kind ? " " + kind : "");
+  }
+
+  function errorText(e) {
+    if (e && e.error) { // autobahn.Error
+      var msg = e.args && e.args.length ? String(e.args[0]) : "";
+      return e.error + (msg ? ": " + msg : "");
+    }
+    return String(e && e.message ? e.message : e);
+  }
+
+  // "[args, kwargs]", "[args]", "[]", "" or "{kwargs}", like the gateway.
+  function parsePayload(text) {
+    var t = text.trim();
+    if (t === "") return { args: [], kwargs: {} };
+    var v = JSON.parse(t);
+    if (Array.isArray(v)) {
+      if (v.length > 2) throw new Error("expected [args, kwargs]");
+      var args = v.length > 0 ? v[0] : [];
+      var kwargs = v.length > 1 ? v[1] : {};
+      if (!Array.isArray(args)) throw new Error("args must be a list");
+      if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
+        throw new Error("kwargs must be an object");
+      }
+      return { args: args, kwargs: kwargs };
+    }
+    if (v !== null && typeof v === "object") return { args: [], kwargs: v };
+    throw new Error("expected [args, kwargs] or {kwargs}");
+  }
+
+  function setBusy(connected) {
+    ["sub-btn", "pub-btn", "call-btn"].forEach(function (id) { $(id).disabled = !connected; });
+  }
+
+  // ---- events
+
+  function addEvent(topic, args, kwargs, details) {
+    eventCount++;
+    $("event-count").textContent = String(eventCount);
+    $("events-empty").hidden = true;
+    var li = document.createElement("li");
+    li.setAttribute("data-topic", topic);
+    li.setAttribute("data-args", JSON.stringify(args || []));
+    li.setAttribute("data-kwargs", JSON.stringify(kwargs || {}));
+    var meta = document.createElement("div");
+    meta.className = "meta";
+    var t = document.createElement("span");
+    t.className = "topic";
+    t.textContent = topic;
+    var when = document.createElement("span");
+    when.textContent = new Date().toLocaleTimeString() +
+      (details && details.publication ? " · #" + details.publication : "");
+    meta.appendChild(t);
+    meta.appendChild(when);
+    var pre = document.createElement("pre");
+    pre.textContent = JSON.stringify([args || [], kwargs || {}]);
+    li.appendChild(meta);
+    li.appendChild(pre);
+    var list = $("events");
+    list.insertBefore(li, list.firstChild);
+    while (list.children.length > MAX_EVENTS) list.removeChild(list.lastChild);
+  }
+
+  $("clear-btn").addEventListener("click", function () {
+    $("events").textContent = "";
+    eventCount = 0;
+    $("event-count").textContent = "0";
+    $("events-empty").hidden = false;
+  });
+
+  // ---- subscribe
+
+  function renderSubscriptions() {
+    var ul = $("subscriptions");
+    ul.textContent = "";
+    Object.keys(subscriptions).forEach(function (topic) {
+      var li = document.createElement("li");
+      li.setAttribute("data-topic", topic);
+      li.appendChild(document.createTextNode(topic));
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "link";
+      b.title = "Unsubscribe from " + topic;
+      b.setAttribute("aria-label", "Unsubscribe from " + topic);
+      b.textContent = "✕";
+      b.addEventListener("click", function () { unsubscribe(topic); });
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+  }
+
+  function subscribe(topic) {
+    if (!session) return;
+    if (subscriptions[topic]) {
+      say("sub-message", "Already subscribed to " + topic, "ok");
+      return;
+    }
+    say("sub-message", "Subscribing to " + topic + "…");
+    session.subscribe(topic, function (args, kwargs, details) {
+      addEvent(topic, args, kwargs, details);
+    }).then(function (sub) {
+      subscriptions[topic] = sub;
+      renderSubscriptions();
+      say("sub-message", "Subscribed to " + topic, "ok");
+    }, function (e) {
+      say("sub-message", "Refused: " + errorText(e), "error");
+    });
+  }
+
+  function unsubscribe(topic) {
+    var sub = subscriptions[topic];
+    if (!sub || !session) return;
+    session.unsubscribe(sub).then(function () {
+      delete subscriptions[topic];
+      renderSubscriptions();
+      say("sub-message", "Unsubscribed from " + topic, "ok");
+    }, function (e) {
+      say("sub-message", "Unsubscribe failed: " + errorText(e), "error");
+    });
+  }
+
+  $("sub-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var topic = $("sub-topic").value.trim();
+    if (topic) subscribe(topic);
+  });
+
+  // ---- publish
+
+  $("pub-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!session) return;
+    var topic = $("pub-topic").value.trim();
+    var p;
+    try {
+      p = parsePayload($("pub-data").value);
+    } catch (e) {
+      say("pub-message", "Data is not [args, kwargs]: " + errorText(e), "error");
+      return;
+    }
+    session.publish(topic, p.args, p.kwargs, { acknowledge: true, exclude_me: false })
+      .then(function (pub) {
+        say("pub-message", "Published to " + topic + " (#" + pub.id + ")", "ok");
+      }, function (e) {
+        say("pub-message", "Refused: " + errorText(e), "error");
+      });
+  });
+
+  // ---- call
+
+  function showResult(text, value, isError) {
+    var box = $("call-result");
+    box.hidden = false;
+    box.className = "result" + (isError ? " error" : "");
+    box.textContent = "";
+    if (value !== undefined) {
+      var v = document.createElement("div");
+      v.className = "value";
+      v.textContent = value;
+      box.appendChild(v);
+    }
+    box.appendChild(document.createTextNode(text));
+  }
+
+  $("call-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!session) return;
+    var proc = $("call-proc").value.trim();
+    var p;
+    try {
+      p = parsePayload($("call-data").value);
+    } catch (e) {
+      showResult("Arguments are not [args, kwargs]: " + errorText(e), undefined, true);
+      return;
+    }
+    var started = performance.now();
+    showResult("Calling " + proc + "…");
+    session.call(proc, p.args, p.kwargs).then(function (res) {
+      var args, kwargs;
+      if (res instanceof autobahn.Result) {
+        args = res.args || [];
+        kwargs = res.kwargs || {};
+      } else {
+        args = res === undefined ? [] : [res];
+        kwargs = {};
+      }
+      var ms = (performance.now() - started).toFixed(1);
+      var first = args.length === 1 && typeof args[0] === "string" ? args[0] : undefined;
+      showResult(JSON.stringify([args, kwargs]) + "  (" + ms + " ms)", first, false);
+    }, function (e) {
+      showResult(errorText(e), undefined, true);
+    });
+  });
+
+  // ---- the connection
+
+  var connection = new autobahn.Connection({
+    url: wsUrl,
+    realm: realm,
+    protocols: ["wamp.2.json"],
+    max_retries: -1,
+    initial_retry_delay: 1,
+    max_retry_delay: 10,
+  });
+
+  connection.onopen = function (s) {
+    session = s;
+    setStatus("connected", "connected");
+    setBusy(true);
+    // Subscriptions do not survive a new session: make them again.
+    var topics = Object.keys(subscriptions);
+    subscriptions = {};
+    renderSubscriptions();
+    topics.forEach(subscribe);
+  };
+
+  connection.onclose = function (reason, details) {
+    session = null;
+    setBusy(false);
+    var again = details && details.will_retry;
+    setStatus(again ? "connecting" : "disconnected",
+      again ? "reconnecting…" : "disconnected (" + reason + ")");
+    return false;
+  };
+
+  setBusy(false);
+  connection.open();
+
+  // For tests and curious people.
+  window.natsrpcPage = { connection: connection, subscriptions: subscriptions };
+})();

@@ -1,0 +1,721 @@
+/*
+ * wamp_router.c: the WAMP v2 router of the gateway (Basic Profile, one
+ * realm, roles broker and dealer), on the ws loop thread.
+ *
+ * WAMP meets NATS without any renaming: a topic or a procedure is the NATS
+ * subject itself, and every payload on NATS is [args, kwargs], so a browser
+ * and a natsrpc service see the same messages.
+ *
+ *   SUBSCRIBE t    one NATS subscription per distinct topic, shared by
+ *                  every session subscribed to it (refcounted; dropped with
+ *                  the last one). Its id is the WAMP subscription id.
+ *   PUBLISH t      a NATS publish of [args, kwargs], with headers carrying
+ *                  the publication id and (exclude_me, the default) the
+ *                  publisher's session: when the message comes back to us
+ *                  that session is skipped.
+ *   EVENT          a NATS message on a topic (a publication: requests, which
+ *                  carry a reply subject, are rpc calls and not shown) is
+ *                  encoded and framed once, queued on every subscriber.
+ *   CALL p         the same NATS request as POST /p, through the shared
+ *                  nrpc_client; the reply becomes RESULT, an error becomes
+ *                  ERROR with a URI from wamp_error_uri() and the error's
+ *                  message as the only argument.
+ *
+ * A topic or procedure must be what the HTTP path accepts (two tokens, no
+ * wildcards, no '$', no _INBOX: nrpc_subject_is_rpc); anything else gets
+ * ERROR wamp.error.invalid_uri and touches nothing on NATS.
+ *
+ * Threads: everything here runs on the loop thread, except router_on_nats
+ * and router_on_reply_cb, which run on the client's threads and only copy
+ * what they got into the loop's inbox.
+ */
+#include "ws.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define ROUTER_BUCKETS 1024   /* topic hash (grows never: chains stay short) */
+#define ROUTER_MAX_CALLS 1000 /* calls in flight per session */
+#define HDR_PUBLICATION "Nrpc-Wamp-Publication"
+#define HDR_SESSION "Nrpc-Wamp-Session"
+
+typedef struct topic topic;
+typedef struct member member;
+
+typedef struct {
+    ws_conn *conn;
+    json_int_t id; /* WAMP session id; 0 before WELCOME */
+    int established;
+    int calls; /* in flight */
+    member *subs;
+} session;
+
+/* One session's subscription to one topic. */
+struct member {
+    topic *t;
+    session *s;
+    member *tprev, *tnext; /* in the topic */
+    member *snext;         /* in the session */
+};
+
+struct topic {
+    char *subject;
+    json_int_t id;
+    nrpc_subscription *nsub;
+    member *members;
+    size_t count;
+    topic *hnext;
+};
+
+struct wamp_router {
+    ws_loop *loop;
+    nrpc_client *client; /* NULL once detached */
+    char *realm;
+    int64_t timeout_ms;
+    json_int_t next_sub_id;
+    topic *topics[ROUTER_BUCKETS];
+};
+
+/* ---------------------------------------------------------------------------
+ * Helpers.
+ */
+
+/* A random id in [1, 2^53]: session and publication ids are global. */
+static json_int_t
+router_random_id(void)
+{
+    uint64_t v = 0;
+
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+        v = (uint64_t)nrpc_now_ms() * 2654435761u ^ (uint64_t)rand();
+    return (json_int_t)(v % (uint64_t)WAMP_MAX_ID) + 1;
+}
+
+static size_t
+router_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h & (ROUTER_BUCKETS - 1);
+}
+
+static topic *
+router_find(wamp_router *r, const char *subject)
+{
+    topic *t;
+
+    for (t = r->topics[router_hash(subject)]; t; t = t->hnext)
+        if (strcmp(t->subject, subject) == 0)
+            return t;
+    return NULL;
+}
+
+/* Sends ERROR [8, req_type, request, {}, uri, [message]]. */
+static void
+router_error(ws_conn *c, int req_type, json_int_t request, const char *uri, const char *message,
+             json_t *kwargs)
+{
+    ws_conn_send_text(c, wamp_encode_error(req_type, request, uri,
+                                           message ? json_pack("[s]", message) : NULL, kwargs));
+}
+
+/* ABORT and close: the session is over. */
+static void
+router_abort(ws_conn *c, const char *reason, const char *message, uint16_t code)
+{
+    ws_conn_send_text(c, wamp_encode_abort(reason, message));
+    ws_conn_close(c, code, NULL);
+}
+
+static void
+router_violation(ws_conn *c, const char *message)
+{
+    nrpc_log(NRPC_LOG_INFO, "wamp: protocol violation: %s", message);
+    router_abort(c, "wamp.error.protocol_violation", message, WS_CLOSE_PROTOCOL);
+}
+
+/* The option key of dict as a boolean: def when absent, -1 when not a bool. */
+static int
+router_opt_bool(json_t *dict, const char *key, int def)
+{
+    json_t *v = dict ? json_object_get(dict, key) : NULL;
+
+    if (v == NULL)
+        return def;
+    if (!json_is_boolean(v))
+        return -1;
+    return json_is_true(v);
+}
+
+/* ---------------------------------------------------------------------------
+ * Topics.
+ */
+
+typedef struct {
+    char *subject;
+    char *data;
+    size_t len;
+    json_int_t publication;
+    json_int_t exclude; /* session to skip, 0 for none */
+} nats_event;
+
+/* Loop thread: one NATS message to every subscriber of its topic. */
+static void
+router_deliver(ws_loop *l, void *arg)
+{
+    wamp_router *r = ws_loop_router(l);
+    nats_event *e = arg;
+    json_t *args = NULL, *kwargs = NULL;
+    topic *t = r ? router_find(r, e->subject) : NULL;
+    char err[128];
+    ws_buf *b = NULL;
+    char *text;
+    member *m;
+
+    if (t == NULL || t->count == 0)
+        goto out;
+    if (nrpc_request_decode(e->data, e->len, &args, &kwargs, err, sizeof err) != 0) {
+        /* Not [args, kwargs]: deliver the value (or the text) as the only
+         * argument rather than lose it. */
+        json_t *v = json_loadb(e->data, e->len, JSON_DECODE_ANY, NULL);
+        if (v == NULL)
+            v = json_stringn(e->data, e->len);
+        args = json_array();
+        json_array_append_new(args, v);
+        kwargs = NULL;
+    }
+    text = wamp_encode_event(t->id, e->publication, args, kwargs);
+    if (text == NULL)
+        goto out;
+    b = ws_buf_text(text, strlen(text));
+    free(text);
+    if (b == NULL)
+        goto out;
+    for (m = t->members; m; m = m->tnext) {
+        if (e->exclude != 0 && m->s->id == e->exclude)
+            continue;
+        if (ws_conn_send(m->s->conn, b) == 0)
+            ws_stat_add(WS_STAT_EVENTS_OUT, 1);
+    }
+out:
+    ws_buf_unref(b);
+    free(e->subject);
+    free(e->data);
+    free(e);
+}
+
+static json_int_t
+header_id(const nrpc_message *msg, const char *name)
+{
+    const char *v = nrpc_message_header(msg, name);
+    char *end = NULL;
+    long long id;
+
+    if (v == NULL)
+        return 0;
+    id = strtoll(v, &end, 10);
+    return end != v && *end == '\0' && id >= 1 && id <= WAMP_MAX_ID ? (json_int_t)id : 0;
+}
+
+/* NATS delivery thread: copy, post, return. */
+static void
+router_on_nats(const nrpc_message *msg, void *closure)
+{
+    wamp_router *r = closure;
+    nats_event *e;
+
+    /* A request on the subject (it wants a reply) is a call of an rpc, not
+     * a publication: subscribers see publications only. */
+    if (msg->reply != NULL)
+        return;
+    e = calloc(1, sizeof *e);
+    if (e == NULL)
+        goto drop;
+    e->subject = strdup(msg->subject);
+    e->data = malloc(msg->len + 1);
+    if (e->subject == NULL || e->data == NULL)
+        goto drop;
+    memcpy(e->data, msg->data, msg->len);
+    e->data[msg->len] = '\0';
+    e->len = msg->len;
+    e->publication = header_id(msg, HDR_PUBLICATION);
+    if (e->publication == 0)
+        e->publication = router_random_id();
+    e->exclude = header_id(msg, HDR_SESSION);
+    if (ws_loop_post(r->loop, router_deliver, e, msg->len + 256) == 0)
+        return;
+drop:
+    ws_stat_add(WS_STAT_NATS_DROPPED, 1);
+    if (e) {
+        free(e->subject);
+        free(e->data);
+        free(e);
+    }
+}
+
+static void
+topic_free(wamp_router *r, topic *t)
+{
+    topic **pp;
+
+    for (pp = &r->topics[router_hash(t->subject)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == t) {
+            *pp = t->hnext;
+            break;
+        }
+    }
+    if (t->nsub) {
+        nrpc_client_unsubscribe(t->nsub);
+        ws_stat_add(WS_STAT_TOPICS, -1);
+    }
+    free(t->subject);
+    free(t);
+}
+
+static void
+member_remove(wamp_router *r, member *m)
+{
+    topic *t = m->t;
+
+    if (m->tprev)
+        m->tprev->tnext = m->tnext;
+    else
+        t->members = m->tnext;
+    if (m->tnext)
+        m->tnext->tprev = m->tprev;
+    t->count--;
+    ws_stat_add(WS_STAT_SUBSCRIPTIONS, -1);
+    free(m);
+    if (t->count == 0)
+        topic_free(r, t);
+}
+
+static void
+router_subscribe(wamp_router *r, session *s, wamp_msg *m)
+{
+    const char *subject = m->uri;
+    json_t *match = json_object_get(m->dict, "match");
+    topic *t;
+    member *mb;
+
+    if (match && !(json_is_string(match) && strcmp(json_string_value(match), "exact") == 0)) {
+        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "wamp.error.invalid_uri",
+                     "only exact topic matching is supported", NULL);
+        return;
+    }
+    if (!nrpc_subject_is_rpc(subject, strlen(subject))) {
+        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "wamp.error.invalid_uri",
+                     "a topic must be <token>.<token> of letters, digits, '_' and '-' "
+                     "(no wildcards, '$' or _INBOX)",
+                     NULL);
+        return;
+    }
+    t = router_find(r, subject);
+    if (t) {
+        for (mb = s->subs; mb; mb = mb->snext) {
+            if (mb->t == t) { /* again: the same subscription */
+                ws_conn_send_text(s->conn, wamp_encode_subscribed(m->id[0], t->id));
+                return;
+            }
+        }
+    } else {
+        nrpc_status st = NRPC_ERR_STATE;
+
+        t = calloc(1, sizeof *t);
+        if (t == NULL || (t->subject = strdup(subject)) == NULL) {
+            free(t);
+            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+                         "out of memory", NULL);
+            return;
+        }
+        if (r->client)
+            st = nrpc_client_subscribe(r->client, subject, router_on_nats, r, &t->nsub);
+        if (st != NRPC_OK) {
+            free(t->subject);
+            free(t);
+            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.unavailable",
+                         "cannot subscribe on NATS now", NULL);
+            return;
+        }
+        ws_stat_add(WS_STAT_TOPICS, 1);
+        t->id = ++r->next_sub_id;
+        size_t h = router_hash(subject);
+        t->hnext = r->topics[h];
+        r->topics[h] = t;
+    }
+    mb = calloc(1, sizeof *mb);
+    if (mb == NULL) {
+        if (t->count == 0)
+            topic_free(r, t);
+        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal", "out of memory",
+                     NULL);
+        return;
+    }
+    mb->t = t;
+    mb->s = s;
+    mb->tnext = t->members;
+    if (t->members)
+        t->members->tprev = mb;
+    t->members = mb;
+    t->count++;
+    mb->snext = s->subs;
+    s->subs = mb;
+    ws_stat_add(WS_STAT_SUBSCRIPTIONS, 1);
+    ws_conn_send_text(s->conn, wamp_encode_subscribed(m->id[0], t->id));
+}
+
+static void
+router_unsubscribe(wamp_router *r, session *s, wamp_msg *m)
+{
+    member **pp;
+
+    for (pp = &s->subs; *pp; pp = &(*pp)->snext) {
+        if ((*pp)->t->id == m->id[1]) {
+            member *mb = *pp;
+            *pp = mb->snext;
+            member_remove(r, mb);
+            ws_conn_send_text(s->conn, wamp_encode_unsubscribed(m->id[0]));
+            return;
+        }
+    }
+    router_error(s->conn, WAMP_UNSUBSCRIBE, m->id[0], "wamp.error.no_such_subscription",
+                 "no such subscription in this session", NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Publish.
+ */
+
+static void
+router_publish(wamp_router *r, session *s, wamp_msg *m)
+{
+    int ack = router_opt_bool(m->dict, "acknowledge", 0);
+    int exclude_me = router_opt_bool(m->dict, "exclude_me", 1);
+    const char *headers[5] = {NULL};
+    char pub_text[24], sess_text[24];
+    json_int_t pub = router_random_id();
+    nrpc_status st = NRPC_ERR_STATE;
+    char *body;
+
+    if (ack < 0 || exclude_me < 0) {
+        router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.invalid_argument",
+                     "options acknowledge and exclude_me must be booleans", NULL);
+        return;
+    }
+    if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
+        if (ack)
+            router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.invalid_uri",
+                         "a topic must be <token>.<token> of letters, digits, '_' and '-' "
+                         "(no wildcards, '$' or _INBOX)",
+                         NULL);
+        return;
+    }
+    body = nrpc_reply_encode(json_incref(m->args), json_incref(m->kwargs));
+    snprintf(pub_text, sizeof pub_text, "%" PRId64, (int64_t)pub);
+    snprintf(sess_text, sizeof sess_text, "%" PRId64, (int64_t)s->id);
+    headers[0] = HDR_PUBLICATION;
+    headers[1] = pub_text;
+    if (exclude_me) {
+        headers[2] = HDR_SESSION;
+        headers[3] = sess_text;
+    }
+    if (body && r->client)
+        st = nrpc_client_publish(r->client, m->uri, body, strlen(body), headers);
+    free(body);
+    if (st == NRPC_OK)
+        ws_stat_add(WS_STAT_PUBLISHES, 1);
+    if (!ack)
+        return;
+    if (st == NRPC_OK)
+        ws_conn_send_text(s->conn, wamp_encode_published(m->id[0], pub));
+    else
+        router_error(s->conn, WAMP_PUBLISH, m->id[0], "natsrpc.error.unavailable",
+                     "NATS is not connected", NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Calls.
+ */
+
+typedef struct {
+    ws_loop *loop;
+    ws_conn *conn; /* one reference */
+    json_int_t request;
+    int code;
+    char *data;
+    size_t len;
+} call_reply;
+
+/* Loop thread: RESULT or ERROR for a call. */
+static void
+router_on_reply(ws_loop *l, void *arg)
+{
+    call_reply *cr = arg;
+    session *s = ws_conn_session(cr->conn);
+    json_t *args = NULL, *kwargs = NULL;
+    char err[256];
+
+    if (!ws_conn_alive(cr->conn) || s == NULL)
+        goto out;
+    s->calls--;
+    if (cr->code == 0) {
+        if (nrpc_request_decode(cr->data, cr->len, &args, &kwargs, err, sizeof err) == 0)
+            ws_conn_send_text(cr->conn, wamp_encode_result(cr->request, args, kwargs));
+        else
+            router_error(cr->conn, WAMP_CALL, cr->request, "natsrpc.error.internal",
+                         "the service's reply is not [args, kwargs]", NULL);
+    } else {
+        json_t *body = json_loadb(cr->data, cr->len, 0, NULL);
+        json_t *e = json_object_get(body, "error");
+        const char *type = json_string_value(json_object_get(e, "type"));
+        const char *message = json_string_value(json_object_get(e, "message"));
+
+        router_error(
+            cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
+            message ? message : "error",
+            json_pack("{sisS}", "code", cr->code, "type", type ? type : nrpc_code_type(cr->code)));
+        json_decref(body);
+    }
+out:
+    ws_conn_unref(cr->conn);
+    free(cr->data);
+    free(cr);
+}
+
+/* Client thread: copy the answer, post it. */
+static void
+router_on_reply_cb(const nrpc_response *resp, void *closure)
+{
+    call_reply *cr = closure;
+
+    cr->code = resp->code;
+    cr->data = malloc(resp->len + 1);
+    if (cr->data) {
+        memcpy(cr->data, resp->data, resp->len);
+        cr->data[resp->len] = '\0';
+        cr->len = resp->len;
+    } else {
+        cr->code = NRPC_CODE_INTERNAL;
+    }
+    /* Never dropped (bytes 0): the reference on the connection must come
+     * back to the loop. */
+    if (ws_loop_post(cr->loop, router_on_reply, cr, 0) != 0)
+        nrpc_log(NRPC_LOG_WARN, "wamp: a call answered after the loop stopped");
+}
+
+static void
+router_call(wamp_router *r, session *s, wamp_msg *m)
+{
+    json_t *tmo = json_object_get(m->dict, "timeout");
+    int64_t timeout_ms = r->timeout_ms;
+    call_reply *cr;
+    nrpc_status st = NRPC_ERR_STATE;
+    char *body;
+
+    if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
+        router_error(s->conn, WAMP_CALL, m->id[0], "wamp.error.invalid_uri",
+                     "a procedure must be <service>.<method> of letters, digits, '_' and '-'",
+                     NULL);
+        return;
+    }
+    if (tmo && json_is_integer(tmo) && json_integer_value(tmo) > 0)
+        timeout_ms = json_integer_value(tmo) < GW_MAX_TIMEOUT_MS ? json_integer_value(tmo)
+                                                                 : GW_MAX_TIMEOUT_MS;
+    if (s->calls >= ROUTER_MAX_CALLS) {
+        router_error(s->conn, WAMP_CALL, m->id[0], "natsrpc.error.overloaded",
+                     "too many calls in flight on this session", NULL);
+        return;
+    }
+    body = nrpc_reply_encode(json_incref(m->args), json_incref(m->kwargs));
+    cr = calloc(1, sizeof *cr);
+    if (body == NULL || cr == NULL) {
+        free(body);
+        free(cr);
+        router_error(s->conn, WAMP_CALL, m->id[0], "natsrpc.error.internal", "out of memory", NULL);
+        return;
+    }
+    cr->loop = r->loop;
+    cr->conn = s->conn;
+    cr->request = m->id[0];
+    ws_conn_ref(s->conn);
+    if (r->client)
+        st = nrpc_client_request(r->client, m->uri, body, strlen(body), timeout_ms, NULL,
+                                 router_on_reply_cb, cr);
+    free(body);
+    if (st != NRPC_OK) {
+        ws_conn_unref(s->conn);
+        free(cr);
+        router_error(s->conn, WAMP_CALL, m->id[0], "natsrpc.error.unavailable",
+                     st == NRPC_ERR_STATE ? "NATS is not connected" : "cannot send the call", NULL);
+        return;
+    }
+    s->calls++;
+    ws_stat_add(WS_STAT_CALLS, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * Sessions.
+ */
+
+static void
+router_hello(wamp_router *r, ws_conn *c, wamp_msg *m)
+{
+    session *s;
+
+    if (strcmp(m->uri, r->realm) != 0) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "no such realm: '%.100s' (this router serves '%.100s')", m->uri,
+                 r->realm);
+        router_abort(c, "wamp.error.no_such_realm", msg, WS_CLOSE_NORMAL);
+        return;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        router_abort(c, "natsrpc.error.internal", "out of memory", WS_CLOSE_INTERNAL);
+        return;
+    }
+    s->conn = c;
+    s->id = router_random_id();
+    s->established = 1;
+    ws_conn_set_session(c, s);
+    ws_stat_add(WS_STAT_SESSIONS, 1);
+    ws_conn_send_text(c, wamp_encode_welcome(s->id, "natsrpc-gateway/" NRPC_VERSION));
+}
+
+void
+wamp_router_on_message(wamp_router *r, ws_conn *c, int opcode, const uint8_t *data, size_t len)
+{
+    session *s = ws_conn_session(c);
+    char err[256];
+    wamp_msg m;
+
+    if (opcode != WS_OP_TEXT) {
+        router_abort(c, "wamp.error.protocol_violation", "wamp.2.json sends text messages only",
+                     WS_CLOSE_UNSUPPORTED);
+        return;
+    }
+    if (wamp_decode((const char *)data, len, &m, err, sizeof err) != 0) {
+        router_violation(c, err);
+        return;
+    }
+    if (s == NULL) {
+        if (m.type == WAMP_HELLO)
+            router_hello(r, c, &m);
+        else if (m.type == WAMP_ABORT)
+            ws_conn_close(c, WS_CLOSE_NORMAL, NULL);
+        else
+            router_violation(c, "the first message must be HELLO");
+        wamp_msg_free(&m);
+        return;
+    }
+    switch (m.type) {
+    case WAMP_SUBSCRIBE: router_subscribe(r, s, &m); break;
+    case WAMP_UNSUBSCRIBE: router_unsubscribe(r, s, &m); break;
+    case WAMP_PUBLISH: router_publish(r, s, &m); break;
+    case WAMP_CALL: router_call(r, s, &m); break;
+    case WAMP_GOODBYE:
+        ws_conn_send_text(c, wamp_encode_goodbye("wamp.close.goodbye_and_out"));
+        ws_conn_close(c, WS_CLOSE_NORMAL, NULL);
+        break;
+    case WAMP_ABORT: ws_conn_close(c, WS_CLOSE_NORMAL, NULL); break;
+    case WAMP_REGISTER:
+        router_error(c, WAMP_REGISTER, m.id[0], "natsrpc.error.not_supported",
+                     "procedures are natsrpc services; this router only forwards calls", NULL);
+        break;
+    case WAMP_UNREGISTER:
+        router_error(c, WAMP_UNREGISTER, m.id[0], "wamp.error.no_such_registration",
+                     "no such registration", NULL);
+        break;
+    case WAMP_CANCEL: break; /* a NATS request cannot be taken back; its answer still comes */
+    case WAMP_HELLO: router_violation(c, "HELLO inside a session"); break;
+    default: {
+        char msg[64];
+        snprintf(msg, sizeof msg, "a router does not accept %s", wamp_type_name(m.type));
+        router_violation(c, msg);
+    }
+    }
+    wamp_msg_free(&m);
+}
+
+void
+wamp_router_on_close(wamp_router *r, ws_conn *c)
+{
+    session *s = ws_conn_session(c);
+
+    if (s == NULL)
+        return;
+    while (s->subs) {
+        member *mb = s->subs;
+        s->subs = mb->snext;
+        member_remove(r, mb);
+    }
+    ws_conn_set_session(c, NULL);
+    ws_stat_add(WS_STAT_SESSIONS, -1);
+    free(s);
+}
+
+void
+wamp_router_shutdown(wamp_router *r, ws_conn *c)
+{
+    if (ws_conn_session(c))
+        ws_conn_send_text(c, wamp_encode_goodbye("wamp.close.system_shutdown"));
+}
+
+/* ---------------------------------------------------------------------------
+ * Life cycle.
+ */
+
+wamp_router *
+wamp_router_create(ws_loop *l, const gw_config *cfg, nrpc_client *client)
+{
+    wamp_router *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->loop = l;
+    r->client = client;
+    r->realm = strdup(cfg->wamp_realm && *cfg->wamp_realm ? cfg->wamp_realm : "realm1");
+    r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 60000;
+    if (r->realm == NULL) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void
+wamp_router_detach(wamp_router *r)
+{
+    size_t i;
+    topic *t;
+
+    if (r == NULL)
+        return;
+    for (i = 0; i < ROUTER_BUCKETS; i++) {
+        for (t = r->topics[i]; t; t = t->hnext) {
+            if (t->nsub) {
+                nrpc_client_unsubscribe(t->nsub);
+                t->nsub = NULL;
+                ws_stat_add(WS_STAT_TOPICS, -1);
+            }
+        }
+    }
+    r->client = NULL;
+}
+
+void
+wamp_router_destroy(wamp_router *r)
+{
+    if (r == NULL)
+        return;
+    wamp_router_detach(r);
+    /* Sessions are gone with their connections, and topics with their last
+     * member: nothing else is left. */
+    free(r->realm);
+    free(r);
+}

@@ -1,0 +1,53 @@
+/* websocket_test.c: websocket_test, the service behind the front end's
+ * publish/subscribe demo.
+ * Subjects: websocket_test.websocket_test, websocket_test.hello_websocket.
+ *
+ * A browser subscribed (over the gateway's WAMP endpoint) to
+ * websocket_test.websocket_test sees every call of hello_websocket: the
+ * page publishes to websocket_test.hello_websocket, or anyone calls it
+ * (POST /websocket_test.hello_websocket), and the handler forwards what it
+ * got. A plain publish reaches the handler as a call without a reply
+ * subject: it runs, and its answer goes nowhere. */
+#include <natsrpc.h>
+
+#include "websocket_test.h"
+
+#define EVENTS_TOPIC "websocket_test.websocket_test"
+
+/* websocket_test() -> [[], {"yay": "yay"}] */
+static void
+websocket_test(nrpc_call *call)
+{
+    nrpc_reply(call, NULL, json_pack("{ss}", "yay", "yay"));
+}
+
+/* hello_websocket(*args, **kwargs): publishes [args, kwargs] unchanged to
+ * websocket_test.websocket_test and returns [[], {}]. */
+static void
+hello_websocket(nrpc_call *call)
+{
+    nrpc_status st = nrpc_service_publish(nrpc_call_service(call), EVENTS_TOPIC,
+                                          json_deep_copy(nrpc_call_varargs(call)),
+                                          json_deep_copy(nrpc_call_varkw(call)));
+
+    if (st != NRPC_OK) {
+        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, NULL, "cannot publish to %s: %s", EVENTS_TOPIC,
+                  nrpc_status_text(st));
+        return;
+    }
+    nrpc_reply(call, NULL, NULL);
+}
+
+static const nrpc_rpc websocket_test_rpcs[] = {
+    {"websocket_test", websocket_test, NULL, "Answers [[], {\"yay\": \"yay\"}].", 0},
+    {"hello_websocket", hello_websocket, NULL,
+     "Publishes its [args, kwargs] to websocket_test.websocket_test.", NRPC_VARARGS | NRPC_VARKW},
+    {NULL},
+};
+
+const nrpc_service_def websocket_test_service = {
+    .name = "websocket_test",
+    .version = "1.0.0",
+    .description = "Publish/subscribe demo for the gateway's WebSocket (WAMP) endpoint.",
+    .rpcs = websocket_test_rpcs,
+};

@@ -1,0 +1,139 @@
+"""The front end and the WebSocket (WAMP) endpoint, end to end.
+
+BrowserTest runs tests/browser/page_test.js: Debian's chromium, driven by
+playwright-core, opens the page the gateway serves and subscribes,
+publishes and calls through it. WampFanoutTest runs
+tests/browser/wamp_fanout.js: 200 autobahn sessions on one topic share one
+NATS subscription and all get a message published once.
+
+Both need node, the packages of the root package.json (npm ci) and the
+vendored client (frontend/build.sh); the browser test also needs chromium.
+Under CTest a missing piece is a failure, not a skip.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+ROOT = os.path.normpath(os.path.join(harness.HERE, "..", ".."))
+BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def require(need_chromium):
+    """Fails (under CTest) or skips (by hand) when a tool is missing."""
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("node (apt-get install nodejs npm)")
+    for pkg in ("autobahn", "playwright-core"):
+        if not os.path.isdir(os.path.join(ROOT, "node_modules", pkg)):
+            missing.append("node_modules/%s (run 'npm ci' at the repository root)" % pkg)
+    if not os.path.isfile(os.path.join(ROOT, "frontend", "vendor", "autobahn.min.js")):
+        missing.append("frontend/vendor/autobahn.min.js (run 'sh frontend/build.sh' after npm ci)")
+    if need_chromium and not os.access(CHROMIUM, os.X_OK):
+        missing.append("%s (apt-get install chromium)" % CHROMIUM)
+    if missing:
+        msg = "missing: " + "; ".join(missing)
+        if os.environ.get("NRPC_BIN_DIR"):
+            raise AssertionError(msg)
+        raise unittest.SkipTest(msg)
+
+
+def run_node(case, script, args, env, timeout):
+    try:
+        r = subprocess.run(["node", os.path.join(BROWSER_DIR, script)] + list(args),
+                           cwd=BROWSER_DIR, env=dict(os.environ, **env), capture_output=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        case.fail("node %s did not finish within %d s\nstdout: %s" % (
+            script, timeout, (e.stdout or b"").decode(errors="replace")))
+    out = r.stdout.decode(errors="replace")
+    err = r.stderr.decode(errors="replace")
+    case.assertEqual(r.returncode, 0, "node %s -> exit %d\nstdout:\n%s\nstderr:\n%s"
+                     % (script, r.returncode, out, err[-4000:]))
+    return out
+
+
+class _WampStack(harness.IntegrationCase):
+    need_chromium = False
+
+    @classmethod
+    def setUpClass(cls):
+        require(cls.need_chromium)
+        cls.stack = harness.Stack(cls.__name__.lower())
+        try:
+            cls.nats = cls.stack.nats()
+            cls.stack.service("greeting_service", cls.nats)
+            cls.stack.service("websocket_test", cls.nats,
+                              ready_subject="websocket_test.hello_websocket")
+            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+        except BaseException:
+            cls.stack.stop_all()
+            raise
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+
+class BrowserTest(_WampStack):
+    need_chromium = True
+
+    def test_page(self):
+        shots = os.environ.get("SCREENSHOT_DIR") or tempfile.gettempdir()
+        out = run_node(self, "page_test.js", [],
+                       {"GATEWAY_URL": self.url, "CHROMIUM": CHROMIUM, "SCREENSHOT_DIR": shots},
+                       timeout=120)
+        self.assertIn("all steps passed", out)
+
+    def test_static_files(self):
+        r = harness.http_call(self.port, "GET", "/")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(r.headers.get("Content-Type", "").startswith("text/html"), r.describe())
+        r = harness.http_call(self.port, "GET", "/app.js")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(r.headers.get("Content-Type", "").startswith("text/javascript"))
+        r = harness.http_call(self.port, "GET", "/vendor/autobahn.min.js")
+        self.assertEqual(r.status, 200, r.describe())
+        for path in ("/../CMakeLists.txt", "/vendor/../../README.md", "/.gitignore",
+                     "/vendor//autobahn.min.js", "/%2e%2e/README.md"):
+            r = harness.http_call(self.port, "GET", path)
+            self.assertNotEqual(r.status, 200, "must not be served: %s" % r.describe())
+        # POST to an rpc path still reaches the rpc, not a file.
+        r = harness.post(self.port, "websocket_test.websocket_test", "[]")
+        self.assertOk(r, '[[], {"yay": "yay"}]')
+
+    def test_websocket_handshake_refusals(self):
+        r = harness.http_call(self.port, "GET", "/websocket")
+        self.assertEqual(r.status, 426, r.describe())
+        base = {"Upgrade": "websocket", "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+        r = harness.http_call(self.port, "GET", "/websocket", headers=dict(base))
+        self.assertEqual(r.status, 400, "no subprotocol: %s" % r.describe())
+        self.assertIn("wamp.2.json", r.json()["error"]["message"])
+        r = harness.http_call(self.port, "GET", "/websocket",
+                              headers=dict(base, **{"Sec-WebSocket-Version": "8",
+                                                    "Sec-WebSocket-Protocol": "wamp.2.json"}))
+        self.assertEqual(r.status, 426, r.describe())
+        self.assertEqual(r.headers.get("Sec-WebSocket-Version"), "13")
+        r = harness.http_call(self.port, "GET", "/websocket",
+                              headers=dict(base, **{"Sec-WebSocket-Key": "short",
+                                                    "Sec-WebSocket-Protocol": "wamp.2.json"}))
+        self.assertEqual(r.status, 400, r.describe())
+
+
+class WampFanoutTest(_WampStack):
+    def test_fanout_200(self):
+        out = run_node(self, "wamp_fanout.js", ["200"],
+                       {"GATEWAY_URL": self.url,
+                        "NATS_MONITOR": "http://127.0.0.1:%d" % self.nats.mport},
+                       timeout=120)
+        self.assertIn("wamp_fanout: passed", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

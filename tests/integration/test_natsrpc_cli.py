@@ -1,0 +1,202 @@
+"""The natsrpc command-line client (build/bin/natsrpc): call in its word and
+raw forms, errors and exit statuses, ls/ping/info/stats from the service API,
+pub and sub."""
+
+import json
+import os
+import signal
+import subprocess
+import unittest
+
+import harness
+
+HELLO = '[["Hello, Bob Ross"], {}]'
+
+
+class CliTest(harness.IntegrationCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = harness.Stack("cli")
+        try:
+            cls.nats = cls.stack.nats()
+            cls.svc = cls.stack.service("greeting_service", cls.nats)
+            cls.nc = harness.NatsClient(cls.nats.url)
+            cls.bin = harness.binary("natsrpc")
+        except BaseException:
+            cls.stack.stop_all()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "nc", None):
+            cls.nc.close()
+        super().tearDownClass()
+
+    def run_cli(self, *args, env=None, timeout=30):
+        e = dict(os.environ, NATS_URL=self.nats.url)
+        e.update(env or {})
+        try:
+            r = subprocess.run([self.bin] + list(args), env=e, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("natsrpc %s did not exit within %d s" % (" ".join(args), timeout))
+        r.out = r.stdout.decode()
+        r.err = r.stderr.decode()
+        r.what = "natsrpc %s -> exit %d\nstdout: %s\nstderr: %s" % (" ".join(args), r.returncode, r.out, r.err)
+        return r
+
+    def assertExit(self, r, code):
+        self.assertEqual(r.returncode, code, r.what)
+
+    # -- help
+
+    def test_help(self):
+        for args in (["--help"], ["-h"], ["call", "--help"], ["ls", "--help"], ["info", "--help"],
+                     ["stats", "--help"], ["sub", "--help"], ["pub", "--help"],
+                     ["call", "greeting_service.hello", "--help"]):
+            with self.subTest(args=args):
+                r = self.run_cli(*args, env={"NATS_URL": "nats://127.0.0.1:1"})
+                self.assertExit(r, 0)
+                self.assertIn("usage: natsrpc", r.out)
+
+    # -- call
+
+    def test_call_words(self):
+        r = self.run_cli("call", "greeting_service.hello", "Bob", "--last_name", "Ross")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, HELLO + "\n")
+        r = self.run_cli("call", "greeting_service.hello", "--first_name=Bob", "--last_name=Ross")
+        self.assertEqual(r.out, HELLO + "\n", r.what)
+
+    def test_call_raw_body(self):
+        for body in ('[["Bob"], {"last_name": "Ross"}]', '{"first_name": "Bob", "last_name": "Ross"}',
+                     '[["Bob", "Ross"]]'):
+            with self.subTest(body=body):
+                r = self.run_cli("call", "greeting_service.hello", body)
+                self.assertExit(r, 0)
+                self.assertEqual(r.out, HELLO + "\n")
+
+    def test_call_values_parse_as_json(self):
+        # a number where a string is declared: refused by the binding, so it
+        # was sent as the JSON number 42
+        r = self.run_cli("call", "greeting_service.hello", "42")
+        self.assertExit(r, 1)
+        self.assertIn("first_name", r.err)
+        r = self.run_cli("call", "greeting_service.hello", '"42"')
+        self.assertExit(r, 0)
+        self.assertEqual(r.out, '[["Hello, 42"], {}]\n')
+
+    def test_call_errors_exit_1(self):
+        r = self.run_cli("call", "greeting_service.hello")
+        self.assertExit(r, 1)
+        self.assertIn("400", r.err)
+        self.assertIn("missing required argument 'first_name'", r.err)
+        self.assertEqual(r.out, "")
+        r = self.run_cli("--json", "call", "greeting_service.hello", "Bob", "--nick", "B")
+        self.assertExit(r, 1)
+        self.assertErrorBody(json.loads(r.out), 400, contains="nick", context=r.what)
+        r = self.run_cli("call", "greeting_service.no_such_rpc")
+        self.assertExit(r, 1)
+        self.assertIn("no such rpc", r.err)
+        r = self.run_cli("--timeout", "0.3", "call", "greeting_service.hello_sleep", "Bob", "--seconds", "5")
+        self.assertExit(r, 1)
+        self.assertIn("no reply", r.err)
+
+    def test_usage_errors_exit_2(self):
+        for args in (["call"], ["call", "$SRV.PING"], ["call", "nodot"], ["--bogus", "ls"], ["frobnicate"],
+                     [], ["info"], ["--timeout", "x", "ls"], ["sub"], ["sub", "a", "--count", "0"]):
+            with self.subTest(args=args):
+                self.assertExit(self.run_cli(*args), 2)
+
+    def test_no_nats_exits_3(self):
+        port = harness.free_port()
+        r = self.run_cli("--server", "nats://127.0.0.1:%d" % port, "call", "greeting_service.hello", "Bob")
+        self.assertExit(r, 3)
+        self.assertIn("cannot connect", r.err)
+        r = self.run_cli("ls", env={"NATS_URL": "nats://127.0.0.1:%d" % port})
+        self.assertExit(r, 3)
+
+    # -- service API
+
+    def test_ls(self):
+        r = self.run_cli("ls")
+        self.assertExit(r, 0)
+        lines = r.out.splitlines()
+        self.assertEqual(lines[0].split()[:4], ["NAME", "VERSION", "ID", "RPCS"])
+        self.assertTrue(any(l.split()[:2] == ["greeting_service", "1.0.0"] for l in lines[1:]), r.what)
+        r = self.run_cli("ls", "--json")
+        infos = json.loads(r.out)
+        self.assertEqual([i["type"] for i in infos], ["io.nats.micro.v1.info_response"])
+
+    def test_ping(self):
+        r = self.run_cli("ping", "greeting_service")
+        self.assertExit(r, 0)
+        self.assertIn("greeting_service", r.out)
+        self.assertExit(self.run_cli("ping", "no_such_service"), 1)
+
+    def test_info(self):
+        r = self.run_cli("info", "greeting_service")
+        self.assertExit(r, 0)
+        self.assertIn('first_name: string, last_name: string = ""', r.out)
+        self.assertIn("greeting_service.hello_sleep", r.out)
+        self.assertIn("Greets a person by name.", r.out)
+        r = self.run_cli("info", "no_such_service")
+        self.assertExit(r, 1)
+        self.assertIn("no_such_service", r.err)
+
+    def test_stats(self):
+        def hello_requests():
+            r = self.run_cli("stats", "greeting_service", "--json")
+            self.assertExit(r, 0)
+            return sum(e["num_requests"] for s in json.loads(r.out) for e in s["endpoints"]
+                       if e["name"] == "hello")
+
+        before = hello_requests()
+        for _ in range(3):
+            self.assertExit(self.run_cli("call", "greeting_service.hello", "Bob"), 0)
+        self.assertEqual(hello_requests() - before, 3)
+        r = self.run_cli("stats", "greeting_service")
+        self.assertExit(r, 0)
+        self.assertEqual(r.out.split()[:4], ["RPC", "ID", "REQUESTS", "ERRORS"])
+        self.assertIn("hello_sleep", r.out)
+        self.assertExit(self.run_cli("stats", "no_such_service"), 1)
+
+    # -- pub / sub
+
+    def test_pub(self):
+        subject = "cli_test.pub_" + harness.rand_token(6)
+        sub = self.nc.subscribe(subject)
+        self.nc.flush()
+        try:
+            self.assertExit(self.run_cli("pub", subject, '[["a"], {"b": 1}]'), 0)
+            self.assertEqual(sub.next(5).data, b'[["a"], {"b": 1}]')
+            self.assertExit(self.run_cli("pub", subject, "x", "--n", "2"), 0)
+            self.assertEqual(json.loads(sub.next(5).data), [["x"], {"n": 2}])
+        finally:
+            self.nc.unsubscribe(sub)
+
+    def test_sub_count(self):
+        subject = "cli_test.sub_" + harness.rand_token(6)
+        p = self.stack.spawn("natsrpc-sub", [self.bin, "sub", subject, "--count", "2", "--raw"],
+                             env={"NATS_URL": self.nats.url})
+        p.signalled = True  # it exits by itself; checked here
+        self.nats.wait_subscribers(subject, 1)
+        self.nc.publish(subject, '[["one"], {}]')
+        self.nc.publish(subject, "two", headers={"K": "v"})
+        self.assertEqual(p.wait(10), 0, p.log_tail())
+        lines = p.log_text().splitlines()
+        self.assertIn('[["one"], {}]', lines)
+        self.assertIn("two", lines)
+
+    def test_sub_until_interrupted(self):
+        subject = "cli_test.int_" + harness.rand_token(6)
+        p = self.stack.spawn("natsrpc-sub", [self.bin, "sub", subject], env={"NATS_URL": self.nats.url})
+        self.nats.wait_subscribers(subject, 1)
+        self.nc.publish(subject, "hello there", reply="some.reply")
+        harness.wait_for(lambda: "hello there" in p.log_text(), 5, what="the message printed")
+        self.assertIn('Received on "%s" with reply "some.reply"' % subject, p.log_text())
+        p.signal(signal.SIGINT)
+        self.assertEqual(p.wait(10), 0, p.log_tail())
+
+
+if __name__ == "__main__":
+    unittest.main()

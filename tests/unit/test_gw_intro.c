@@ -1,0 +1,179 @@
+/* test_gw_intro.c: the gateway's introspection code that needs no network:
+ * trace context (trace.c), metrics (metrics.c), page routing (pages.c) and
+ * the services/OpenAPI documents (catalog.c's grouping, openapi.c). The
+ * gateway files are compiled into this test as they are in the gateway. */
+#include "gateway.h"
+
+#include "check.h"
+
+#include <stdlib.h>
+
+static void
+test_traceparent(void)
+{
+    gw_trace t;
+    char prev[33];
+
+    CHECK(gw_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK(!gw_traceparent_valid(NULL));
+    CHECK(!gw_traceparent_valid(""));
+    CHECK(!gw_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    CHECK(!gw_traceparent_valid("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK(!gw_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    CHECK(!gw_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+    CHECK(!gw_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"));
+    CHECK(!gw_traceparent_valid("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+
+    gw_trace_begin(&t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL);
+    CHECK_STR(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK_STR(t.request_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(gw_traceparent_valid(t.traceparent));
+    CHECK(strncmp(t.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36) == 0);
+    CHECK(strcmp(t.traceparent + 36, "00f067aa0ba902b7-01") != 0); /* a new span id */
+    CHECK_STR(t.traceparent + 52, "-01");
+
+    gw_trace_begin(&t, "garbage", "req-1");
+    CHECK(gw_traceparent_valid(t.traceparent));
+    CHECK_STR(t.request_id, "req-1");
+    memcpy(prev, t.trace_id, sizeof prev);
+    gw_trace_begin(&t, NULL, "has space");
+    CHECK(strcmp(prev, t.trace_id) != 0);
+    CHECK_STR(t.request_id, t.trace_id);
+    CHECK(gw_request_id_valid("a"));
+    CHECK(!gw_request_id_valid(""));
+    {
+        char longid[GW_REQUEST_ID_MAX + 2];
+        memset(longid, 'x', sizeof longid - 1);
+        longid[sizeof longid - 1] = '\0';
+        CHECK(!gw_request_id_valid(longid));
+        longid[GW_REQUEST_ID_MAX] = '\0';
+        CHECK(gw_request_id_valid(longid));
+    }
+}
+
+static void
+test_metrics(void)
+{
+    gw_metrics *m = gw_metrics_new();
+    gw_metrics_gauges g = {.in_flight = 3, .nats_connected = 1, .nats_reconnects = 2};
+    char name[32], *text;
+    size_t len = 0;
+    int i;
+
+    gw_metrics_observe(m, "svc.a", 5, 200, 0.002);
+    gw_metrics_observe(m, "svc.a", 5, 200, 0.2);
+    gw_metrics_observe(m, "svc.a", 5, 400, 100.0);
+    gw_metrics_observe(m, NULL, 0, 400, 0.0001);
+    for (i = 0; i < GW_METRICS_MAX_RPCS + 5; i++) {
+        snprintf(name, sizeof name, "r%d.x", i);
+        gw_metrics_observe(m, name, strlen(name), 404, 0.001);
+    }
+    text = gw_metrics_render(m, &g, &len);
+    CHECK(text != NULL);
+    CHECK_INT(strlen(text), len);
+    CHECK_CONTAINS(text, "natsrpc_gateway_requests_total{rpc=\"svc.a\",status=\"200\"} 2\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_requests_total{rpc=\"svc.a\",status=\"400\"} 1\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_requests_total{rpc=\"invalid\",status=\"400\"} 1\n");
+    /* svc.a took one of the named slots: 6 more go to "other" */
+    CHECK_CONTAINS(text, "natsrpc_gateway_requests_total{rpc=\"other\",status=\"404\"} 6\n");
+    CHECK_CONTAINS(
+        text, "natsrpc_gateway_request_duration_seconds_bucket{rpc=\"svc.a\",le=\"0.0025\"} 1\n");
+    CHECK_CONTAINS(text,
+                   "natsrpc_gateway_request_duration_seconds_bucket{rpc=\"svc.a\",le=\"60\"} 2\n");
+    CHECK_CONTAINS(
+        text, "natsrpc_gateway_request_duration_seconds_bucket{rpc=\"svc.a\",le=\"+Inf\"} 3\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_request_duration_seconds_count{rpc=\"svc.a\"} 3\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_requests_in_flight 3\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_nats_connected 1\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_nats_reconnects_total 2\n");
+    free(text);
+    gw_metrics_free(m);
+    gw_metrics_free(NULL);
+    gw_metrics_observe(NULL, "a.b", 3, 200, 0);
+}
+
+static void
+test_pages(void)
+{
+    CHECK_INT(gw_page_match("/services"), GW_PAGE_SERVICES);
+    CHECK_INT(gw_page_match("/openapi.json"), GW_PAGE_OPENAPI);
+    CHECK_INT(gw_page_match("/metadata"), GW_PAGE_METADATA);
+    CHECK_INT(gw_page_match("/metadata.json"), GW_PAGE_METADATA);
+    CHECK_INT(gw_page_match("/v1.0/metadata"), GW_PAGE_METADATA);
+    CHECK_INT(gw_page_match("/v1.0/metadata.json"), GW_PAGE_METADATA);
+    CHECK_INT(gw_page_match("/metrics"), GW_PAGE_METRICS);
+    CHECK_INT(gw_page_match("/docs"), GW_PAGE_DOCS);
+    CHECK_INT(gw_page_match("/docs/"), GW_PAGE_DOCS);
+    CHECK_INT(gw_page_match("/docs/swagger-ui.css"), GW_PAGE_DOCS_FILE);
+    CHECK_INT(gw_page_match("/greeting_service.hello"), GW_PAGE_NONE);
+    CHECK_INT(gw_page_match("/services/x"), GW_PAGE_NONE);
+    CHECK_INT(gw_page_match(NULL), GW_PAGE_NONE);
+}
+
+static const char INFO_A[] =
+    "{\"type\":\"io.nats.micro.v1.info_response\",\"name\":\"svc\",\"id\":\"B\",\"version\":"
+    "\"1.0.0\",\"description\":\"d\",\"endpoints\":[{\"name\":\"add\",\"subject\":\"svc.add\","
+    "\"queue_group\":\"q\",\"metadata\":{\"params\":\"[{\\\"name\\\":\\\"a\\\",\\\"type\\\":"
+    "\\\"number\\\",\\\"required\\\":true},{\\\"name\\\":\\\"b\\\",\\\"type\\\":\\\"integer\\\","
+    "\\\"required\\\":false,\\\"default\\\":null}]\",\"description\":\"adds\",\"varargs\":"
+    "\"false\",\"varkw\":\"true\"}}]}";
+static const char INFO_B[] =
+    "{\"type\":\"io.nats.micro.v1.info_response\",\"name\":\"svc\",\"id\":\"A\",\"version\":"
+    "\"1.0.0\",\"description\":\"d\",\"endpoints\":[{\"name\":\"add\",\"subject\":\"svc.add\"},"
+    "{\"name\":\"raw\",\"subject\":\"$odd.subject\"}]}";
+
+static void
+test_documents(void)
+{
+    json_t *infos = json_pack("[o, o]", json_loads(INFO_A, 0, NULL), json_loads(INFO_B, 0, NULL));
+    json_t *svcs = gw_catalog_group(infos), *svc, *add, *doc, *op, *schema, *args, *kwargs;
+
+    CHECK_INT(json_array_size(svcs), 1);
+    svc = json_array_get(svcs, 0);
+    CHECK_INT(json_array_size(json_object_get(svc, "instances")), 2);
+    CHECK_STR(json_string_value(
+                  json_object_get(json_array_get(json_object_get(svc, "instances"), 0), "id")),
+              "A");
+    CHECK_INT(json_array_size(json_object_get(svc, "endpoints")), 2);
+    add = json_array_get(json_object_get(svc, "endpoints"), 0);
+    CHECK_STR(json_string_value(json_object_get(add, "name")), "add");
+    CHECK(json_is_array(json_object_get(add, "params")));
+    CHECK(json_is_true(json_object_get(add, "varkw")));
+
+    doc = gw_openapi_build(svcs);
+    CHECK_STR(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
+    CHECK(json_object_get(json_object_get(doc, "paths"), "/$odd.subject") == NULL);
+    op = json_object_get(json_object_get(json_object_get(doc, "paths"), "/svc.add"), "post");
+    CHECK(op != NULL);
+    schema = json_object_get(
+        json_object_get(json_object_get(json_object_get(op, "requestBody"), "content"),
+                        "application/json"),
+        "schema");
+    args = json_array_get(
+        json_object_get(json_array_get(json_object_get(schema, "oneOf"), 0), "prefixItems"), 0);
+    kwargs = json_array_get(
+        json_object_get(json_array_get(json_object_get(schema, "oneOf"), 0), "prefixItems"), 1);
+    CHECK(json_is_false(json_object_get(args, "items")));
+    CHECK(json_is_true(json_object_get(kwargs, "additionalProperties")));
+    {
+        json_t *b = json_object_get(json_object_get(kwargs, "properties"), "b");
+        char *t = json_dumps(json_object_get(b, "type"), JSON_COMPACT);
+        CHECK_STR(t, "[\"integer\",\"null\"]");
+        free(t);
+        CHECK(json_is_null(json_object_get(b, "default")));
+    }
+    CHECK(json_object_get(json_object_get(op, "responses"), "504") != NULL);
+    json_decref(doc);
+    json_decref(svcs);
+    json_decref(infos);
+}
+
+int
+main(void)
+{
+    test_traceparent();
+    test_metrics();
+    test_pages();
+    test_documents();
+    return check_done("gw_intro");
+}

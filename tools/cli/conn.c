@@ -1,0 +1,167 @@
+/* conn.c: the NATS side of the natsrpc command-line client. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* After the first reply of a gather, stop once replies pause this long. */
+#define CLI_GATHER_STALL_MS 300
+
+void
+cli_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("natsrpc: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+natsConnection *
+cli_connect(const cli_opts *o)
+{
+    const char *url = o->server;
+    const char *urls[32];
+    natsConnection *nc = NULL;
+    natsOptions *opts = NULL;
+    char *copy, *save = NULL, *tok;
+    int n = 0;
+    natsStatus s;
+
+    if (url == NULL || *url == '\0')
+        url = getenv("NATS_URL");
+    if (url == NULL || *url == '\0')
+        url = "nats://127.0.0.1:4222";
+    copy = strdup(url);
+    if (copy == NULL)
+        return NULL;
+    for (tok = strtok_r(copy, ",", &save); tok && n < 32; tok = strtok_r(NULL, ",", &save))
+        if (*tok)
+            urls[n++] = tok;
+    s = n > 0 ? natsOptions_Create(&opts) : NATS_INVALID_ARG;
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(opts, urls, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, "natsrpc-cli");
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, o->timeout_ms < 5000 ? o->timeout_ms : 5000);
+    if (s == NATS_OK)
+        s = natsOptions_SetAllowReconnect(opts, false);
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(opts, true);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, opts);
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+        cli_err("cannot connect to NATS at %s: %s", url, natsStatus_GetText(s));
+        nc = NULL;
+    }
+    free(copy);
+    return nc;
+}
+
+void
+cli_close(natsConnection *nc)
+{
+    if (nc) {
+        natsConnection_Close(nc);
+        natsConnection_Destroy(nc);
+    }
+}
+
+int
+cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const char *data,
+            size_t len, natsMsg **reply)
+{
+    natsMsg *msg = NULL;
+    char tmo[24];
+    natsStatus s;
+
+    *reply = NULL;
+    snprintf(tmo, sizeof tmo, "%lld", (long long)o->timeout_ms);
+    s = natsMsg_Create(&msg, subject, NULL, data, (int)len);
+    /* The rpc learns how long we wait, as from the gateway. */
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
+    if (s == NATS_OK)
+        s = natsConnection_RequestMsg(reply, nc, msg, o->timeout_ms);
+    natsMsg_Destroy(msg);
+    if (s == NATS_OK)
+        return CLI_EXIT_OK;
+    if (s == NATS_NO_RESPONDERS)
+        cli_err("no such rpc: nobody listens on %s", subject);
+    else if (s == NATS_TIMEOUT)
+        cli_err("no reply from %s within %g s", subject, (double)o->timeout_ms / 1000.0);
+    else if (s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG)
+        cli_err("not a valid subject: '%s'", subject);
+    else {
+        cli_err("request on %s failed: %s", subject, natsStatus_GetText(s));
+        return CLI_EXIT_CONN;
+    }
+    return CLI_EXIT_RPC;
+}
+
+int
+cli_gather(natsConnection *nc, const cli_opts *o, const char *subject, json_t **out)
+{
+    natsSubscription *sub = NULL;
+    natsInbox *inbox = NULL;
+    int64_t hard, deadline;
+    natsStatus s;
+
+    *out = json_array();
+    s = natsInbox_Create(&inbox);
+    if (s == NATS_OK)
+        s = natsConnection_SubscribeSync(&sub, nc, (const char *)inbox);
+    if (s == NATS_OK)
+        s = natsConnection_PublishRequest(nc, subject, (const char *)inbox, NULL, 0);
+    if (s != NATS_OK) {
+        cli_err("request on %s failed: %s", subject, natsStatus_GetText(s));
+        natsSubscription_Destroy(sub);
+        natsInbox_Destroy(inbox);
+        return s == NATS_INVALID_SUBJECT ? CLI_EXIT_USAGE : CLI_EXIT_CONN;
+    }
+    /* Up to the timeout for the first reply; then until they pause. */
+    hard = deadline = nrpc_now_ms() + o->timeout_ms;
+    for (;;) {
+        int64_t left = deadline - nrpc_now_ms();
+        natsMsg *m = NULL;
+        json_t *v;
+
+        if (left <= 0)
+            break;
+        if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+            break;
+        if (natsMsg_IsNoResponders(m)) {
+            natsMsg_Destroy(m);
+            break; /* nobody listens at all */
+        }
+        v = json_loadb(natsMsg_GetData(m) ? natsMsg_GetData(m) : "",
+                       (size_t)natsMsg_GetDataLength(m), 0, NULL);
+        if (v)
+            json_array_append_new(*out, v);
+        natsMsg_Destroy(m);
+        deadline = nrpc_now_ms() + CLI_GATHER_STALL_MS;
+        if (deadline > hard)
+            deadline = hard;
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
+    return CLI_EXIT_OK;
+}
+
+void
+cli_print_json(json_t *v, int indent)
+{
+    char *text = json_dumps(v, JSON_ENCODE_ANY | (indent ? JSON_INDENT(2) : JSON_COMPACT));
+
+    if (text) {
+        puts(text);
+        free(text);
+    }
+}
