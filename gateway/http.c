@@ -571,14 +571,18 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     http_count(r);
     if (gw->cfg.access_log) {
-        double ms = (double)(http_now_us() - r->start_us) / 1000.0;
+        /* Milliseconds with two decimals, in integers (cheaper than %.2f). */
+        long long cs = (http_now_us() - r->start_us + 5) / 10;
+        if (cs < 0)
+            cs = 0;
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id, "%s %s %d %.2f ms",
-                         r->method, r->url, r->status, ms);
+            nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id,
+                         "%s %s %d %lld.%02lld ms", r->method, r->url, r->status, cs / 100,
+                         cs % 100);
         else
             nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id,
-                         "%s %s %d %.2f ms (connection ended early, reason %d)", r->method,
-                         r->url, r->status, ms, (int)toe);
+                         "%s %s %d %lld.%02lld ms (connection ended early, reason %d)", r->method,
+                         r->url, r->status, cs / 100, cs % 100, (int)toe);
     }
     if (r->body != r->inline_body)
         free(r->body);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* nats_Open's lockSpinCount: block at once on a busy nats.c lock. */
+#define NRPC_NATS_LOCK_SPIN 0
+
 /* Lives as long as the connection: natsOptions keep only the pointer. */
 typedef struct {
     void (*connected_cb)(void *closure);
@@ -132,6 +135,11 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         return NRPC_ERR_INVALID_ARG;
     }
 
+    /* nats.c spins up to 2000 times on a busy lock of its own before
+     * sleeping; with few cores that spinning only burns the CPU the lock
+     * holder needs. Takes effect only if this is the library's first use
+     * in the process (otherwise a no-op). */
+    nats_Open(NRPC_NATS_LOCK_SPIN);
     s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = natsOptions_SetServers(o, urls, n);

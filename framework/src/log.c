@@ -28,14 +28,57 @@ log_write(const char *line, size_t n)
     }
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" into stamp (at least 25 bytes). The part up to
+ * the seconds is formatted once per second and thread, not once per line. */
+static void
+log_stamp(char *stamp)
+{
+    static __thread time_t cached_sec = (time_t)-1;
+    static __thread char cached[24];
+    struct timespec ts;
+    long ms;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            cached[0] = '\0';
+        cached_sec = ts.tv_sec;
+    }
+    ms = (ts.tv_nsec / 1000000L) % 1000;
+    {
+        size_t n = strlen(cached);
+        memcpy(stamp, cached, n);
+        stamp[n] = '.';
+        stamp[n + 1] = (char)('0' + ms / 100);
+        stamp[n + 2] = (char)('0' + ms / 10 % 10);
+        stamp[n + 3] = (char)('0' + ms % 10);
+        stamp[n + 4] = 'Z';
+        stamp[n + 5] = '\0';
+    }
+}
+
+/* Appends the NUL-terminated s to buf (len used of cap, one byte kept for
+ * the NUL), truncating. Returns the new length. */
+static size_t
+log_append(char *buf, size_t len, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > cap - 1 - len)
+        n = cap - 1 - len;
+    memcpy(buf + len, s, n);
+    buf[len + n] = '\0';
+    return len + n;
+}
+
 void
 nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, const char *fmt,
            va_list ap)
 {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    char line[2048], stamp[40], msg[1536];
-    struct timespec ts;
-    struct tm tm;
+    char line[2048], stamp[40];
     size_t n;
     int w;
 
@@ -43,16 +86,16 @@ nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, c
         const char *f = getenv("LOG_FORMAT");
         log_json = f && strcmp(f, "json") == 0;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", (ts.tv_nsec / 1000000L) % 1000);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_stamp(stamp);
 
     if (log_json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "time", stamp, "level", names[level & 3],
-                              "program", log_program, "msg", msg);
+        char msg[1536];
+        json_t *o;
         char *text;
+
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        o = json_pack("{s:s, s:s, s:s, s:s}", "time", stamp, "level", names[level & 3],
+                      "program", log_program, "msg", msg);
         if (trace_id)
             json_object_set_new(o, "trace_id", json_string(trace_id));
         if (request_id)
@@ -67,16 +110,39 @@ nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, c
         }
         return;
     }
+    /* "<stamp> <LEVEL> <program>: <msg>[ trace=<id>][ request_id=<id>]", built
+     * in place: the message is at most 1535 bytes, the ids' part at most 127,
+     * the line at most 2046 plus the newline. */
     {
-        char suffix[128] = "";
-        if (trace_id || request_id)
-            snprintf(suffix, sizeof suffix, "%s%s%s%s", trace_id ? " trace=" : "",
-                     trace_id ? trace_id : "", request_id ? " request_id=" : "",
-                     request_id ? request_id : "");
-        w = snprintf(line, sizeof line - 1, "%s %s %.64s: %s%s", stamp, names[level & 3],
-                     log_program, msg, suffix);
+        char suffix[128];
+        size_t mlen, slen = 0, cap = sizeof line - 1; /* room for the newline */
+
+        n = log_append(line, 0, cap, stamp);
+        n = log_append(line, n, cap, " ");
+        n = log_append(line, n, cap, names[level & 3]);
+        n = log_append(line, n, cap, " ");
+        {
+            size_t pl = strlen(log_program);
+            if (pl > 64)
+                pl = 64;
+            memcpy(line + n, log_program, pl);
+            n += pl;
+        }
+        n = log_append(line, n, cap, ": ");
+        w = vsnprintf(line + n, 1536, fmt, ap);
+        mlen = w < 0 ? 0 : (size_t)w < 1536 ? (size_t)w : 1535;
+        n += mlen;
+        suffix[0] = '\0';
+        if (trace_id) {
+            slen = log_append(suffix, slen, sizeof suffix, " trace=");
+            slen = log_append(suffix, slen, sizeof suffix, trace_id);
+        }
+        if (request_id) {
+            slen = log_append(suffix, slen, sizeof suffix, " request_id=");
+            slen = log_append(suffix, slen, sizeof suffix, request_id);
+        }
+        n = log_append(line, n, cap, suffix);
     }
-    n = w < 0 ? 0 : (size_t)w < sizeof line - 1 ? (size_t)w : sizeof line - 2;
     line[n++] = '\n';
     log_write(line, n);
 }
