@@ -1073,7 +1073,23 @@ class IntegrationCase(unittest.TestCase):
             sys.stderr.write("\n===== process logs for %s =====\n%s\n" % (self.id(), self.stack.log_tails()))
 
     @classmethod
+    def start_stack(cls, prefix, start):
+        """cls.stack = Stack(prefix), then start(stack) starts the module's
+        processes; if anything fails, what was started is stopped."""
+        cls.stack = Stack(prefix)
+        try:
+            start(cls.stack)
+        except BaseException:
+            cls.stack.stop_all()
+            cls.stack = None
+            raise
+
+    @classmethod
     def tearDownClass(cls):
+        nc = cls.__dict__.get("nc")  # a NatsClient the class opened, if any
+        if nc is not None:
+            nc.close()
+            cls.nc = None
         if cls.stack is not None:
             problems = cls.stack.stop_all()
             cls.stack = None

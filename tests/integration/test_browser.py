@@ -64,16 +64,13 @@ class _WampStack(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
         require(cls.need_chromium)
-        cls.stack = harness.Stack(cls.__name__.lower())
-        try:
-            cls.nats = cls.stack.nats()
-            cls.stack.service("greeting_service", cls.nats)
-            cls.stack.service("websocket_test", cls.nats,
-                              ready_subject="websocket_test.hello_websocket")
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
+
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("greeting_service", cls.nats)
+            stack.service("websocket_test", cls.nats, ready_subject="websocket_test.hello_websocket")
+            cls.gw, cls.port = stack.gateway(cls.nats)
+        cls.start_stack(cls.__name__.lower(), start)
 
     @property
     def url(self):

@@ -17,21 +17,12 @@ N_HTTP = 200
 class ConcurrencyTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("concurrency")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("concurrency", start)
 
     def test_1000_sleeps_over_nats(self):
         threads_before = self.svc.threads()

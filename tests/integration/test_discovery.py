@@ -62,21 +62,12 @@ class ServiceApiTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("discovery-srv")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc1 = cls.stack.service("greeting_service", cls.nats)
-            cls.svc2 = cls.stack.service("greeting_service", cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc1 = stack.service("greeting_service", cls.nats)
+            cls.svc2 = stack.service("greeting_service", cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("discovery-srv", start)
 
     def replies(self, subject, expect):
         msgs = gather(self.nc, subject, 0.3, expect)
@@ -150,21 +141,12 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("discovery-gw")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("discovery-gw", start)
 
     def get_json(self, path):
         r = http_call(self.port, "GET", path)
@@ -375,13 +357,10 @@ class MetricsLabelLimitTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("discovery-metrics")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.gw, cls.port = cls.stack.gateway(cls.nats, env={"GATEWAY_ACCESS_LOG": "0"})
-        except BaseException:
-            cls.stack.stop_all()
-            raise
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_ACCESS_LOG": "0"})
+        cls.start_stack("discovery-metrics", start)
 
     def test_rpc_labels_are_bounded(self):
         import http.client
@@ -407,13 +386,10 @@ class NatsGaugesTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("discovery-nats")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.gw, cls.port = stack.gateway(cls.nats)
+        cls.start_stack("discovery-nats", start)
 
     def gauges(self):
         m = parse_metrics(http_call(self.port, "GET", "/metrics").text)

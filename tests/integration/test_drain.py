@@ -12,20 +12,11 @@ from harness import post
 class DrainTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("drain")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("drain", start)
 
     def test_1_in_flight_call_survives_sigterm(self):
         svc = self.stack.service("greeting_service", self.nats)

@@ -68,22 +68,13 @@ BAD_FORMS = [
 class ErrorsTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("errors")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
-            cls.faulty = cls.stack.service("test_faulty_service", cls.nats)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
+            cls.faulty = stack.service("test_faulty_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("errors", start)
 
     def both(self, rpc, body, code, etype=None, contains=None):
         """The same request through the gateway and over NATS."""
@@ -177,22 +168,13 @@ class OverloadTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("overload")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats,
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats,
                                         env={"NRPC_MAX_IN_FLIGHT": str(cls.LIMIT)})
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("overload", start)
 
     def test_fifth_call_is_503_overloaded(self):
         payloads = ['[[], {"name": "Sleepy %d", "seconds": 3}]' % i for i in range(self.LIMIT)]

@@ -15,22 +15,13 @@ BOB = '[["Hello, Bob"], {}]'
 class GatewayTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("gateway")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
-            cls.small_gw, cls.small_port = cls.stack.gateway(cls.nats, env={"GATEWAY_MAX_BODY": "64"})
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
+            cls.small_gw, cls.small_port = stack.gateway(cls.nats, env={"GATEWAY_MAX_BODY": "64"})
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("gateway", start)
 
     # -- success
 

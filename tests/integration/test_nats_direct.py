@@ -11,20 +11,11 @@ import harness
 class DirectTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("direct")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("direct", start)
 
     def test_hello(self):
         m = self.nc.request("greeting_service.hello", b'[["Bob"], {"last_name": "Ross"}]')
@@ -85,21 +76,12 @@ class QueueGroupTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("queue")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.a = cls.stack.service("greeting_service", cls.nats)
-            cls.b = cls.stack.service("greeting_service", cls.nats, replicas_expected=2)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.a = stack.service("greeting_service", cls.nats)
+            cls.b = stack.service("greeting_service", cls.nats, replicas_expected=2)
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("queue", start)
 
     def sub_msgs(self):
         """{cid: msgs delivered on greeting_service.hello}."""

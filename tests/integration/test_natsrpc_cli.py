@@ -16,21 +16,12 @@ HELLO = '[["Hello, Bob Ross"], {}]'
 class CliTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("cli")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
             cls.bin = harness.binary("natsrpc")
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("cli", start)
 
     def run_cli(self, *args, env=None, timeout=30):
         e = dict(os.environ, NATS_URL=self.nats.url)

@@ -12,21 +12,13 @@ class NodeServicesTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
         node_tests.node_script("services.mjs")  # skip or fail early without node
-        cls.stack = harness.Stack("node-services")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc1 = cls.stack.service("greeting_service", cls.nats)
-            cls.svc2 = cls.stack.service("greeting_service", cls.nats)
-            cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
 
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc1 = stack.service("greeting_service", cls.nats)
+            cls.svc2 = stack.service("greeting_service", cls.nats)
+            cls.nc = harness.NatsClient(cls.nats.url)
+        cls.start_stack("node-services", start)
 
     def test_discovered_by_nats_js(self):
         for i in range(4):

@@ -13,23 +13,14 @@ TRACEPARENT = "00-%s-00f067aa0ba902b7-01" % TRACE
 class OutcallTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("outcall")
-        try:
-            cls.nats = cls.stack.nats()
+        def start(stack):
+            cls.nats = stack.nats()
             env = {"NRPC_ACCESS_LOG": "1"}
-            cls.greeting = cls.stack.service("greeting_service", cls.nats, env=env)
-            cls.relay = cls.stack.service("test_faulty_service", cls.nats, env=env,
+            cls.greeting = stack.service("greeting_service", cls.nats, env=env)
+            cls.relay = stack.service("test_faulty_service", cls.nats, env=env,
                                           ready_subject="faulty_service.relay")
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("outcall", start)
 
     def relay_call(self, body, request_id):
         return self.nc.request("faulty_service.relay", body.encode(),

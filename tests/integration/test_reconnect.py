@@ -14,14 +14,11 @@ RECOVER_TIMEOUT = 15.0  # nats.c waits ~2 s between reconnect attempts
 class ReconnectTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("reconnect")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.svc = cls.stack.service("greeting_service", cls.nats)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
+        cls.start_stack("reconnect", start)
 
     def test_1_nats_down_then_back(self):
         self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), '[["Hello, Bob"], {}]')

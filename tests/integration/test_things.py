@@ -125,23 +125,14 @@ class ThingCase(harness.IntegrationCase):
 class ThingApiTest(ThingCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("things")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.pg = cls.stack.postgres()
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.pg = stack.postgres()
             cls.svc = start_thing_service(cls.stack, cls.nats, cls.pg.url)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
             wait_served(cls.nc)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("things", start)
 
     def empty_tables(self):
         self.pg.psql("TRUNCATE thing, thing_request")
@@ -390,17 +381,14 @@ class ThingApiTest(ThingCase):
 class ThingLifecycleTest(ThingCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("things-life")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.pg = cls.stack.postgres()
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.pg = stack.postgres()
             cls.svc = start_thing_service(cls.stack, cls.nats, cls.pg.url)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
             wait_served(cls.nc)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
+        cls.start_stack("things-life", start)
 
     @classmethod
     def tearDownClass(cls):
@@ -526,23 +514,14 @@ class ThingOutageTest(ThingCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("things-outage")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.pg = cls.stack.postgres()
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.pg = stack.postgres()
             cls.svc = start_thing_service(cls.stack, cls.nats, cls.pg.url)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats)
             cls.nc = harness.NatsClient(cls.nats.url)
             wait_served(cls.nc)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("things-outage", start)
 
     def test_outage_under_load(self):
         stop = threading.Event()

@@ -120,23 +120,14 @@ class WsClient:
 class WebSocketTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.Stack("websocket")
-        try:
-            cls.nats = cls.stack.nats()
-            cls.stack.service("greeting_service", cls.nats)
-            cls.gw, cls.port = cls.stack.gateway(cls.nats, env={
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("greeting_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats, env={
                 "GATEWAY_WS_MAX_MESSAGE": "4096", "GATEWAY_WS_MAX_QUEUE": "65536",
                 "GATEWAY_WS_PING": "0.4", "GATEWAY_ACCESS_LOG": "0"})
             cls.nc = harness.NatsClient(cls.nats.url)
-        except BaseException:
-            cls.stack.stop_all()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nc", None):
-            cls.nc.close()
-        super().tearDownClass()
+        cls.start_stack("websocket", start)
 
     def client(self):
         c = WsClient(self.port)
