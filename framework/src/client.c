@@ -222,6 +222,31 @@ pending_add(nrpc_client *c, client_entry *e)
 }
 
 /* Removes the entry for token from table and heap. Locked. */
+/* Gives e a token and puts it in the table, waking the timer thread when
+ * its deadline is the new earliest. On failure e is freed. */
+static nrpc_status
+pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
+{
+    int rc;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return NRPC_ERR_STATE;
+    }
+    *token = e->token = c->next_token++;
+    rc = pending_add(c, e);
+    if (rc == 0 && e->heap_idx == 0)
+        pthread_cond_signal(&c->cv); /* new earliest deadline */
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0) {
+        free(e);
+        return NRPC_ERR_NOMEM;
+    }
+    return NRPC_OK;
+}
+
 static client_entry *
 pending_take(nrpc_client *c, uint64_t token)
 {
@@ -657,7 +682,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     char reply[160], tmo[24];
     uint64_t token;
     natsStatus s;
-    int rc;
+    nrpc_status st;
 
     if (c == NULL || subject == NULL || cb == NULL || timeout_ms <= 0 || (data == NULL && len > 0))
         return NRPC_ERR_INVALID_ARG;
@@ -680,21 +705,9 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
 
     /* Register before publishing: the reply can arrive before
      * PublishMsg returns. */
-    pthread_mutex_lock(&c->mu);
-    if (c->stopping) {
-        pthread_mutex_unlock(&c->mu);
-        free(e);
-        return NRPC_ERR_STATE;
-    }
-    token = e->token = c->next_token++;
-    rc = pending_add(c, e);
-    if (rc == 0 && e->heap_idx == 0)
-        pthread_cond_signal(&c->cv); /* new earliest deadline */
-    pthread_mutex_unlock(&c->mu);
-    if (rc != 0) {
-        free(e);
-        return NRPC_ERR_NOMEM;
-    }
+    st = pending_register(c, e, &token);
+    if (st != NRPC_OK)
+        return st;
 
     /* From here on e belongs to the table: a reply or the timer may free it. */
     snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
@@ -767,7 +780,7 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     char reply[160];
     uint64_t token;
     natsStatus s;
-    int rc;
+    nrpc_status st;
 
     if (c == NULL || subject == NULL || on_reply == NULL || on_done == NULL || wait_ms <= 0 ||
         (data == NULL && len > 0))
@@ -787,21 +800,9 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     e->timeout_ms = wait_ms;
     e->deadline = nrpc_now_ms() + wait_ms;
 
-    pthread_mutex_lock(&c->mu);
-    if (c->stopping) {
-        pthread_mutex_unlock(&c->mu);
-        free(e);
-        return NRPC_ERR_STATE;
-    }
-    token = e->token = c->next_token++;
-    rc = pending_add(c, e);
-    if (rc == 0 && e->heap_idx == 0)
-        pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    if (rc != 0) {
-        free(e);
-        return NRPC_ERR_NOMEM;
-    }
+    st = pending_register(c, e, &token);
+    if (st != NRPC_OK)
+        return st;
 
     /* From here on e belongs to the table, as with a request. */
     snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
