@@ -54,6 +54,7 @@ typedef struct {
     size_t ws_max_message;  /* GATEWAY_WS_MAX_MESSAGE: bytes of one WebSocket message */
     size_t ws_max_queue;    /* GATEWAY_WS_MAX_QUEUE: bytes queued to one socket at most */
     int64_t ws_ping_ms;     /* GATEWAY_WS_PING: keep-alive ping after this much silence */
+    int64_t ws_hello_ms;    /* GATEWAY_WS_HELLO_TIMEOUT: socket without a session closed */
     const char *wamp_realm; /* GATEWAY_WAMP_REALM: the one WAMP realm */
     const char *static_dir; /* GATEWAY_STATIC_DIR: the front end's files, served at / */
     const char *docs_dir;   /* GATEWAY_DOCS_DIR: Swagger UI's files, served at /docs/ */

@@ -76,6 +76,7 @@ struct ws_conn {
     ws_buf **q; /* outgoing frames: a ring */
     size_t q_head, q_len, q_cap, q_off, q_bytes;
     int64_t last_rx_ms, ping_sent_ms, close_deadline_ms;
+    int64_t idle_since_ms; /* when it last had no WAMP session (open, or GOODBYE) */
     void *session;
     struct ws_conn *prev, *next; /* every open connection */
     struct ws_conn *dirty_next, *reap_next;
@@ -107,6 +108,7 @@ struct gw_ws {
     /* loop thread only */
     size_t max_message, max_queue;
     int64_t ping_ms;
+    int64_t hello_ms; /* a socket without a session this long is closed */
     int quiescing;
     ws_conn *conns;
     ws_conn *dirty, *reap;
@@ -696,6 +698,16 @@ loop_on_timer(uv_timer_t *h)
                 conn_kill(c);
             continue;
         }
+        /* Pings keep a socket alive, so one that never says HELLO would
+         * hold its descriptor and memory for ever. */
+        if (c->session != NULL) {
+            c->idle_since_ms = now;
+        } else if (l->hello_ms > 0 && now - c->idle_since_ms >= l->hello_ms) {
+            nrpc_log(NRPC_LOG_INFO, "websocket: no WAMP session after %lld ms; closing",
+                     (long long)l->hello_ms);
+            ws_conn_close(c, 1008, "no WAMP session");
+            continue;
+        }
         if (l->ping_ms <= 0)
             continue;
         if (c->ping_sent_ms > c->last_rx_ms) {
@@ -730,7 +742,7 @@ loop_add_conn(gw_ws *l, void *arg)
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
-    c->last_rx_ms = nrpc_now_ms();
+    c->last_rx_ms = c->idle_since_ms = nrpc_now_ms();
     if (l->quiescing) {
         conn_kill(c);
         return;
@@ -907,6 +919,7 @@ gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client)
     l->max_message = cfg->ws_max_message ? cfg->ws_max_message : 1024 * 1024;
     l->max_queue = cfg->ws_max_queue ? cfg->ws_max_queue : 4 * 1024 * 1024;
     l->ping_ms = cfg->ws_ping_ms;
+    l->hello_ms = cfg->ws_hello_ms;
     l->scratch = malloc(WS_SCRATCH);
     if (l->scratch == NULL || uv_loop_init(&l->uv) != 0) {
         free(l->scratch);
@@ -920,6 +933,8 @@ gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client)
     l->timer.data = l;
     /* A tick fine enough for the ping interval, at most a second. */
     tick = l->ping_ms > 0 ? l->ping_ms / 4 : 1000;
+    if (l->hello_ms > 0 && l->hello_ms / 4 < tick)
+        tick = l->hello_ms / 4;
     if (tick > 1000)
         tick = 1000;
     if (tick < 50)

@@ -333,5 +333,45 @@ class WebSocketTest(harness.IntegrationCase):
         self.assertEqual(self.gw.wait(15), 0, self.gw.log_tail())
 
 
+
+class HelloTimeoutTest(harness.IntegrationCase):
+    """A socket that never opens a WAMP session is closed (1008) although it
+    is alive; one with a session stays."""
+
+    @classmethod
+    def setUpClass(cls):
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.gw, cls.port = stack.gateway(cls.nats, env={
+                # Pings far apart: the socket with a session is not read while
+                # the test waits on the other one.
+                "GATEWAY_WS_HELLO_TIMEOUT": "0.5", "GATEWAY_WS_PING": "30",
+                "GATEWAY_ACCESS_LOG": "0"})
+        cls.start_stack("ws-hello", start)
+
+    def test_no_hello_is_closed(self):
+        silent = WsClient(self.port)
+        self.addCleanup(silent.close)
+        joined = WsClient(self.port)
+        self.addCleanup(joined.close)
+        self.assertEqual(joined.hello()[0], 2, "WELCOME")
+        started = time.monotonic()
+        code = None
+        while code is None and time.monotonic() - started < 5:
+            op, payload = silent.recv_frame()
+            if op == 0x8:
+                code = struct.unpack("!H", payload[:2])[0]
+        self.assertEqual(code, 1008, "a socket without HELLO is closed with 1008")
+        # The one with a session is still served.
+        joined.send_frame(0x9, b"still here")
+        while True:
+            op, payload = joined.recv_frame()
+            if op == 0xA:
+                self.assertEqual(payload, b"still here")
+                break
+            if op == 0x9:
+                joined.send_frame(0xA, payload)
+            self.assertNotEqual(op, 0x8, "the socket with a session was closed")
+
 if __name__ == "__main__":
     unittest.main()
