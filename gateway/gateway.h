@@ -39,6 +39,12 @@ gw_route_kind gw_route_match(const char *path, const char **subject, size_t *len
  * 1 ms. Returns 0 and sets *ms, or -1 when text is not such a number. */
 int gw_parse_timeout(const char *text, int64_t max_ms, int64_t *ms);
 
+/* 1 if a WebSocket handshake with this Origin header (NULL: none, a
+ * program rather than a browser) may go on: no Origin, the same host as the
+ * request's Host header, "*" in allowed, or an exact origin listed in
+ * allowed (comma-separated, e.g. "https://app.example.com"). */
+int gw_origin_allowed(const char *origin, const char *host, const char *allowed);
+
 /* ---------------------------------------------------------------------------
  * http.c
  */
@@ -55,6 +61,7 @@ typedef struct {
     size_t ws_max_queue;    /* GATEWAY_WS_MAX_QUEUE: bytes queued to one socket at most */
     int64_t ws_ping_ms;     /* GATEWAY_WS_PING: keep-alive ping after this much silence */
     int64_t ws_hello_ms;    /* GATEWAY_WS_HELLO_TIMEOUT: socket without a session closed */
+    const char *ws_origins; /* GATEWAY_WS_ORIGINS: other origins whose pages may connect */
     const char *wamp_realm; /* GATEWAY_WAMP_REALM: the one WAMP realm */
     const char *static_dir; /* GATEWAY_STATIC_DIR: the front end's files, served at / */
     const char *docs_dir;   /* GATEWAY_DOCS_DIR: Swagger UI's files, served at /docs/ */

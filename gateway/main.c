@@ -60,6 +60,8 @@ static const gw_setting gw_settings[] = {
      "bytes queued to one slow WebSocket before it is dropped"},
     {"GATEWAY_WS_PING", "30", SET_SECONDS, 0, 0,
      "seconds of WebSocket silence before a ping; no answer for as long: dropped"},
+    {"GATEWAY_WS_ORIGINS", "", SET_STRING, 0, 0,
+     "origins besides the gateway's own whose pages may open /websocket (comma-separated; *: any)"},
     {"GATEWAY_WS_HELLO_TIMEOUT", "10", SET_SECONDS, 0, 0,
      "seconds a WebSocket may stay open without a WAMP session (HELLO); then close 1008"},
     {NULL},
@@ -155,6 +157,8 @@ setting_load(const gw_setting *s, gw_config *cfg, int64_t *drain_ms)
         cfg->ws_max_queue = (size_t)u;
     else if (strcmp(s->name, "GATEWAY_WS_PING") == 0)
         cfg->ws_ping_ms = ms;
+    else if (strcmp(s->name, "GATEWAY_WS_ORIGINS") == 0)
+        cfg->ws_origins = v;
     else if (strcmp(s->name, "GATEWAY_WS_HELLO_TIMEOUT") == 0)
         cfg->ws_hello_ms = ms;
     return 0;

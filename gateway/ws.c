@@ -109,6 +109,7 @@ struct gw_ws {
     size_t max_message, max_queue;
     int64_t ping_ms;
     int64_t hello_ms; /* a socket without a session this long is closed */
+    char *origins;    /* GATEWAY_WS_ORIGINS (copy) */
     int quiescing;
     ws_conn *conns;
     ws_conn *dirty, *reap;
@@ -875,6 +876,16 @@ gw_ws_upgrade(gw_ws *l, struct MHD_Connection *conn, int *status)
     if (ws_accept_key(key, accept) != 0)
         return ws_refuse(conn, MHD_HTTP_BAD_REQUEST, "Sec-WebSocket-Key must be 16 bytes in base64",
                          status);
+    /* A page of another site must not act for the browser's user here
+     * (cross-site WebSocket hijacking): browsers always say where the
+     * page came from. */
+    if (!gw_origin_allowed(
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN),
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+            l->origins))
+        return ws_refuse(conn, MHD_HTTP_FORBIDDEN,
+                         "this page's origin may not open the WebSocket (GATEWAY_WS_ORIGINS)",
+                         status);
     if (!ws_header_has_token(protocol, WS_PROTOCOL))
         return ws_refuse(conn, MHD_HTTP_BAD_REQUEST,
                          "no subprotocol we speak: offer " WS_PROTOCOL " in Sec-WebSocket-Protocol",
@@ -920,9 +931,11 @@ gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client)
     l->max_queue = cfg->ws_max_queue ? cfg->ws_max_queue : 4 * 1024 * 1024;
     l->ping_ms = cfg->ws_ping_ms;
     l->hello_ms = cfg->ws_hello_ms;
+    l->origins = strdup(cfg->ws_origins ? cfg->ws_origins : "");
     l->scratch = malloc(WS_SCRATCH);
-    if (l->scratch == NULL || uv_loop_init(&l->uv) != 0) {
+    if (l->scratch == NULL || l->origins == NULL || uv_loop_init(&l->uv) != 0) {
         free(l->scratch);
+        free(l->origins);
         free(l);
         return NRPC_ERR_NOMEM;
     }
@@ -948,6 +961,7 @@ gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client)
         uv_loop_close(&l->uv);
         wamp_router_destroy(l->router);
         free(l->scratch);
+        free(l->origins);
         free(l);
         return NRPC_ERR_SYSTEM;
     }
@@ -1036,5 +1050,6 @@ gw_ws_stop(gw_ws *l)
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l->scratch);
+    free(l->origins);
     free(l);
 }

@@ -26,12 +26,15 @@ class WsClosed(Exception):
 class WsClient:
     """A WebSocket client over a plain socket: masked frames out, any frame in."""
 
-    def __init__(self, port, protocol="wamp.2.json", timeout=5.0):
+    def __init__(self, port, protocol="wamp.2.json", timeout=5.0, origin=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET /websocket HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Protocol: %s\r\n\r\n" % (port, key, protocol))
+               "Sec-WebSocket-Protocol: %s\r\n" % (port, key, protocol))
+        if origin:
+            req += "Origin: %s\r\n" % origin
+        req += "\r\n"
         self.sock.sendall(req.encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
@@ -125,7 +128,8 @@ class WebSocketTest(harness.IntegrationCase):
             stack.service("greeting_service", cls.nats)
             cls.gw, cls.port = stack.gateway(cls.nats, env={
                 "GATEWAY_WS_MAX_MESSAGE": "4096", "GATEWAY_WS_MAX_QUEUE": "65536",
-                "GATEWAY_WS_PING": "0.4", "GATEWAY_ACCESS_LOG": "0"})
+                "GATEWAY_WS_PING": "0.4", "GATEWAY_ACCESS_LOG": "0",
+                "GATEWAY_WS_ORIGINS": "https://app.example"})
             cls.nc = harness.NatsClient(cls.nats.url)
         cls.start_stack("websocket", start)
 
@@ -135,6 +139,19 @@ class WebSocketTest(harness.IntegrationCase):
         self.assertEqual(c.status, 101)
         self.assertEqual(c.headers.get("sec-websocket-protocol"), "wamp.2.json")
         return c
+
+    # -- handshake
+
+    def test_origin(self):
+        own = WsClient(self.port, origin="http://127.0.0.1:%d" % self.port)
+        self.addCleanup(own.close)
+        self.assertEqual(own.status, 101, "the gateway's own page may connect")
+        other = WsClient(self.port, origin="https://elsewhere.example")
+        self.addCleanup(other.close)
+        self.assertEqual(other.status, 403, "another site's page may not: %r" % other.headers)
+        listed = WsClient(self.port, origin="https://app.example")
+        self.addCleanup(listed.close)
+        self.assertEqual(listed.status, 101, "an origin in GATEWAY_WS_ORIGINS may connect")
 
     # -- frames
 
