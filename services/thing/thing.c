@@ -74,26 +74,56 @@ thing_uuid_valid(const char *s)
     return 1;
 }
 
-/* Trims ASCII and Unicode-ignorant whitespace from both ends into out
- * (size outlen). Returns the number of characters (UTF-8 code points) left,
- * or -1 when it does not fit. */
+/* Bytes of the whitespace character (Unicode White_Space, what Python's
+ * str.strip removes) that starts at p, or 0. p has n bytes. */
+static size_t
+space_at(const unsigned char *p, size_t n)
+{
+    if (n >= 1 && (*p == ' ' || (*p >= '\t' && *p <= '\r')))
+        return 1;
+    if (n >= 2 && p[0] == 0xC2 && (p[1] == 0x85 || p[1] == 0xA0))
+        return 2; /* U+0085, U+00A0 */
+    if (n >= 3 && p[0] == 0xE1 && p[1] == 0x9A && p[2] == 0x80)
+        return 3; /* U+1680 */
+    if (n >= 3 && p[0] == 0xE2 && p[1] == 0x80 &&
+        (p[2] <= 0x8A || p[2] == 0xA8 || p[2] == 0xA9 || p[2] == 0xAF) && p[2] >= 0x80)
+        return 3; /* U+2000..U+200A, U+2028, U+2029, U+202F */
+    if (n >= 3 && p[0] == 0xE2 && p[1] == 0x81 && p[2] == 0x9F)
+        return 3; /* U+205F */
+    if (n >= 3 && p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80)
+        return 3; /* U+3000 */
+    return 0;
+}
+
+/* Bytes of the whitespace character that ends just before end, or 0. */
+static size_t
+space_before(const unsigned char *start, const unsigned char *end)
+{
+    size_t k;
+    for (k = 1; k <= 3 && k <= (size_t)(end - start); k++)
+        if (space_at(end - k, k) == k)
+            return k;
+    return 0;
+}
+
+/* Trims whitespace, ASCII and Unicode, from both ends of in into out (size
+ * outlen). Returns the number of characters (UTF-8 code points) left, or
+ * -1 when it does not fit. */
 int
 thing_name_trim(const char *in, char *out, size_t outlen)
 {
-    const char *end;
-    size_t len;
+    const unsigned char *b = (const unsigned char *)in, *e = b + strlen(in);
+    size_t k, len;
     int chars = 0;
 
-    while (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\r' || *in == '\f' || *in == '\v')
-        in++;
-    end = in + strlen(in);
-    while (end > in && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r' ||
-                        end[-1] == '\f' || end[-1] == '\v'))
-        end--;
-    len = (size_t)(end - in);
+    while ((k = space_at(b, (size_t)(e - b))) > 0)
+        b += k;
+    while (e > b && (k = space_before(b, e)) > 0)
+        e -= k;
+    len = (size_t)(e - b);
     if (len >= outlen)
         return -1;
-    memcpy(out, in, len);
+    memcpy(out, b, len);
     out[len] = '\0';
     for (size_t i = 0; i < len; i++)
         if (((unsigned char)out[i] & 0xC0) != 0x80) /* not a continuation byte */

@@ -35,11 +35,18 @@ main(void)
     CHECK_STR(buf, "Alice");
     CHECK_INT(thing_name_trim(" \t ", buf, sizeof buf), 0);
     CHECK_INT(thing_name_trim("h\xc3\xa9llo", buf, sizeof buf), 5); /* characters, not bytes */
+    /* Unicode spaces count as whitespace, as Python's str.strip has it */
+    CHECK_INT(thing_name_trim("\xe3\x80\x80", buf, sizeof buf), 0);            /* U+3000 */
+    CHECK_INT(thing_name_trim("\xc2\xa0" "Bob" "\xe2\x80\x89 ", buf, sizeof buf), 3); /* U+00A0, U+2009 */
+    CHECK_STR(buf, "Bob");
+    CHECK_INT(thing_name_trim("B\xe2\x80\x8bo", buf, sizeof buf), 3); /* U+200B is not a space */
+    CHECK_INT(thing_name_trim("\xe2\x80", buf, sizeof buf), 1);       /* a cut sequence stays */
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     CHECK_INT(thing_name_trim(big, buf, sizeof buf), -1);
 
     expect("create_thing", "[[\"   \"]]", 400, "'name'");
+    expect("create_thing", "[[\"\\u3000\\u00a0\"]]", 400, "'name'");
     expect("create_thing", "[[]]", 400, "missing required argument 'name'");
     for (i = 0; i < 201; i++)
         big[i] = 'a';
