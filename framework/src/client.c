@@ -335,13 +335,32 @@ gather_release(client_entry *e, int code)
     }
 }
 
+/* The body and error code of a reply: code 0, or the service's
+ * Nats-Service-Error-Code (500 when it is not a number in 1..999). r->data
+ * borrows from msg. */
+static void
+response_from_msg(natsMsg *msg, nrpc_response *r)
+{
+    const char *hv = NULL;
+
+    r->code = 0;
+    r->data = natsMsg_GetData(msg);
+    r->len = (size_t)natsMsg_GetDataLength(msg);
+    if (r->data == NULL)
+        r->data = "";
+    if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &hv) == NATS_OK && hv != NULL) {
+        char *end = NULL;
+        long code = strtol(hv, &end, 10);
+        r->code = end == hv || code <= 0 || code > 999 ? NRPC_CODE_INTERNAL : (int)code;
+    }
+}
+
 /* One reply to a gather; the caller took a reference on e. */
 static void
 gather_item(client_entry *e, natsMsg *msg)
 {
     nrpc_client *c = e->client;
     nrpc_response r = {0};
-    const char *hv = NULL;
 
     if (natsMsg_IsNoResponders(msg)) {
         /* Nobody subscribed: end now rather than at the deadline. */
@@ -354,14 +373,7 @@ gather_item(client_entry *e, natsMsg *msg)
         gather_release(e, NRPC_CODE_NOT_FOUND);
         return;
     }
-    r.data = natsMsg_GetData(msg);
-    r.len = (size_t)natsMsg_GetDataLength(msg);
-    if (r.data == NULL)
-        r.data = "";
-    if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &hv) == NATS_OK && hv != NULL) {
-        long code = strtol(hv, NULL, 10);
-        r.code = code > 0 && code <= 999 ? (int)code : NRPC_CODE_INTERNAL;
-    }
+    response_from_msg(msg, &r);
     e->on_item(&r, e->closure);
     gather_release(e, 0);
 }
@@ -395,7 +407,6 @@ static void
 entry_reply(client_entry *e, natsMsg *msg)
 {
     nrpc_response r = {0};
-    const char *hv = NULL;
     char text[512];
 
     if (natsMsg_IsNoResponders(msg)) {
@@ -403,16 +414,8 @@ entry_reply(client_entry *e, natsMsg *msg)
         entry_fail(e, NRPC_CODE_NOT_FOUND, "not_found", text);
         return;
     }
-    r.data = natsMsg_GetData(msg);
-    r.len = (size_t)natsMsg_GetDataLength(msg);
-    if (r.data == NULL)
-        r.data = "";
-    if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &hv) == NATS_OK && hv != NULL) {
-        char *end = NULL;
-        long code = strtol(hv, &end, 10);
-        if (end == hv || code <= 0 || code > 999)
-            code = NRPC_CODE_INTERNAL;
-        r.code = (int)code;
+    response_from_msg(msg, &r);
+    if (r.code != 0) {
         if (r.len == 0) {
             /* A service answered with headers only: build the body. */
             const char *m = NULL;

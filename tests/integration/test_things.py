@@ -70,6 +70,18 @@ class ThingCase(harness.IntegrationCase):
 
     port = None
 
+    @classmethod
+    def start_things(cls, prefix):
+        """nats, a private Postgres, thing_service and the gateway, served."""
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.pg = stack.postgres()
+            cls.svc = start_thing_service(stack, cls.nats, cls.pg.url)
+            cls.gw, cls.port = stack.gateway(cls.nats)
+            cls.nc = harness.NatsClient(cls.nats.url)
+            wait_served(cls.nc)
+        cls.start_stack(prefix, start)
+
     def call(self, rpc, data, **kw):
         return post(self.port, "thing_service." + rpc, data, **kw)
 
@@ -125,14 +137,7 @@ class ThingCase(harness.IntegrationCase):
 class ThingApiTest(ThingCase):
     @classmethod
     def setUpClass(cls):
-        def start(stack):
-            cls.nats = stack.nats()
-            cls.pg = stack.postgres()
-            cls.svc = start_thing_service(cls.stack, cls.nats, cls.pg.url)
-            cls.gw, cls.port = stack.gateway(cls.nats)
-            cls.nc = harness.NatsClient(cls.nats.url)
-            wait_served(cls.nc)
-        cls.start_stack("things", start)
+        cls.start_things("things")
 
     def empty_tables(self):
         self.pg.psql("TRUNCATE thing, thing_request")
@@ -514,14 +519,7 @@ class ThingOutageTest(ThingCase):
 
     @classmethod
     def setUpClass(cls):
-        def start(stack):
-            cls.nats = stack.nats()
-            cls.pg = stack.postgres()
-            cls.svc = start_thing_service(cls.stack, cls.nats, cls.pg.url)
-            cls.gw, cls.port = stack.gateway(cls.nats)
-            cls.nc = harness.NatsClient(cls.nats.url)
-            wait_served(cls.nc)
-        cls.start_stack("things-outage", start)
+        cls.start_things("things-outage")
 
     def test_outage_under_load(self):
         stop = threading.Event()
