@@ -141,27 +141,6 @@ int gw_front_respond(gw_ws *ws, const gw_config *cfg, struct MHD_Connection *con
                      const char *url, const char *method, int *status);
 
 /* ---------------------------------------------------------------------------
- * trace.c: W3C trace context and request ids.
- */
-#define GW_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
-#define GW_REQUEST_ID_MAX 64  /* longer X-Request-Id values are replaced */
-
-typedef struct {
-    char traceparent[GW_TRACEPARENT_LEN + 1]; /* sent to the service and returned */
-    char trace_id[33];
-    char request_id[GW_REQUEST_ID_MAX + 1];
-} gw_trace;
-
-/* 1 if s is "00-<32 hex>-<16 hex>-<2 hex>" (lower case, ids not all zero). */
-int gw_traceparent_valid(const char *s);
-/* 1 if s is 1..GW_REQUEST_ID_MAX printable ASCII characters, no spaces. */
-int gw_request_id_valid(const char *s);
-/* Fills t for one request from the caller's headers (either may be NULL):
- * the caller's trace (or a new one) with a new span id, the caller's request
- * id (or the trace id). */
-void gw_trace_begin(gw_trace *t, const char *traceparent, const char *request_id);
-
-/* ---------------------------------------------------------------------------
  * metrics.c: GET /metrics (Prometheus text format).
  */
 #define GW_METRICS_MAX_RPCS 1000 /* distinct rpc labels; later ones count as "other" */

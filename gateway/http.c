@@ -82,7 +82,7 @@ typedef struct {
     gw_page_kind page;
     int metric;        /* METRIC_*: how /metrics counts this request */
     int counted;       /* counted in /metrics already */
-    gw_trace trace;    /* traceparent and X-Request-Id, sent on and returned */
+    nrpc_trace trace;    /* traceparent and X-Request-Id, sent on and returned */
     int64_t start_us;
     int64_t timeout_ms;
     char method[12];
@@ -427,7 +427,7 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
     r->state = REQ_BODY;
     atomic_fetch_add_explicit(&gw->in_flight, 1, memory_order_relaxed);
     *con_cls = r;
-    gw_trace_begin(&r->trace,
+    nrpc_trace_begin(&r->trace,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_TRACEPARENT),
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_REQUEST_ID));
 

@@ -22,6 +22,32 @@
  *   steals    the function takes the reference, even when it fails.
  *
  * JSON values are jansson's json_t.
+ *
+ * A CALL'S LIFETIME. A call (nrpc_call) is reference-counted, in the style
+ * of nats.c's retain/release. The runtime holds one reference from the
+ * moment the request arrives until the call is answered; every piece of
+ * pending work holds one more: a timer (nrpc_call_after), an outgoing call
+ * (nrpc_call_request), a database query (natsrpc_pg), the drain. Extensions
+ * do the same with nrpc_call_hold()/nrpc_call_release(). The memory of a
+ * call is freed when the last reference is released, never earlier, so a
+ * callback always receives a valid call. A call is answered exactly once:
+ * answering is idempotent, and a second answer (nrpc_reply, nrpc_fail...)
+ * returns NRPC_ERR_STATE and sends nothing. What a call lends out (its
+ * arguments, subject, trace id) stays readable while a reference is held.
+ *
+ * THE CALLBACK CONTRACT, for every asynchronous function of natsrpc and of
+ * its extensions (nrpc_call_after, nrpc_call_request, nrpc_pg_query,
+ * nrpc_client_request, nrpc_client_gather):
+ *   - a function that returns NRPC_OK calls its callback exactly once: with
+ *     the result, with an error code, or with NRPC_CODE_CANCELED when the
+ *     work cannot complete (the call was answered meanwhile, or the service
+ *     or client is stopping). This is libuv's UV_ECANCELED rule: a closure
+ *     handed to an accepted request always comes back, so it can be freed
+ *     there.
+ *   - a function that returns an error calls nothing, answers nothing and
+ *     keeps no reference: the caller still owns its closure and its call.
+ * Service callbacks run on the service's loop thread; client callbacks on a
+ * client thread (see there).
  */
 #ifndef NATSRPC_H
 #define NATSRPC_H
@@ -62,6 +88,21 @@ const char *nrpc_status_text(nrpc_status s);
 #define NRPC_CODE_INTERNAL 500    /* "internal" */
 #define NRPC_CODE_UNAVAILABLE 503 /* "unavailable", or "overloaded" */
 #define NRPC_CODE_TIMEOUT 504     /* "timeout" */
+/** Handed to callbacks (never sent on the wire by the runtime) when work was
+ * canceled: its call was answered meanwhile, or the service is stopping.
+ * The number is nginx's "client closed request". */
+#define NRPC_CODE_CANCELED 499 /* "canceled" */
+
+/** Longest subject, in bytes, that natsrpc builds, forwards or subscribes
+ * to. nats-server refuses protocol lines past 4 KiB by closing the
+ * connection, so longer subjects are refused before they reach NATS: 400,
+ * wamp.error.invalid_uri, or NRPC_ERR_INVALID_ARG. */
+#define NRPC_MAX_SUBJECT 256
+
+/** Events live in their own subject space: a topic "a.b" (nrpc_service_publish,
+ * a WAMP topic) is the NATS subject "events.a.b", where no rpc listens, so
+ * a publish can never run a handler. */
+#define NRPC_EVENT_PREFIX "events."
 
 /** The default error.type of a code ("internal" for unknown codes). */
 const char *nrpc_code_type(int code);
@@ -115,8 +156,9 @@ typedef struct nrpc_service nrpc_service;
 typedef enum { NRPC_LOG_DEBUG, NRPC_LOG_INFO, NRPC_LOG_WARN, NRPC_LOG_ERROR } nrpc_log_level;
 
 /** A handler. It answers with nrpc_reply()/nrpc_fail() before returning, or
- * defers (nrpc_call_after(), nrpc_call_defer()) and answers later. A handler
- * that returns without doing either is answered with 500. */
+ * starts work that answers later (nrpc_call_after(), nrpc_call_request(),
+ * a query) and returns. A handler that returns without doing either is
+ * answered with 500. */
 typedef void (*nrpc_handler)(nrpc_call *call);
 
 /** rpc flags */
@@ -152,11 +194,15 @@ typedef struct {
  * Inside a handler: arguments.
  *
  * Values are bound and type-checked before the handler runs, so the typed
- * getters cannot fail for declared parameters; for an undeclared name they
- * return NULL / 0.
+ * getters cannot fail for declared parameters. A name the rpc does not
+ * declare is a programming error: builds without NDEBUG abort with a message
+ * naming the rpc and the name; release builds log it once per call and
+ * return JSON null, "" (never NULL), 0, 0 and 0.
  */
 json_t *nrpc_arg(nrpc_call *call, const char *name); /**< borrowed */
-const char *nrpc_arg_string(nrpc_call *call, const char *name); /**< borrowed; NULL if null */
+/** Borrowed. NULL only when a declared parameter's value is null (a
+ * parameter whose default is null). */
+const char *nrpc_arg_string(nrpc_call *call, const char *name);
 double nrpc_arg_number(nrpc_call *call, const char *name);
 json_int_t nrpc_arg_int(nrpc_call *call, const char *name);
 int nrpc_arg_bool(nrpc_call *call, const char *name);
@@ -183,10 +229,25 @@ void nrpc_call_log(nrpc_call *call, nrpc_log_level level, const char *fmt, ...)
 void nrpc_call_set_data(nrpc_call *call, void *data);
 void *nrpc_call_data(nrpc_call *call);
 
+/** Takes a reference on call: it stays allocated (answered or not) until the
+ * matching nrpc_call_release. For extensions that keep a call while work is
+ * pending (see "A call's lifetime" above). Loop thread only. Returns call. */
+nrpc_call *nrpc_call_hold(nrpc_call *call);
+/** Drops a reference taken with nrpc_call_hold; the last one frees the call.
+ * An unanswered call is never freed by a release: the runtime holds its own
+ * reference until the answer. NULL-safe. */
+void nrpc_call_release(nrpc_call *call);
+/** 1 once the call has been answered (by the handler, a deadline or the
+ * drain), else 0. */
+int nrpc_call_answered(nrpc_call *call);
+/** Marks the call deferred and records the work that will answer it: for
+ * extensions, with nrpc_call_hold. The handler may return unanswered. */
+void nrpc_call_defer(nrpc_call *call);
+
 /* ---------------------------------------------------------------------------
  * Inside a handler: answers. Each call is answered exactly once; a second
- * answer returns NRPC_ERR_STATE and sends nothing. After the answer the call
- * and everything borrowed from it are gone.
+ * answer returns NRPC_ERR_STATE and sends nothing (and frees what it was
+ * given). See "A call's lifetime" above for how long the call lives.
  */
 
 /** Replies [args, kwargs]. Steals both; NULL means [] / {}. */
@@ -197,30 +258,31 @@ nrpc_status nrpc_reply_value(nrpc_call *call, json_t *value);
 nrpc_status nrpc_fail(nrpc_call *call, int code, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/** Defers the answer: the handler returns and answers later, on the loop
- * thread, from a callback of its own. */
-void nrpc_call_defer(nrpc_call *call);
+/** Receives the end of a timer: code 0 when ms have passed, or
+ * NRPC_CODE_CANCELED when the call was answered first (by a deadline or the
+ * drain) or the service is stopping. Runs exactly once, on the loop thread. */
+typedef void (*nrpc_timer_cb)(nrpc_call *call, int code, void *arg);
+/** Defers call and runs cb after ms milliseconds: the C spelling of `await
+ * asyncio.sleep()`. Holds a reference on call, no thread. One timer per call
+ * at a time: while one is pending this returns NRPC_ERR_STATE (a callback
+ * may start the next). */
+nrpc_status nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_timer_cb cb, void *arg);
 
-typedef void (*nrpc_call_cb)(nrpc_call *call);
-/** Defers and calls cb on the loop thread after ms milliseconds: the C
- * spelling of `await asyncio.sleep()`. One pending timer per call; a new one
- * replaces the old. Holds no thread while it waits. */
-nrpc_status nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_call_cb cb);
-
-/** Receives the answer of an outgoing call, on the loop thread: code 0 with
- * args and kwargs (borrowed for the callback), or the error code and its
- * message (404 no such rpc, 504 no reply in time, the rpc's own errors). The
- * callback answers call or starts more work. It does not run when call was
- * answered meanwhile. */
+/** Receives the answer of an outgoing call, exactly once, on the loop
+ * thread: code 0 with args and kwargs (borrowed for the callback), or the
+ * error code and its message: 404 no such rpc, 504 no reply in time, 503
+ * NATS down, the rpc's own errors, or NRPC_CODE_CANCELED when call was
+ * answered before the reply came or the service is stopping. The callback
+ * answers call or starts more work. */
 typedef void (*nrpc_call_reply_cb)(nrpc_call *call, int code, json_t *args, json_t *kwargs,
                                    const char *error_message, void *arg);
 
 /** Calls another rpc from a handler, on the service's connection, and
  * defers call until the answer comes. Steals args and kwargs (NULL: []/{}).
  * The request carries call's trace id (a child span), request id, and the
- * smaller of timeout_ms (<= 0: 60 s) and the time call has left. If it
- * returns an error the callback never runs (and call is not deferred by
- * it). */
+ * smaller of timeout_ms (<= 0: 60 s) and the time call has left. Holds a
+ * reference on call until cb has run. NRPC_ERR_INVALID_ARG for a subject
+ * that is not "<service>.<method>" within NRPC_MAX_SUBJECT. */
 nrpc_status nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kwargs,
                               int64_t timeout_ms, nrpc_call_reply_cb cb, void *arg);
 
@@ -228,10 +290,15 @@ nrpc_status nrpc_call_request(nrpc_call *call, const char *subject, json_t *args
  * Services.
  */
 
-/** Publishes [args, kwargs] on subject. Steals args and kwargs (NULL: []/{}).
- * Callable from the loop thread. */
-nrpc_status nrpc_service_publish(nrpc_service *svc, const char *subject, json_t *args,
+/** Publishes the event [args, kwargs] on topic "a.b", which is the NATS
+ * subject NRPC_EVENT_PREFIX "a.b" (so never an rpc's). Steals args and
+ * kwargs (NULL: []/{}). Loop thread. */
+nrpc_status nrpc_service_publish(nrpc_service *svc, const char *topic, json_t *args,
                                  json_t *kwargs);
+/** The service's libuv loop (a uv_loop_t), which runs every handler and
+ * callback: for extensions that watch sockets or timers of their own.
+ * Borrowed. */
+struct uv_loop_s *nrpc_service_loop(nrpc_service *svc);
 /** The service's definition: borrowed (a copy owned by the service). */
 const nrpc_service_def *nrpc_service_def_of(nrpc_service *svc);
 /** A pointer of the application's, kept with the service. */
@@ -278,9 +345,15 @@ int nrpc_bind(const nrpc_param *params, unsigned flags, json_t *args, json_t *kw
 char *nrpc_reply_encode(json_t *args, json_t *kwargs);
 
 /** 1 if s is "<token>.<token>" with tokens of letters, digits, '_' and '-'
- * (what a gateway may forward), else 0. A '$' or '_INBOX' first token is
+ * and at most NRPC_MAX_SUBJECT bytes (what a gateway may forward), else 0. A '$' or '_INBOX' first token is
  * refused, as are wildcards and empty tokens. */
 int nrpc_subject_is_rpc(const char *s, size_t len);
+
+/** Writes the NATS subject of event topic (NRPC_EVENT_PREFIX + topic) into
+ * out. Returns 0, or -1 when topic is not dot-separated tokens of letters,
+ * digits, '_' and '-' (no wildcards, no '$') or the subject would pass
+ * NRPC_MAX_SUBJECT (or outlen). */
+int nrpc_topic_subject(const char *topic, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------------------
  * Asynchronous requests over one shared connection (used by the gateway).
@@ -395,6 +468,73 @@ void nrpc_log_set_program(const char *name);
 
 /** Monotonic milliseconds. */
 int64_t nrpc_now_ms(void);
+
+/* ---------------------------------------------------------------------------
+ * Small pieces every natsrpc program shares: one of each.
+ */
+
+/** Reads an integer setting from the environment: def when unset; when not a
+ * whole number within [min, max], logs a warning and returns def. */
+long long nrpc_env_int(const char *name, long long def, long long min, long long max);
+
+/** Parses a whole decimal number (optional sign, no junk, no overflow) into
+ * *out. Returns 0, or -1 and leaves *out alone. For numbers in headers. */
+int nrpc_parse_int64(const char *s, int64_t *out);
+
+/** The delay before retry number attempt (1, 2, ...): min_ms doubled each
+ * attempt up to max_ms, plus up to 10 % jitter so replicas do not retry in
+ * lockstep. Used for NATS reconnects and database connections alike. */
+int64_t nrpc_backoff_ms(int attempt, int64_t min_ms, int64_t max_ms);
+
+/** The id source: 64 random bits (per-thread generator seeded from the
+ * kernel). Not for secrets. */
+uint64_t nrpc_random64(void);
+/** n random lower-case hex digits into out (not NUL-terminated), never all
+ * zero. */
+void nrpc_random_hex(char *out, size_t n);
+
+/** The one hash table of natsrpc programs: intrusive (an entry embeds an
+ * nrpc_tnode, first in its struct, and is cast back), 64-bit keys (string
+ * keys hash with nrpc_hash_str and compare while walking nrpc_table_next),
+ * doubling, never shrinking, not thread-safe. Zero-initialised is empty. */
+typedef struct nrpc_tnode {
+    struct nrpc_tnode *next;
+    uint64_t key;
+} nrpc_tnode;
+typedef struct {
+    nrpc_tnode **buckets;
+    size_t nbuckets; /* a power of two, or 0 */
+    size_t count;
+} nrpc_table;
+/* Adds n under key (duplicates allowed). -1 when out of memory. */
+int nrpc_table_put(nrpc_table *t, nrpc_tnode *n, uint64_t key);
+/* The first entry with key, or NULL; then the next after `after`. */
+nrpc_tnode *nrpc_table_get(const nrpc_table *t, uint64_t key);
+nrpc_tnode *nrpc_table_next(const nrpc_table *t, nrpc_tnode *after, uint64_t key);
+/* Unlinks n; 1 if it was there. */
+int nrpc_table_remove(nrpc_table *t, nrpc_tnode *n);
+/* Unlinks and returns the first entry with key / any entry, or NULL. */
+nrpc_tnode *nrpc_table_take(nrpc_table *t, uint64_t key);
+nrpc_tnode *nrpc_table_take_any(nrpc_table *t);
+void nrpc_table_free(nrpc_table *t);
+uint64_t nrpc_hash_str(const char *s);
+
+/** W3C trace context for one hop. */
+#define NRPC_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define NRPC_REQUEST_ID_MAX 64  /* longer X-Request-Id values are replaced */
+typedef struct {
+    char traceparent[NRPC_TRACEPARENT_LEN + 1]; /**< to send on: caller's trace, new span */
+    char trace_id[33];
+    char request_id[NRPC_REQUEST_ID_MAX + 1];
+} nrpc_trace;
+/** 1 if s is "00-<32 hex>-<16 hex>-<2 hex>" (lower case, ids not all zero). */
+int nrpc_traceparent_valid(const char *s);
+/** 1 if s is 1..NRPC_REQUEST_ID_MAX printable ASCII characters, no spaces. */
+int nrpc_request_id_valid(const char *s);
+/** Fills t for one hop from the caller's headers (either may be NULL): the
+ * caller's trace (or a new one) with a new span id, the caller's request id
+ * (or the trace id). */
+void nrpc_trace_begin(nrpc_trace *t, const char *traceparent, const char *request_id);
 
 #ifdef __cplusplus
 }

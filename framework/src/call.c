@@ -1,5 +1,12 @@
 /* call.c: one call's life on the loop thread: decode, bind, run the
- * handler, defer, answer exactly once, free. */
+ * handler, answer exactly once, free when the last reference goes.
+ *
+ * The runtime holds one reference from arrival to answer; every piece of
+ * pending work (a timer, an outgoing call, a query, the handler's own frame
+ * while it runs) holds another. Answering sends the reply and drops the
+ * runtime's reference; whatever still holds the call finds it answered and
+ * gets NRPC_ERR_STATE from a second answer instead of touching freed
+ * memory. */
 #include "runtime.h"
 #include "bind.h"
 
@@ -7,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keeps the caller's W3C trace id (traceparent "00-<32 hex>-<16 hex>-<2
- * hex>") and request id, so log lines of this call can be followed across
- * processes. Malformed values are ignored. */
+/* Keeps the caller's W3C traceparent and request id, so log lines of this
+ * call can be followed across processes and outgoing calls continue the
+ * trace. Malformed values are ignored. */
 static void
 call_read_trace(nrpc_call *call, natsMsg *msg)
 {
@@ -18,15 +25,10 @@ call_read_trace(nrpc_call *call, natsMsg *msg)
 
     if (msg == NULL)
         return;
-    if (natsMsgHeader_Get(msg, NRPC_HDR_TRACEPARENT, &v) == NATS_OK && v && strlen(v) == 55 &&
-        v[2] == '-' && v[35] == '-' && v[52] == '-') {
-        for (i = 0; i < 32; i++) {
-            char c = v[3 + i];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-                break;
-            call->trace_id[i] = c;
-        }
-        call->trace_id[i == 32 ? 32 : 0] = '\0';
+    if (natsMsgHeader_Get(msg, NRPC_HDR_TRACEPARENT, &v) == NATS_OK && nrpc_traceparent_valid(v)) {
+        memcpy(call->traceparent, v, NRPC_TRACEPARENT_LEN + 1);
+        memcpy(call->trace_id, v + 3, 32);
+        call->trace_id[32] = '\0';
     }
     if (natsMsgHeader_Get(msg, NRPC_HDR_REQUEST_ID, &v) == NATS_OK && v) {
         for (i = 0; v[i] && i < sizeof call->request_id - 1; i++)
@@ -63,6 +65,7 @@ nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline
     call->msg = msg;
     call->deadline_ms = deadline_ms;
     call->started_ns = nrpc__now_ns();
+    call->refs = 1; /* the runtime's, dropped by the answer */
     call_read_trace(call, msg);
     /* Link into the live list (drain deadline answers whatever is left). */
     call->next = svc->live;
@@ -72,18 +75,21 @@ nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline
     return call;
 }
 
+static void call_timer_fired(uv_timer_t *t);
+
 static void
 call_free_cb(uv_handle_t *h)
 {
     free(h->data);
 }
 
-/* Releases an answered call. Runs only when no framework frame is inside a
- * handler or callback of this call (depth == 0), so nobody can touch it
- * afterwards. */
 static void
 call_free(nrpc_call *call)
 {
+    json_decref(call->bound);
+    json_decref(call->varargs);
+    json_decref(call->varkw);
+    natsMsg_Destroy(call->msg);
     if (call->timer_init) {
         call->timer.data = call;
         uv_close((uv_handle_t *)&call->timer, call_free_cb);
@@ -92,38 +98,35 @@ call_free(nrpc_call *call)
     }
 }
 
-static void
-call_finish(nrpc_call *call)
+nrpc_call *
+nrpc_call_hold(nrpc_call *call)
 {
-    nrpc__service_call_done(call->svc, call);
-    json_decref(call->bound);
-    json_decref(call->varargs);
-    json_decref(call->varkw);
-    natsMsg_Destroy(call->msg);
-    call->bound = call->varargs = call->varkw = NULL;
-    call->msg = NULL;
-    call->released = 1;
-    /* An outgoing call still points at us: free when its reply is in. */
-    if (call->pending_out == 0)
-        call_free(call);
+    if (call)
+        call->refs++;
+    return call;
 }
 
 void
-nrpc__call_settle(nrpc_call *call)
+nrpc_call_release(nrpc_call *call)
 {
-    if (call->answered && !call->released && call->depth == 0)
-        call_finish(call);
-}
-
-void
-nrpc__call_out_done(nrpc_call *call)
-{
-    call->pending_out--;
-    if (call->released && call->pending_out == 0)
+    if (call == NULL)
+        return;
+    if (call->refs <= 0) {
+        nrpc_log(NRPC_LOG_ERROR, "nrpc_call_release of a call with no references");
+        abort(); /* a double release would be a use-after-free next */
+    }
+    if (--call->refs == 0)
         call_free(call);
 }
 
-/* Sends the answer once. body is the success text (code 0) or NULL. */
+int
+nrpc_call_answered(nrpc_call *call)
+{
+    return call == NULL || call->answered;
+}
+
+/* Sends the answer once, then drops the runtime's reference. body is the
+ * success text (code 0) or NULL. */
 static nrpc_status
 call_answer(nrpc_call *call, int code, const char *type, const char *message, const char *body)
 {
@@ -133,8 +136,6 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
         return NRPC_ERR_STATE;
     call->answered = 1;
     nrpc__stats_record(call->rpc, nrpc__now_ns() - call->started_ns, code, message);
-    if (call->timer_init)
-        uv_timer_stop(&call->timer);
     if (code >= 500 && code != NRPC_CODE_UNAVAILABLE && code != NRPC_CODE_TIMEOUT)
         nrpc_call_log(call, NRPC_LOG_ERROR, "%s failed: %d %s", call->rpc->subject, code, message);
     else if (code != 0)
@@ -144,16 +145,18 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
         nrpc_call_log(call, NRPC_LOG_INFO, "%s answered 200 in %.3f ms", call->rpc->subject,
                       (double)(nrpc__now_ns() - call->started_ns) / 1e6);
     nrpc__service_send(call->svc, call->msg, code, type, message, body);
-    if (call->depth == 0)
-        call_finish(call);
+    nrpc__service_call_done(call->svc, call);
+    /* A pending timer is owed its callback: run it now, canceled. */
+    if (call->timer_pending)
+        uv_timer_start(&call->timer, call_timer_fired, 0, 0);
+    nrpc_call_release(call);
     return NRPC_OK;
 }
 
-void
+nrpc_status
 nrpc__call_abandon(nrpc_call *call, int code, const char *type, const char *message)
 {
-    call->depth = 0;
-    call_answer(call, code, type, message, NULL);
+    return call_answer(call, code, type, message, NULL);
 }
 
 void
@@ -184,31 +187,63 @@ nrpc__call_run(nrpc_call *call, const char *body, size_t len)
         return;
     }
 
-    call->depth++;
+    nrpc_call_hold(call); /* the handler's frame: it may answer inside */
     rpc->handler(call);
-    call->depth--;
-
     if (!call->answered && !call->deferred) {
         snprintf(msg, sizeof msg, "%s: the handler returned without answering",
                  call->rpc->subject);
         call_answer(call, NRPC_CODE_INTERNAL, NULL, msg, NULL);
-    } else if (call->answered) {
-        call_finish(call);
     }
+    nrpc_call_release(call);
 }
 
 /* ---- arguments --------------------------------------------------------- */
 
+/* A name the rpc does not declare is a bug in the handler: say which, loudly
+ * in debug builds. */
+static int
+arg_declared(nrpc_call *call, const char *name)
+{
+    const nrpc_param *p;
+
+    for (p = call->rpc->rpc->params; p && p->name; p++)
+        if (name && strcmp(p->name, name) == 0)
+            return 1;
+#ifndef NDEBUG
+    nrpc_log(NRPC_LOG_ERROR, "%s: the handler asked for argument '%s', which the rpc does not "
+                             "declare",
+             call->rpc->subject, name ? name : "(null)");
+    abort();
+#else
+    if (!call->bad_arg_logged)
+        nrpc_call_log(call, NRPC_LOG_ERROR,
+                      "%s: the handler asked for argument '%s', which the rpc does not declare",
+                      call->rpc->subject, name ? name : "(null)");
+    call->bad_arg_logged = 1;
+    return 0;
+#endif
+}
+
 json_t *
 nrpc_arg(nrpc_call *call, const char *name)
 {
-    return call && call->bound ? json_object_get(call->bound, name) : NULL;
+    json_t *v;
+
+    if (call == NULL || call->bound == NULL || !arg_declared(call, name))
+        return json_null();
+    v = json_object_get(call->bound, name);
+    return v ? v : json_null();
 }
 
 const char *
 nrpc_arg_string(nrpc_call *call, const char *name)
 {
-    return json_string_value(nrpc_arg(call, name));
+    json_t *v = nrpc_arg(call, name);
+
+    if (json_is_string(v))
+        return json_string_value(v);
+    /* null is a declared parameter's value only when its default is null. */
+    return call && call->bound && json_object_get(call->bound, name) == v ? NULL : "";
 }
 
 double
@@ -220,13 +255,9 @@ nrpc_arg_number(nrpc_call *call, const char *name)
 json_int_t
 nrpc_arg_int(nrpc_call *call, const char *name)
 {
-    return json_integer_value(nrpc_arg(call, name));
-}
-
-int
-nrpc_arg_bool(nrpc_call *call, const char *name)
-{
-    return json_is_true(nrpc_arg(call, name));
+    json_t *v = nrpc_arg(call, name);
+    /* NRPC_INTEGER accepts a real with no fraction. */
+    return json_is_real(v) ? (json_int_t)json_real_value(v) : json_integer_value(v);
 }
 
 json_t *
@@ -327,28 +358,30 @@ nrpc_fail(nrpc_call *call, int code, const char *type, const char *fmt, ...)
 void
 nrpc_call_defer(nrpc_call *call)
 {
-    call->deferred = 1;
+    if (call)
+        call->deferred = 1;
 }
 
 static void
 call_timer_fired(uv_timer_t *t)
 {
     nrpc_call *call = t->data;
-    nrpc_call_cb cb = call->timer_cb;
+    nrpc_timer_cb cb = call->timer_cb;
+    void *arg = call->timer_arg;
 
+    call->timer_pending = 0;
     call->timer_cb = NULL;
-    call->depth++;
-    cb(call);
-    call->depth--;
-    nrpc__call_settle(call);
+    call->timer_arg = NULL;
+    cb(call, call->answered ? NRPC_CODE_CANCELED : 0, arg);
+    nrpc_call_release(call); /* the timer's */
 }
 
 nrpc_status
-nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_call_cb cb)
+nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_timer_cb cb, void *arg)
 {
     if (call == NULL || cb == NULL)
         return NRPC_ERR_INVALID_ARG;
-    if (call->answered)
+    if (call->answered || call->timer_pending)
         return NRPC_ERR_STATE;
     if (!call->timer_init) {
         if (uv_timer_init(call->svc->loop, &call->timer) != 0)
@@ -356,7 +389,12 @@ nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_call_cb cb)
         call->timer_init = 1;
     }
     call->timer.data = call;
+    if (uv_timer_start(&call->timer, call_timer_fired, ms, 0) != 0)
+        return NRPC_ERR_SYSTEM;
     call->timer_cb = cb;
+    call->timer_arg = arg;
+    call->timer_pending = 1;
     call->deferred = 1;
-    return uv_timer_start(&call->timer, call_timer_fired, ms, 0) == 0 ? NRPC_OK : NRPC_ERR_SYSTEM;
+    nrpc_call_hold(call);
+    return NRPC_OK;
 }

@@ -576,7 +576,7 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
     c->next_token = 1;
 
     st = nrpc__nats_connect(&c->nc, opts ? opts->nats_url : NULL,
-                            opts && opts->name ? opts->name : "natsrpc-client", NULL, NULL);
+                            opts && opts->name ? opts->name : "natsrpc-client", NULL);
     if (st != NRPC_OK)
         goto fail;
 
@@ -656,10 +656,7 @@ nrpc_client_destroy(nrpc_client *c)
     pthread_mutex_unlock(&c->mu);
     entry_fail_list(list, NRPC_CODE_UNAVAILABLE, "client shutting down");
 
-    if (c->nc) {
-        natsConnection_Close(c->nc);
-        natsConnection_Destroy(c->nc);
-    }
+    nrpc__nats_close(c->nc);
     if (c->sub && !c->sub_done) {
         /* The callback may still be running: leaking c is safer than
          * freeing memory it is about to touch. */

@@ -1,17 +1,46 @@
 /* conn.c: the one way natsrpc processes connect to NATS. */
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* nats_Open's lockSpinCount: block at once on a busy nats.c lock. */
 #define NRPC_NATS_LOCK_SPIN 0
 
-/* Lives as long as the connection: natsOptions keep only the pointer. */
-typedef struct {
-    void (*connected_cb)(void *closure);
-    void *closure;
-} conn_hooks;
+/* One per connection, registered by its natsConnection so that
+ * nrpc__nats_close can tell on_closed that the close is ours. Freed by
+ * whichever of on_closed and nrpc__nats_close comes last. */
+typedef struct conn_state {
+    struct conn_state *next;
+    natsConnection *nc;
+    nrpc__conn_hooks hooks;
+    int ours;   /* nrpc__nats_close has started: not an outage */
+    int closed; /* on_closed has run */
+} conn_state;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static conn_state *reg;
+static atomic_uint_fast64_t fatal_closes;
+
+static void
+reg_unlink(conn_state *h)
+{
+    conn_state **pp;
+    for (pp = &reg; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            return;
+        }
+}
+
+uint64_t
+nrpc__nats_fatal_closes(void)
+{
+    return atomic_load(&fatal_closes);
+}
 
 static void
 conn_url(natsConnection *nc, char *buf, size_t len)
@@ -24,38 +53,84 @@ static void
 on_disconnected(natsConnection *nc, void *closure)
 {
     if (natsConnection_IsClosed(nc))
-        return; /* our own close at exit, not an outage */
+        return; /* on_closed says what happened */
     nrpc_log(NRPC_LOG_WARN, "NATS disconnected; reconnecting with backoff");
 }
 
 static void
 on_reconnected(natsConnection *nc, void *closure)
 {
-    conn_hooks *h = closure;
+    conn_state *h = closure;
     char url[256];
 
     conn_url(nc, url, sizeof url);
     nrpc_log(NRPC_LOG_INFO, "NATS reconnected to %s", url);
-    if (h->connected_cb)
-        h->connected_cb(h->closure);
+    if (h->hooks.connected)
+        h->hooks.connected(h->hooks.closure);
 }
 
 static void
 on_connected(natsConnection *nc, void *closure)
 {
-    conn_hooks *h = closure;
+    conn_state *h = closure;
     char url[256];
 
     conn_url(nc, url, sizeof url);
     nrpc_log(NRPC_LOG_INFO, "NATS connected to %s", url);
-    if (h->connected_cb)
-        h->connected_cb(h->closure);
+    if (h->hooks.connected)
+        h->hooks.connected(h->hooks.closure);
 }
 
 static void
 on_closed(natsConnection *nc, void *closure)
 {
-    free(closure); /* the hooks: nothing calls back after close */
+    conn_state *h = closure;
+    int ours, last;
+
+    pthread_mutex_lock(&reg_mu);
+    ours = h->ours;
+    h->closed = 1;
+    /* Before registration finished (connect failed) nobody else frees h. */
+    last = ours || h->nc == NULL;
+    if (last)
+        reg_unlink(h);
+    pthread_mutex_unlock(&reg_mu);
+    if (!ours) {
+        const char *err = NULL;
+        natsStatus s = natsConnection_GetLastError(nc, &err);
+        atomic_fetch_add(&fatal_closes, 1);
+        nrpc_log(NRPC_LOG_ERROR, "NATS connection closed for good (%s%s%s); building a new one",
+                 natsStatus_GetText(s), err && *err ? ": " : "", err ? err : "");
+        if (h->hooks.closed)
+            h->hooks.closed(h->hooks.closure);
+    }
+    if (last)
+        free(h);
+}
+
+void
+nrpc__nats_close(natsConnection *nc)
+{
+    conn_state *h;
+    int fired = 0;
+
+    if (nc == NULL)
+        return;
+    pthread_mutex_lock(&reg_mu);
+    for (h = reg; h && h->nc != nc; h = h->next)
+        ;
+    if (h) {
+        h->ours = 1;
+        fired = h->closed;
+        if (fired)
+            reg_unlink(h);
+    }
+    pthread_mutex_unlock(&reg_mu);
+    /* Not closed yet: on_closed will see ours and free h. */
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+    if (h && fired)
+        free(h);
 }
 
 static void
@@ -64,23 +139,17 @@ on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *
     nrpc_log(NRPC_LOG_WARN, "NATS async error: %s", natsStatus_GetText(err));
 }
 
-/* 100 ms, 200 ms, ... capped at 2 s, plus up to 100 ms of jitter so that
- * replicas do not reconnect in lockstep. Attempts are logged now and then so
+/* nrpc_backoff_ms from 100 ms to 2 s. Attempts are logged now and then so
  * an outage is visible without flooding the log. */
 static int64_t
 reconnect_delay(natsConnection *nc, int attempts, void *closure)
 {
-    int64_t d = 100;
-    int i;
+    int64_t d = nrpc_backoff_ms(attempts, 100, 2000);
 
-    for (i = 1; i < attempts && d < 2000; i++)
-        d *= 2;
-    if (d > 2000)
-        d = 2000;
     if (attempts == 1 || attempts % 30 == 0)
         nrpc_log(NRPC_LOG_INFO, "NATS reconnect attempt %d, next in %lld ms", attempts,
                  (long long)d);
-    return d + rand() % 100;
+    return d;
 }
 
 /* Splits "a,b,c" into servers (trimmed, empty items skipped). Returns the
@@ -105,11 +174,11 @@ split_urls(char *buf, const char **urls, int max)
 
 nrpc_status
 nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
-                   void (*connected_cb)(void *closure), void *closure)
+                   const nrpc__conn_hooks *hooks)
 {
     natsOptions *o = NULL;
     natsStatus s;
-    conn_hooks *h;
+    conn_state *h;
     const char *urls[32];
     char *copy;
     int n;
@@ -125,8 +194,8 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         free(h);
         return NRPC_ERR_NOMEM;
     }
-    h->connected_cb = connected_cb;
-    h->closure = closure;
+    if (hooks)
+        h->hooks = *hooks;
     n = split_urls(copy, urls, 32);
     if (n == 0) {
         free(copy);
@@ -187,9 +256,16 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     }
     natsOptions_Destroy(o);
     free(copy);
+    pthread_mutex_lock(&reg_mu);
+    if (s == NATS_OK) {
+        h->nc = *out;
+        h->next = reg;
+        reg = h;
+    }
+    pthread_mutex_unlock(&reg_mu);
     if (s != NATS_OK) {
         nrpc_log(NRPC_LOG_ERROR, "NATS connect to %s failed: %s", url, natsStatus_GetText(s));
-        free(h);
+        /* A connection that was created and closed has freed h in on_closed. */
         return NRPC_ERR_NATS;
     }
     return NRPC_OK;

@@ -147,6 +147,15 @@ stats_response(nrpc_service *svc)
     size_t i;
 
     json_object_set_new(r, "started", json_string(svc->started));
+    /* The connection this process answers on: a closed one is rebuilt
+     * (service.c), and how often shows here. */
+    json_object_set_new(
+        r, "nats",
+        json_pack("{s:s, s:I}", "status",
+                  svc->nc == NULL                                                ? "none"
+                  : natsConnection_Status(svc->nc) == NATS_CONN_STATUS_CONNECTED ? "connected"
+                                                                                 : "reconnecting",
+                  "rebuilds", (json_int_t)svc->rebuilds));
     for (i = 0; i < svc->nrpcs; i++) {
         rpc_entry *e = &svc->rpcs[i];
         rpc_stats snap;
@@ -212,23 +221,17 @@ nrpc__discovery_init(nrpc_service *svc)
     unsigned char rnd[22];
     struct timespec ts;
     struct tm tm;
-    FILE *f;
-    size_t i, got = 0;
+    size_t i;
     char day[24];
 
     /* A NUID-like id: 22 characters of [0-9A-Za-z], usable as a subject
-     * token, different for every process. */
-    f = fopen("/dev/urandom", "rb");
-    if (f) {
-        got = fread(rnd, 1, sizeof rnd, f);
-        fclose(f);
-    }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    for (i = got; i < sizeof rnd; i++)
-        rnd[i] = (unsigned char)(rand() ^ ts.tv_nsec ^ (long)i * 7919);
+     * token, different for every process (the one id source). */
+    for (i = 0; i < sizeof rnd; i++)
+        rnd[i] = (unsigned char)(nrpc_random64() & 0xff);
     for (i = 0; i < sizeof rnd; i++)
         svc->id[i] = alphabet[rnd[i] % 62];
     svc->id[sizeof rnd] = '\0';
+    clock_gettime(CLOCK_REALTIME, &ts);
 
     gmtime_r(&ts.tv_sec, &tm);
     strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);

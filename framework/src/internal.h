@@ -12,22 +12,38 @@
 /* Default NATS server when neither the caller nor NATS_URL names one. */
 #define NRPC_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
 
+/* What a connection's owner hears about it. Both run on a nats.c thread and
+ * must not block. */
+typedef struct {
+    /* Each time the connection is (re)established. */
+    void (*connected)(void *closure);
+    /* The connection ended CLOSED by itself: nats.c gives up for good on
+     * some server errors (a protocol line over the server's limit, an
+     * authorization failure). It is logged here; the owner builds a new
+     * connection (nrpc__nats_connect again) and retires this one with
+     * nrpc__nats_close. Never called for a close of nrpc__nats_close. */
+    void (*closed)(void *closure);
+    void *closure;
+} nrpc__conn_hooks;
+
 /*
  * Connects to NATS the way every natsrpc process does: url (NULL: $NATS_URL,
  * else the default; a comma-separated list is allowed), publishes written at
- * once (no 1 ms flusher delay), reconnects forever with a capped exponential
- * backoff and logs every disconnect and reconnect. When no server answers at
+ * once (no 1 ms flusher delay), reconnects forever with nrpc_backoff_ms and
+ * logs every disconnect, reconnect and close. When no server answers at
  * start, it keeps retrying in the background and returns NRPC_OK with a
- * connection that is not connected yet. *nc is new (natsConnection_Destroy).
- * connected_cb, if not NULL, runs (on a NATS thread) each time the
- * connection is (re)established.
+ * connection that is not connected yet. *nc is new: nrpc__nats_close.
+ * hooks may be NULL; it is copied.
  */
 nrpc_status nrpc__nats_connect(natsConnection **nc, const char *url, const char *name,
-                               void (*connected_cb)(void *closure), void *closure);
+                               const nrpc__conn_hooks *hooks);
 
-/* Reads an environment integer with a default and bounds; logs and keeps the
- * default when the value is not a number within [min, max]. */
-long long nrpc__env_int(const char *name, long long def, long long min, long long max);
+/* Closes nc on purpose (the closed hook does not run) and destroys it.
+ * NULL-safe. */
+void nrpc__nats_close(natsConnection *nc);
+
+/* Times any connection of this process ended CLOSED by itself. */
+uint64_t nrpc__nats_fatal_closes(void);
 
 /* One log line, with the call's trace id and request id when known (NULL
  * otherwise): " trace=... request_id=..." in text, fields in JSON
@@ -44,5 +60,17 @@ char *nrpc__error_text(int code, const char *type, const char *message);
 /* Builds a NATS reply message for an error: headers + body. *out is new. */
 natsStatus nrpc__error_msg(natsMsg **out, const char *reply, int code, const char *type,
                            const char *message);
+
+/* A reply to an rpc request, read the one way (reply.c). Everything is
+ * borrowed from the message. */
+typedef struct {
+    int code;            /* 0, 404 (no responders), or the service's 400..599
+                          * (500 for a header that is not such a number) */
+    int no_responders;   /* nobody listens on the subject */
+    const char *message; /* for errors: Nats-Service-Error; else NULL */
+    const char *data;    /* the body ("" when empty) */
+    size_t len;
+} nrpc__reply;
+void nrpc__reply_read(natsMsg *msg, nrpc__reply *r);
 
 #endif /* NRPC_INTERNAL_H */

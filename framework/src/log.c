@@ -166,37 +166,3 @@ nrpc_log_ids(nrpc_log_level level, const char *trace_id, const char *request_id,
                request_id && *request_id ? request_id : NULL, fmt, ap);
     va_end(ap);
 }
-
-int64_t
-nrpc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-nrpc__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-long long
-nrpc__env_int(const char *name, long long def, long long min, long long max)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    long long x;
-
-    if (v == NULL || *v == '\0')
-        return def;
-    x = strtoll(v, &end, 10);
-    if (end == v || *end != '\0' || x < min || x > max) {
-        nrpc_log(NRPC_LOG_WARN, "%s=%s is not a number in [%lld, %lld]; using %lld", name, v, min,
-                 max, def);
-        return def;
-    }
-    return x;
-}

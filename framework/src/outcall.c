@@ -14,13 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUT_BUCKETS 1024 /* chains stay short up to many thousands in flight */
-
 typedef struct outcall {
-    struct outcall *next; /* hash chain */
-    uint64_t token;
+    nrpc_tnode node; /* in svc->outcalls by token; first */
     nrpc_service *svc;
-    nrpc_call *call;
+    nrpc_call *call; /* held until cb has run */
     nrpc_call_reply_cb cb;
     void *arg;
     uv_timer_t timer;
@@ -34,24 +31,8 @@ outcall_free_cb(uv_handle_t *h)
     free(h->data);
 }
 
-static outcall *
-table_take(nrpc_service *svc, uint64_t token)
-{
-    outcall **p;
-    if (svc->obuckets == NULL)
-        return NULL;
-    for (p = &svc->obuckets[token % svc->onbuckets]; *p; p = &(*p)->next) {
-        if ((*p)->token == token) {
-            outcall *o = *p;
-            *p = o->next;
-            return o;
-        }
-    }
-    return NULL;
-}
-
-/* Runs the handler's callback (unless the call was answered meanwhile) and
- * forgets o. args and kwargs are borrowed. */
+/* Runs the handler's callback, exactly once, and forgets o. args and
+ * kwargs are borrowed. A call answered meanwhile gets NRPC_CODE_CANCELED. */
 static void
 outcall_complete(outcall *o, int code, json_t *args, json_t *kwargs, const char *message)
 {
@@ -60,13 +41,13 @@ outcall_complete(outcall *o, int code, json_t *args, json_t *kwargs, const char 
     uv_timer_stop(&o->timer);
     o->timer.data = o;
     uv_close((uv_handle_t *)&o->timer, outcall_free_cb);
-    if (!call->answered) {
-        call->depth++;
-        o->cb(call, code, args, kwargs, message, o->arg);
-        call->depth--;
-        nrpc__call_settle(call);
+    if (nrpc_call_answered(call) && code != NRPC_CODE_CANCELED) {
+        code = NRPC_CODE_CANCELED;
+        args = kwargs = NULL;
+        message = "the call was answered before the reply came";
     }
-    nrpc__call_out_done(call);
+    o->cb(call, code, args, kwargs, message, o->arg);
+    nrpc_call_release(call);
 }
 
 static void
@@ -79,9 +60,9 @@ static void
 on_outcall_timeout(uv_timer_t *t)
 {
     outcall *o = t->data;
-    char m[320];
+    char m[NRPC_MAX_SUBJECT + 64];
 
-    table_take(o->svc, o->token);
+    nrpc_table_remove(&o->svc->outcalls, &o->node);
     snprintf(m, sizeof m, "no reply from %s within %.3g s", o->subject,
              (double)o->timeout_ms / 1000.0);
     outcall_fail(o, NRPC_CODE_TIMEOUT, m);
@@ -106,30 +87,27 @@ on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 void
 nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
 {
-    const char *subj = natsMsg_GetSubject(msg), *dot = strrchr(subj, '.'), *v = NULL;
+    const char *subj = natsMsg_GetSubject(msg), *dot = strrchr(subj, '.');
     uint64_t token = dot ? strtoull(dot + 1, NULL, 16) : 0;
-    outcall *o = table_take(svc, token);
+    outcall *o = (outcall *)nrpc_table_take(&svc->outcalls, token);
+    nrpc__reply r;
 
     if (o == NULL) { /* late reply: its call timed out already */
         natsMsg_Destroy(msg);
         return;
     }
-    if (natsMsg_IsNoResponders(msg)) {
-        char m[320];
+    nrpc__reply_read(msg, &r);
+    if (r.no_responders) {
+        char m[NRPC_MAX_SUBJECT + 32];
         snprintf(m, sizeof m, "no such rpc: %s", o->subject);
         outcall_fail(o, NRPC_CODE_NOT_FOUND, m);
-    } else if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &v) == NATS_OK && v) {
-        const char *text = NULL;
-        int code = atoi(v);
-        natsMsgHeader_Get(msg, NRPC_HDR_ERROR, &text);
-        outcall_fail(o, code >= 400 && code <= 599 ? code : NRPC_CODE_INTERNAL,
-                     text ? text : "error");
+    } else if (r.code != 0) {
+        outcall_fail(o, r.code, r.message);
     } else {
         json_t *args = NULL, *kwargs = NULL;
         char err[256];
-        if (nrpc_request_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &args,
-                                &kwargs, err, sizeof err) != 0) {
-            char m[320];
+        if (nrpc_request_decode(r.data, r.len, &args, &kwargs, err, sizeof err) != 0) {
+            char m[NRPC_MAX_SUBJECT + 320];
             snprintf(m, sizeof m, "%s replied with a body that is not [args, kwargs]: %s",
                      o->subject, err);
             outcall_fail(o, NRPC_CODE_INTERNAL, m);
@@ -155,37 +133,9 @@ inbox_start(nrpc_service *svc)
     snprintf(svc->inbox, sizeof svc->inbox, "%s", (const char *)ib);
     natsInbox_Destroy(ib);
     snprintf(subj, sizeof subj, "%s.*", svc->inbox);
-    svc->obuckets = calloc(OUT_BUCKETS, sizeof *svc->obuckets);
-    if (svc->obuckets == NULL)
-        return NRPC_ERR_NOMEM;
-    svc->onbuckets = OUT_BUCKETS;
-    if (natsConnection_Subscribe(&svc->inbox_sub, svc->nc, subj, on_inbox, svc) != NATS_OK) {
-        free(svc->obuckets);
-        svc->obuckets = NULL;
+    if (natsConnection_Subscribe(&svc->inbox_sub, svc->nc, subj, on_inbox, svc) != NATS_OK)
         return NRPC_ERR_NATS;
-    }
     return NRPC_OK;
-}
-
-/* A child span of the caller's trace (W3C traceparent), or a new trace. */
-static void
-make_traceparent(nrpc_call *call, char *out, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    char trace[33], span[17];
-    int i;
-
-    if (call->trace_id[0]) {
-        memcpy(trace, call->trace_id, 33);
-    } else {
-        for (i = 0; i < 32; i++)
-            trace[i] = hex[rand() & 15];
-        trace[32] = '\0';
-    }
-    for (i = 0; i < 16; i++)
-        span[i] = hex[rand() & 15];
-    span[16] = '\0';
-    snprintf(out, len, "00-%s-%s-01", trace, span);
 }
 
 nrpc_status
@@ -195,14 +145,16 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     nrpc_service *svc;
     outcall *o;
     natsMsg *m = NULL;
-    char reply[160], tp[64], tmo[32], *body;
+    char reply[160], tmo[32], *body;
+    nrpc_trace tr;
     int64_t left;
     natsStatus s;
 
-    if (call == NULL || subject == NULL || cb == NULL || call->answered) {
+    if (call == NULL || subject == NULL || cb == NULL || nrpc_call_answered(call) ||
+        !nrpc_subject_is_rpc(subject, strlen(subject))) {
         json_decref(args);
         json_decref(kwargs);
-        return call && call->answered ? NRPC_ERR_STATE : NRPC_ERR_INVALID_ARG;
+        return call && nrpc_call_answered(call) ? NRPC_ERR_STATE : NRPC_ERR_INVALID_ARG;
     }
     svc = call->svc;
     body = nrpc_reply_encode(args, kwargs); /* the same [args, kwargs] shape */
@@ -223,26 +175,33 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
         return NRPC_ERR_NOMEM;
     }
     strcpy(o->subject, subject);
-    o->token = ++svc->next_token;
     o->svc = svc;
     o->call = call;
     o->cb = cb;
     o->arg = arg;
     o->timeout_ms = timeout_ms;
-    snprintf(reply, sizeof reply, "%s.%" PRIx64, svc->inbox, o->token);
+    o->node.key = ++svc->next_token;
+    snprintf(reply, sizeof reply, "%s.%" PRIx64, svc->inbox, o->node.key);
     snprintf(tmo, sizeof tmo, "%lld", (long long)timeout_ms);
-    make_traceparent(call, tp, sizeof tp);
+    /* A child span of the caller's trace, or a new trace. */
+    nrpc_trace_begin(&tr, call->traceparent[0] ? call->traceparent : NULL,
+                     call->request_id[0] ? call->request_id : NULL);
 
     s = natsMsg_Create(&m, subject, reply, body, (int)strlen(body));
     free(body);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, NRPC_HDR_TIMEOUT, tmo);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, NRPC_HDR_TRACEPARENT, tp);
+        s = natsMsgHeader_Set(m, NRPC_HDR_TRACEPARENT, tr.traceparent);
     if (s == NATS_OK && call->request_id[0])
         s = natsMsgHeader_Set(m, NRPC_HDR_REQUEST_ID, call->request_id);
-    if (s == NATS_OK)
+    if (s == NATS_OK && nrpc_table_put(&svc->outcalls, &o->node, o->node.key) != 0)
+        s = NATS_NO_MEMORY;
+    else if (s == NATS_OK) {
         s = natsConnection_PublishMsg(svc->nc, m);
+        if (s != NATS_OK)
+            nrpc_table_remove(&svc->outcalls, &o->node);
+    }
     natsMsg_Destroy(m);
     if (s != NATS_OK) {
         free(o);
@@ -252,32 +211,36 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     uv_timer_init(svc->loop, &o->timer);
     o->timer.data = o;
     uv_timer_start(&o->timer, on_outcall_timeout, (uint64_t)timeout_ms, 0);
-    o->next = svc->obuckets[o->token % svc->onbuckets];
-    svc->obuckets[o->token % svc->onbuckets] = o;
-    call->pending_out++;
-    call->deferred = 1;
+    nrpc_call_hold(call);
+    nrpc_call_defer(call);
     return NRPC_OK;
+}
+
+void
+nrpc__outcall_lost(nrpc_service *svc)
+{
+    nrpc_tnode *n;
+
+    natsSubscription_Destroy(svc->inbox_sub);
+    svc->inbox_sub = NULL;
+    while ((n = nrpc_table_take_any(&svc->outcalls)) != NULL)
+        outcall_fail((outcall *)n, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
 }
 
 void
 nrpc__outcall_stop(nrpc_service *svc)
 {
-    size_t i;
+    nrpc_tnode *n;
 
     if (svc->inbox_sub) {
         natsSubscription_Unsubscribe(svc->inbox_sub);
         natsSubscription_Destroy(svc->inbox_sub);
         svc->inbox_sub = NULL;
     }
-    /* Calls still waiting belong to calls that were answered already (the
-     * drain waits for every call): fail them so their memory is released. */
-    for (i = 0; svc->obuckets && i < svc->onbuckets; i++) {
-        while (svc->obuckets[i]) {
-            outcall *o = svc->obuckets[i];
-            svc->obuckets[i] = o->next;
-            outcall_fail(o, NRPC_CODE_UNAVAILABLE, "the service is stopping");
-        }
-    }
-    free(svc->obuckets);
-    svc->obuckets = NULL;
+    /* Outgoing calls still waiting belong to calls that were answered
+     * already (the drain waits for every call): their callbacks are owed a
+     * cancellation. */
+    while ((n = nrpc_table_take_any(&svc->outcalls)) != NULL)
+        outcall_fail((outcall *)n, NRPC_CODE_CANCELED, "the service is stopping");
+    nrpc_table_free(&svc->outcalls);
 }

@@ -846,7 +846,7 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
     ci = pg->opts.conninfo ? pg->opts.conninfo : getenv("DATABASE_URL");
     pg->conninfo = strdup(ci && *ci ? ci : "dbname=natsrpc");
     if (pg->opts.pool_size <= 0)
-        pg->opts.pool_size = (int)nrpc__env_int("DB_POOL_SIZE", DEFAULT_POOL_SIZE, 1, 256);
+        pg->opts.pool_size = (int)nrpc_env_int("DB_POOL_SIZE", DEFAULT_POOL_SIZE, 1, 256);
     if (pg->opts.max_waiting <= 0)
         pg->opts.max_waiting = DEFAULT_MAX_WAITING;
     pg->svc = svc;

@@ -52,18 +52,22 @@ struct nrpc_call {
     json_t *bound, *varargs, *varkw;
     int64_t deadline_ms;
     int64_t started_ns; /* monotonic, for processing_time */
-    char trace_id[33];  /* from the caller's traceparent, "" when none */
+    char traceparent[NRPC_TRACEPARENT_LEN + 1]; /* the caller's, "" when none */
+    char trace_id[33];   /* from the caller's traceparent, "" when none */
     char request_id[65]; /* from X-Request-Id, "" when none */
     void *data;
-    uv_timer_t timer;
-    nrpc_call_cb timer_cb;
-    unsigned timer_init : 1; /* timer handle initialised: close before free */
-    unsigned deferred : 1;
+    /* References: the runtime's own until the answer, plus one per piece of
+     * pending work (nrpc_call_hold). The last release frees the call. */
+    int refs;
     unsigned answered : 1;
-    int depth; /* > 0 while framework code is calling into the handler */
-    int pending_out;      /* outgoing calls (outcall.c) still waiting */
-    unsigned released : 1; /* answered and released; memory kept for pending_out */
-    struct nrpc_call *prev, *next; /* live calls, for the drain deadline */
+    unsigned deferred : 1;
+    unsigned timer_init : 1;    /* timer handle initialised: close before free */
+    unsigned timer_pending : 1; /* a nrpc_call_after callback is owed */
+    unsigned bad_arg_logged : 1;
+    uv_timer_t timer;
+    nrpc_timer_cb timer_cb;
+    void *timer_arg;
+    struct nrpc_call *prev, *next; /* unanswered calls, for the drain deadline */
 };
 
 struct nrpc_service {
@@ -74,7 +78,14 @@ struct nrpc_service {
     json_t *empty_array, *empty_object; /* leftovers of rpcs without them */
 
     uv_loop_t *loop;
-    natsConnection *nc; /* NULL in tests (nrpc_test_invoke) */
+    natsConnection *nc; /* NULL in tests (nrpc_test_invoke); loop thread */
+    /* Connections nats.c closed for good, replaced by a new one (on_rebuild)
+     * and closed at exit. */
+#define NRPC_MAX_RETIRED 64
+    natsConnection *retired[NRPC_MAX_RETIRED];
+    size_t nretired;
+    uint64_t rebuilds;
+    uv_async_t rebuild;
 
     /* delivery thread -> loop thread */
     pthread_mutex_t qmu;
@@ -96,8 +107,7 @@ struct nrpc_service {
     char inbox[96];
     natsSubscription *inbox_sub;
     uint64_t next_token;
-    struct outcall **obuckets;
-    size_t onbuckets;
+    nrpc_table outcalls; /* by token */
 
     /* shutdown */
     uv_signal_t sigterm, sigint;
@@ -116,8 +126,9 @@ struct nrpc_service {
 nrpc_call *nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline_ms);
 /* Decodes, binds and runs the handler of a new call; answers it on error. */
 void nrpc__call_run(nrpc_call *call, const char *body, size_t len);
-/* Answers a call from the framework (drain deadline); keeps it allocated. */
-void nrpc__call_abandon(nrpc_call *call, int code, const char *type, const char *message);
+/* Answers a call from the framework (drain deadline, tests). NRPC_ERR_STATE
+ * when it was answered already. */
+nrpc_status nrpc__call_abandon(nrpc_call *call, int code, const char *type, const char *message);
 
 /* service.c: sends an answer for call (body text, code 0 = success). */
 void nrpc__service_send(nrpc_service *svc, natsMsg *req, int code, const char *type,
@@ -128,15 +139,16 @@ void nrpc__service_call_done(nrpc_service *svc, nrpc_call *call);
 /* service.c: hands a message to the loop thread (any thread). */
 void nrpc__queue_push(nrpc_service *svc, inbound *in);
 
-/* call.c: frees a released call once its last outgoing call is done. */
-void nrpc__call_out_done(nrpc_call *call);
-/* call.c: after a callback into the handler: releases the call if it was
- * answered meanwhile. */
-void nrpc__call_settle(nrpc_call *call);
-
 /* outcall.c */
 void nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg); /* loop thread; takes msg */
 void nrpc__outcall_stop(nrpc_service *svc);
+/* The connection was replaced: outgoing calls waiting on the old inbox get
+ * 503 now, and the next one subscribes a new inbox. */
+void nrpc__outcall_lost(nrpc_service *svc);
+
+/* service.c: the deadline of a call from its Nrpc-Timeout-Ms header text:
+ * INT64_MAX when the text is not a whole number or the sum would overflow. */
+int64_t nrpc__deadline_from_header(const char *v, int64_t now_ms);
 
 /* discovery.c */
 void nrpc__discovery_init(nrpc_service *svc);

@@ -86,9 +86,9 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
         svc->def.queue_group = "q";
     svc->max_in_flight = def->max_in_flight > 0
                              ? def->max_in_flight
-                             : (int)nrpc__env_int("NRPC_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1,
+                             : (int)nrpc_env_int("NRPC_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, 1,
                                                   1000000);
-    svc->access_log = (int)nrpc__env_int("NRPC_ACCESS_LOG", 0, 0, 1);
+    svc->access_log = (int)nrpc_env_int("NRPC_ACCESS_LOG", 0, 0, 1);
     svc->rpcs = calloc(n ? n : 1, sizeof *svc->rpcs);
     if (svc->rpcs == NULL) {
         service_free(svc);
@@ -176,6 +176,20 @@ nrpc__service_call_done(nrpc_service *svc, nrpc_call *call)
 
 /* ---- the hand-off ------------------------------------------------------ */
 
+int64_t
+nrpc__deadline_from_header(const char *v, int64_t now_ms)
+{
+    int64_t ms;
+
+    /* Any NATS client can send this header: a number that does not parse
+     * means no deadline, and a huge one must not overflow the sum. */
+    if (nrpc_parse_int64(v, &ms) != 0)
+        return INT64_MAX;
+    if (ms < 0)
+        ms = 0;
+    return ms > INT64_MAX - 1 - now_ms ? INT64_MAX : now_ms + ms;
+}
+
 /* NATS delivery thread. Admission happens here so that an overloaded
  * service refuses at once instead of queueing without end. */
 static void
@@ -187,12 +201,8 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
     int64_t deadline = INT64_MAX;
     inbound *in;
 
-    if (natsMsgHeader_Get(msg, NRPC_HDR_TIMEOUT, &v) == NATS_OK && v) {
-        char *end;
-        long long ms = strtoll(v, &end, 10);
-        if (end != v)
-            deadline = nrpc_now_ms() + (ms > 0 ? ms : 0);
-    }
+    if (natsMsgHeader_Get(msg, NRPC_HDR_TIMEOUT, &v) == NATS_OK && v)
+        deadline = nrpc__deadline_from_header(v, nrpc_now_ms());
     if (atomic_fetch_add(&svc->in_flight, 1) >= svc->max_in_flight) {
         char m[256];
         atomic_fetch_sub(&svc->in_flight, 1);
@@ -279,6 +289,7 @@ static void
 close_handles(nrpc_service *svc)
 {
     uv_close((uv_handle_t *)&svc->wake, NULL);
+    uv_close((uv_handle_t *)&svc->rebuild, NULL);
     uv_close((uv_handle_t *)&svc->sigterm, NULL);
     uv_close((uv_handle_t *)&svc->sigint, NULL);
     if (!uv_is_closing((uv_handle_t *)&svc->drain_timer))
@@ -346,7 +357,7 @@ on_signal(uv_signal_t *h, int signum)
     svc->draining = 1;
     svc->drain_deadline_ms =
         nrpc_now_ms() +
-        1000 * nrpc__env_int("NRPC_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT_S, 0, 3600);
+        1000 * nrpc_env_int("NRPC_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT_S, 0, 3600);
     nrpc_log(NRPC_LOG_INFO, "%s: draining (%d calls in flight)", strsignal(signum),
              atomic_load(&svc->in_flight));
     nrpc__discovery_stop(svc); /* stop being listed at once */
@@ -374,6 +385,60 @@ service_subscribe(nrpc_service *svc)
         }
     }
     return NRPC_OK;
+}
+
+/* nats.c thread: the connection ended CLOSED by itself. */
+static void
+on_nats_closed(void *closure)
+{
+    nrpc_service *svc = closure;
+    uv_async_send(&svc->rebuild);
+}
+
+static nrpc_status
+service_connect(nrpc_service *svc)
+{
+    nrpc__conn_hooks hooks = {.closed = on_nats_closed, .closure = svc};
+    natsConnection *nc = NULL;
+    nrpc_status st = nrpc__nats_connect(&nc, NULL, svc->def.name, &hooks);
+
+    /* The delivery thread reads svc->nc to refuse calls; during a rebuild it
+     * may still see the old connection, which stays allocated until exit. */
+    svc->nc = nc;
+    return st;
+}
+
+/* Loop thread: a new connection in place of one nats.c gave up on. The old
+ * one is kept (closed) until exit: the delivery thread may still be inside
+ * one of its callbacks. */
+static void
+on_rebuild(uv_async_t *a)
+{
+    nrpc_service *svc = a->data;
+    natsConnection *old = svc->nc;
+    size_t i;
+
+    if (svc->draining || old == NULL || !natsConnection_IsClosed(old))
+        return;
+    for (i = 0; i < svc->nrpcs; i++) {
+        natsSubscription_Destroy(svc->rpcs[i].sub);
+        svc->rpcs[i].sub = NULL;
+    }
+    nrpc__discovery_stop(svc);
+    nrpc__outcall_lost(svc);
+    if (svc->nretired < NRPC_MAX_RETIRED)
+        svc->retired[svc->nretired++] = old;
+    else
+        nrpc__nats_close(old); /* rebuilds this often would be a loop; say so */
+    svc->rebuilds++;
+    if (service_connect(svc) != NRPC_OK || service_subscribe(svc) != NRPC_OK ||
+        nrpc__discovery_subscribe(svc) != NRPC_OK) {
+        nrpc_log(NRPC_LOG_ERROR, "could not rebuild the NATS connection; exiting");
+        svc->exit_code = 1;
+        uv_stop(svc->loop);
+        return;
+    }
+    nrpc_log(NRPC_LOG_INFO, "new NATS connection built; %zu rpcs subscribed again", svc->nrpcs);
 }
 
 static void
@@ -425,6 +490,8 @@ loop_setup(nrpc_service *svc, uv_loop_t *loop)
         return -1;
     uv_async_init(loop, &svc->wake, on_wake);
     svc->wake.data = svc;
+    uv_async_init(loop, &svc->rebuild, on_rebuild);
+    svc->rebuild.data = svc;
     uv_signal_init(loop, &svc->sigterm);
     uv_signal_init(loop, &svc->sigint);
     svc->sigterm.data = svc->sigint.data = svc;
@@ -475,7 +542,7 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
     uv_signal_start(&svc->sigterm, on_signal, SIGTERM);
     uv_signal_start(&svc->sigint, on_signal, SIGINT);
 
-    rc = nrpc__nats_connect(&svc->nc, NULL, def->name, NULL, NULL) == NRPC_OK ? 0 : 1;
+    rc = service_connect(svc) == NRPC_OK ? 0 : 1;
     if (rc == 0 && def->on_start && def->on_start(svc) != 0) {
         nrpc_log(NRPC_LOG_ERROR, "start-up of %s failed", def->name);
         rc = 1;
@@ -499,9 +566,11 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
             natsSubscription_Destroy(svc->rpcs[i].sub);
             svc->rpcs[i].sub = NULL;
         }
-        natsConnection_Close(svc->nc);
-        natsConnection_Destroy(svc->nc);
+        nrpc__nats_close(svc->nc);
+        svc->nc = NULL;
     }
+    for (i = 0; i < (int)svc->nretired; i++)
+        nrpc__nats_close(svc->retired[i]);
     /* Requests delivered after the drain finished are dropped unanswered:
      * the queue group already routes new calls to replicas. */
     {
@@ -521,12 +590,12 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
 /* ---- publishing and accessors ------------------------------------------ */
 
 nrpc_status
-nrpc_service_publish(nrpc_service *svc, const char *subject, json_t *args, json_t *kwargs)
+nrpc_service_publish(nrpc_service *svc, const char *topic, json_t *args, json_t *kwargs)
 {
-    char *text;
+    char subject[NRPC_MAX_SUBJECT + 1], *text;
     natsStatus s;
 
-    if (svc == NULL || subject == NULL) {
+    if (svc == NULL || nrpc_topic_subject(topic, subject, sizeof subject) != 0) {
         json_decref(args);
         json_decref(kwargs);
         return NRPC_ERR_INVALID_ARG;
@@ -545,6 +614,12 @@ nrpc_service_publish(nrpc_service *svc, const char *subject, json_t *args, json_
         return NRPC_ERR_NATS;
     }
     return NRPC_OK;
+}
+
+struct uv_loop_s *
+nrpc_service_loop(nrpc_service *svc)
+{
+    return svc ? svc->loop : NULL;
 }
 
 const nrpc_service_def *
@@ -606,17 +681,22 @@ nrpc_test_invoke(const nrpc_service_def *def, const char *method, const char *bo
         service_free(svc);
         return NRPC_ERR_NOMEM;
     }
+    nrpc_call_hold(call); /* ours: the answer must not free it under us */
     nrpc__call_run(call, body, body ? strlen(body) : 0);
     /* Deferred answers come from timers and other loop events; the loop's
      * own handles (wake, signals) are unreferenced so that an answer that
      * can never come ends the run instead of hanging. */
     uv_unref((uv_handle_t *)&svc->wake);
+    uv_unref((uv_handle_t *)&svc->rebuild);
     uv_unref((uv_handle_t *)&svc->drain_timer);
     while (!svc->test_done && uv_run(&loop, UV_RUN_ONCE))
         ;
     if (!svc->test_done)
         nrpc__call_abandon(call, NRPC_CODE_INTERNAL, NULL,
                            "the handler deferred its answer but nothing is left to answer it");
+    nrpc_call_release(call);
+    /* Work still pending (a canceled timer) runs its callback and lets go. */
+    uv_run(&loop, UV_RUN_DEFAULT);
     *code = svc->test_code;
     *reply_body = svc->test_body;
     svc->test_body = NULL;

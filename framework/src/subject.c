@@ -1,4 +1,5 @@
-/* subject.c: which subjects a gateway may forward as rpc calls. */
+/* subject.c: which subjects a gateway may forward as rpc calls, and the
+ * event subject of a topic. */
 #include "internal.h"
 
 #include <string.h>
@@ -15,8 +16,8 @@ nrpc_subject_is_rpc(const char *s, size_t len)
 {
     size_t i, dot = 0, dots = 0;
 
-    if (s == NULL || len == 0)
-        return 0;
+    if (s == NULL || len == 0 || len > NRPC_MAX_SUBJECT)
+        return 0; /* see NRPC_MAX_SUBJECT: a long one would cost the connection */
     for (i = 0; i < len; i++) {
         if (s[i] == '.') {
             dots++;
@@ -32,4 +33,27 @@ nrpc_subject_is_rpc(const char *s, size_t len)
     if (dot == 6 && memcmp(s, "_INBOX", 6) == 0)
         return 0;
     return 1;
+}
+
+int
+nrpc_topic_subject(const char *topic, char *out, size_t outlen)
+{
+    size_t len = topic ? strlen(topic) : 0, i;
+
+    if (len == 0 || len + sizeof NRPC_EVENT_PREFIX - 1 > NRPC_MAX_SUBJECT ||
+        len + sizeof NRPC_EVENT_PREFIX > outlen)
+        return -1;
+    /* Tokens of rpc characters separated by single dots: no wildcards, no
+     * '$', no empty tokens. */
+    for (i = 0; i < len; i++) {
+        if (topic[i] == '.') {
+            if (i == 0 || i == len - 1 || topic[i + 1] == '.')
+                return -1;
+        } else if (!subject_token_char((unsigned char)topic[i])) {
+            return -1;
+        }
+    }
+    memcpy(out, NRPC_EVENT_PREFIX, sizeof NRPC_EVENT_PREFIX - 1);
+    memcpy(out + sizeof NRPC_EVENT_PREFIX - 1, topic, len + 1);
+    return 0;
 }

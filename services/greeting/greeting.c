@@ -15,10 +15,14 @@ hello(nrpc_call *call)
                                  : json_sprintf("Hello, %s", first));
 }
 
+/* code is NRPC_CODE_CANCELED when the call was answered meanwhile (its
+ * caller's deadline, the drain): then there is nobody to greet. */
 static void
-hello_sleep_done(nrpc_call *call)
+hello_sleep_done(nrpc_call *call, int code, void *arg)
 {
-    nrpc_reply_value(call, json_sprintf("Hello, %s", nrpc_arg_string(call, "name")));
+    (void)arg;
+    if (code == 0)
+        nrpc_reply_value(call, json_sprintf("Hello, %s", nrpc_arg_string(call, "name")));
 }
 
 /* hello_sleep(name, seconds = 10): answers later without holding a thread,
@@ -33,7 +37,7 @@ hello_sleep(nrpc_call *call)
                   "argument 'seconds' must be between 0 and 60, not %g", seconds);
         return;
     }
-    nrpc_call_after(call, (uint64_t)(seconds * 1000.0 + 0.5), hello_sleep_done);
+    nrpc_call_after(call, (uint64_t)(seconds * 1000.0 + 0.5), hello_sleep_done, NULL);
 }
 
 static const nrpc_param hello_params[] = {

@@ -11,43 +11,43 @@
 static void
 test_traceparent(void)
 {
-    gw_trace t;
+    nrpc_trace t;
     char prev[33];
 
-    CHECK(gw_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-    CHECK(!gw_traceparent_valid(NULL));
-    CHECK(!gw_traceparent_valid(""));
-    CHECK(!gw_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
-    CHECK(!gw_traceparent_valid("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-    CHECK(!gw_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
-    CHECK(!gw_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
-    CHECK(!gw_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"));
-    CHECK(!gw_traceparent_valid("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK(nrpc_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK(!nrpc_traceparent_valid(NULL));
+    CHECK(!nrpc_traceparent_valid(""));
+    CHECK(!nrpc_traceparent_valid("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+    CHECK(!nrpc_traceparent_valid("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    CHECK(!nrpc_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+    CHECK(!nrpc_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
+    CHECK(!nrpc_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"));
+    CHECK(!nrpc_traceparent_valid("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
 
-    gw_trace_begin(&t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL);
+    nrpc_trace_begin(&t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL);
     CHECK_STR(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     CHECK_STR(t.request_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-    CHECK(gw_traceparent_valid(t.traceparent));
+    CHECK(nrpc_traceparent_valid(t.traceparent));
     CHECK(strncmp(t.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36) == 0);
     CHECK(strcmp(t.traceparent + 36, "00f067aa0ba902b7-01") != 0); /* a new span id */
     CHECK_STR(t.traceparent + 52, "-01");
 
-    gw_trace_begin(&t, "garbage", "req-1");
-    CHECK(gw_traceparent_valid(t.traceparent));
+    nrpc_trace_begin(&t, "garbage", "req-1");
+    CHECK(nrpc_traceparent_valid(t.traceparent));
     CHECK_STR(t.request_id, "req-1");
     memcpy(prev, t.trace_id, sizeof prev);
-    gw_trace_begin(&t, NULL, "has space");
+    nrpc_trace_begin(&t, NULL, "has space");
     CHECK(strcmp(prev, t.trace_id) != 0);
     CHECK_STR(t.request_id, t.trace_id);
-    CHECK(gw_request_id_valid("a"));
-    CHECK(!gw_request_id_valid(""));
+    CHECK(nrpc_request_id_valid("a"));
+    CHECK(!nrpc_request_id_valid(""));
     {
-        char longid[GW_REQUEST_ID_MAX + 2];
+        char longid[NRPC_REQUEST_ID_MAX + 2];
         memset(longid, 'x', sizeof longid - 1);
         longid[sizeof longid - 1] = '\0';
-        CHECK(!gw_request_id_valid(longid));
-        longid[GW_REQUEST_ID_MAX] = '\0';
-        CHECK(gw_request_id_valid(longid));
+        CHECK(!nrpc_request_id_valid(longid));
+        longid[NRPC_REQUEST_ID_MAX] = '\0';
+        CHECK(nrpc_request_id_valid(longid));
     }
 }
 

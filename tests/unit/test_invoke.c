@@ -31,6 +31,7 @@ expect(const nrpc_service_def *def, const char *method, const char *body, int co
 
 /* ---- a service that misbehaves ----------------------------------------- */
 static int second_answer_status = -1;
+static int later_marker; /* the arg handed through a timer */
 
 static void
 no_reply(nrpc_call *call)
@@ -53,20 +54,24 @@ bad_shape(nrpc_call *call)
     nrpc_reply(call, json_string("not an array"), NULL);
 }
 static void
-later_step2(nrpc_call *call)
+later_step2(nrpc_call *call, int code, void *arg)
 {
+    CHECK(code == 0 && arg == NULL);
     nrpc_reply(call, json_pack("[I]", (json_int_t)nrpc_arg_int(call, "n") * 2), NULL);
 }
 static void
-later_step1(nrpc_call *call)
+later_step1(nrpc_call *call, int code, void *arg)
 {
-    nrpc_call_after(call, 1, later_step2); /* a timer re-armed from its own callback */
+    CHECK(code == 0 && arg == &later_marker);
+    CHECK(nrpc_call_after(call, 1, later_step2, NULL) == NRPC_OK); /* re-armed from its own callback */
 }
 static void
 later(nrpc_call *call)
 {
     CHECK(nrpc_call_time_left_ms(call) == INT64_MAX);
-    nrpc_call_after(call, 5, later_step1);
+    CHECK(nrpc_call_after(call, 5, later_step1, &later_marker) == NRPC_OK);
+    /* One timer at a time: a second is refused and never calls back. */
+    CHECK(nrpc_call_after(call, 1, later_step2, NULL) == NRPC_ERR_STATE);
 }
 static void
 custom_error(nrpc_call *call)

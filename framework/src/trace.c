@@ -1,16 +1,17 @@
 /*
- * trace.c: W3C trace context and request ids for the gateway.
+ * trace.c: W3C trace context, request ids and the one source of random ids
+ * in natsrpc.
  *
- * Every request gets a traceparent "00-<trace id>-<span id>-<flags>": the
+ * Every hop gets a traceparent "00-<trace id>-<span id>-<flags>": the
  * caller's trace id and flags when it sent a valid traceparent, else a new
- * trace; the span id is always new (the gateway's own hop). X-Request-Id is
- * the caller's when it is short printable ASCII, else the trace id. Both go
- * to the service in NATS headers and back to the caller in the response.
+ * trace; the span id is always new (this hop). X-Request-Id is the caller's
+ * when it is short printable ASCII, else the trace id. The gateway sets
+ * both on every request; a service passes them on to the rpcs it calls.
  *
  * No I/O besides getrandom at a thread's first id: unit-tested in
- * tests/unit/test_gw_trace.c.
+ * tests/unit/test_gw_intro.c.
  */
-#include "gateway.h"
+#include "internal.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -39,10 +40,10 @@ trace_all_zero(const char *s, size_t n)
 }
 
 int
-gw_traceparent_valid(const char *s)
+nrpc_traceparent_valid(const char *s)
 {
     /* 00-<32 hex>-<16 hex>-<2 hex>, lower case; all-zero ids are invalid. */
-    if (s == NULL || strlen(s) != GW_TRACEPARENT_LEN)
+    if (s == NULL || strlen(s) != NRPC_TRACEPARENT_LEN)
         return 0;
     if (s[0] != '0' || s[1] != '0' || s[2] != '-' || s[35] != '-' || s[52] != '-')
         return 0;
@@ -52,22 +53,22 @@ gw_traceparent_valid(const char *s)
 }
 
 int
-gw_request_id_valid(const char *s)
+nrpc_request_id_valid(const char *s)
 {
     size_t i;
 
     if (s == NULL || s[0] == '\0')
         return 0;
     for (i = 0; s[i]; i++)
-        if (i >= GW_REQUEST_ID_MAX || s[i] <= 32 || s[i] >= 127)
+        if (i >= NRPC_REQUEST_ID_MAX || s[i] <= 32 || s[i] >= 127)
             return 0;
     return 1;
 }
 
 /* splitmix64, one state per thread, seeded from the kernel: ids only need
  * to be unique, and this keeps a syscall off the per-request path. */
-static uint64_t
-trace_random64(void)
+uint64_t
+nrpc_random64(void)
 {
     static __thread uint64_t state;
     static __thread int seeded;
@@ -87,17 +88,15 @@ trace_random64(void)
     return z ^ (z >> 31);
 }
 
-/* n random lower-case hex digits into out (not NUL-terminated), never all
- * zero. */
-static void
-trace_random_hex(char *out, size_t n)
+void
+nrpc_random_hex(char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t i = 0;
 
     do {
         for (i = 0; i < n; i += 16) {
-            uint64_t v = trace_random64();
+            uint64_t v = nrpc_random64();
             size_t j;
             for (j = 0; j < 16 && i + j < n; j++, v >>= 4)
                 out[i + j] = hex[v & 15];
@@ -106,20 +105,20 @@ trace_random_hex(char *out, size_t n)
 }
 
 void
-gw_trace_begin(gw_trace *t, const char *traceparent, const char *request_id)
+nrpc_trace_begin(nrpc_trace *t, const char *traceparent, const char *request_id)
 {
     char span[16], flags[2] = {'0', '0'};
 
-    if (gw_traceparent_valid(traceparent)) {
+    if (nrpc_traceparent_valid(traceparent)) {
         memcpy(t->trace_id, traceparent + 3, 32);
         memcpy(flags, traceparent + 53, 2);
     } else {
-        trace_random_hex(t->trace_id, 32);
+        nrpc_random_hex(t->trace_id, 32);
     }
     t->trace_id[32] = '\0';
-    trace_random_hex(span, sizeof span);
+    nrpc_random_hex(span, sizeof span);
     snprintf(t->traceparent, sizeof t->traceparent, "00-%s-%.16s-%.2s", t->trace_id, span, flags);
-    if (gw_request_id_valid(request_id))
+    if (nrpc_request_id_valid(request_id))
         snprintf(t->request_id, sizeof t->request_id, "%s", request_id);
     else
         memcpy(t->request_id, t->trace_id, sizeof t->trace_id);
