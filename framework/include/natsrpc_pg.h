@@ -47,37 +47,55 @@ typedef struct {
 /** Starts the pool for svc (call it from on_start). Start-up never fails
  * because the database is down: a background thread applies the migrations,
  * retrying with backoff and saying so in the log, and the pool connects once
- * they are in. Until then queries are answered 503. opts is copied (its
- * strings and tables are borrowed and must outlive the pool). *out is new:
- * nrpc_pg_stop. */
+ * they are in. Until then queries end with 503. opts is copied (its strings
+ * and tables are borrowed and must outlive the pool). *out is new:
+ * nrpc_pg_stop.
+ *
+ * conninfo may name several hosts, as libpq allows
+ * ("postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write"):
+ * each connection of the pool tries them in order, as psql does. */
 nrpc_status nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts);
 
-/** Closes every connection and frees the pool (call it from on_stop).
- * Queries still waiting are answered 503. NULL-safe. */
+/** Closes every connection and frees the pool (call it from on_stop). Every
+ * query not finished yet calls back with NRPC_CODE_CANCELED first. NULL-safe. */
 void nrpc_pg_stop(nrpc_pg *pg);
 
 /** 1 once migrations are applied and at least one connection is up. */
 int nrpc_pg_ready(nrpc_pg *pg);
 
-/** Receives the server's answer to a query: res is borrowed for the
- * callback (PQresultStatus tells success or an SQL error; map errors with
- * nrpc_pg_fail). The callback must answer the call or start another query.
- */
-typedef void (*nrpc_pg_cb)(nrpc_call *call, const PGresult *res, void *arg);
+/** Receives the end of a query, exactly once, on the loop thread (natsrpc.h's
+ * callback contract):
+ *   code 0     res is the server's answer, borrowed for the callback: a
+ *              result, or an SQL error (PQresultStatus tells; nrpc_pg_failed
+ *              maps it);
+ *   503        the database cannot answer: not migrated yet, down, the
+ *              connection was lost mid-query, or too many calls wait for a
+ *              connection ("overloaded");
+ *   504        the call's deadline passed while it waited for a connection
+ *              or while the query ran (the query was canceled on the server);
+ *   NRPC_CODE_CANCELED  the call was answered before the database did, or
+ *              the pool is stopping.
+ * For codes other than 0, res is NULL and error says why. A query that was
+ * on the wire when it was canceled or lost may have committed. */
+typedef void (*nrpc_pg_cb)(nrpc_call *call, int code, const PGresult *res, const char *error,
+                           void *arg);
 
 /** Runs the prepared statement `statement` with text parameters (NULL
- * entries are SQL NULL; the array is copied) for call, and defers the
- * call. When the database cannot answer (down, not ready, connection lost
- * mid-query, too many calls waiting) the call is answered 503 by the pool
- * and cb never runs. A query on the wire is acknowledged only after the
- * server's reply, so a statement that commits has committed when cb runs. */
+ * entries are SQL NULL; the array is copied) for call, and defers the call.
+ * Holds a reference on call until cb has run. The time call has left
+ * (nrpc_call_time_left_ms) bounds both the wait for a connection and the
+ * query. A statement that commits has committed when cb runs with code 0.
+ * Returns NRPC_ERR_INVALID_ARG, NRPC_ERR_NOMEM or NRPC_ERR_STATE (pool
+ * stopped, call answered) without calling back. */
 nrpc_status nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
                           const char *const *params, nrpc_pg_cb cb, void *arg);
 
-/** Answers call for an SQL error result: 400 for invalid input (SQLSTATE
- * class 22, 23) with the server's message, 503 for connection and shutdown
- * errors (08, 57P), 500 otherwise. */
-void nrpc_pg_fail(nrpc_call *call, const PGresult *res);
+/** For the start of a query callback: when the query did not succeed (code
+ * not 0, or res not PGRES_TUPLES_OK / PGRES_COMMAND_OK) answers call with
+ * the matching error and returns 1; else returns 0. SQL errors map to 400
+ * for invalid input (SQLSTATE classes 22, 23) with the server's message,
+ * 503 for connection and shutdown errors (08, 57P), 500 otherwise. */
+int nrpc_pg_failed(nrpc_call *call, int code, const PGresult *res, const char *error);
 
 #ifdef __cplusplus
 }

@@ -1,40 +1,44 @@
 /* pg.c: a pool of non-blocking libpq connections on the service's loop
- * thread, migrations at start-up, reconnects, fail-fast 503s. See
- * natsrpc_pg.h for the contract.
+ * thread, reconnects, deadlines and fail-fast 503s. See natsrpc_pg.h for the
+ * contract. Written against natsrpc.h alone, as any extension could be.
  *
  * Each connection is a small state machine driven by a uv_poll on its
  * socket: DOWN (waiting for its retry timer) -> CONNECTING (PQconnectPoll)
  * -> PREPARING (one PQsendPrepare per statement) -> IDLE <-> BUSY (one
  * query at a time). Calls that find no idle connection wait in one FIFO,
- * bounded; when no connection is up at all they are answered 503 at once
- * instead of waiting for a database that is not there. */
-#include "runtime.h"
-#include "natsrpc_pg.h"
+ * bounded, each until its deadline; when no connection is up at all they
+ * end with 503 at once instead of waiting for a database that is not there.
+ *
+ * Every request holds a reference on its call and ends exactly once, in
+ * request_finish. A query on the wire whose call's deadline passes is
+ * canceled on the server (PQcancel, which blocks, on the pool's cancel
+ * thread), and its connection takes no new query until both the cancel
+ * and the query's end are in, so a late cancel never hits the next query. */
+#include "pg_private.h"
 
-#include <dirent.h>
-#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <uv.h>
 
 #define DEFAULT_POOL_SIZE 4
 #define DEFAULT_MAX_WAITING 1000
 #define CONNECT_TIMEOUT_MS 5000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
-#define MIGRATION_LOCK_KEY 7429001 /* pg_advisory_xact_lock key: natsrpc migrations */
 
 typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_IDLE, CONN_BUSY } conn_state;
 
 typedef struct pg_request {
-    struct pg_request *next;
-    nrpc_call *call;
-    const char *statement; /* borrowed from the caller's static table */
+    struct pg_request *prev, *next; /* the wait queue, or the finished list */
+    nrpc_call *call;                /* held until the callback has run */
+    const char *statement;          /* borrowed from the caller's static table */
     int nparams;
     char **params; /* copies */
     nrpc_pg_cb cb;
     void *arg;
+    int64_t deadline_ms; /* monotonic; INT64_MAX when the caller set none */
+    int code;            /* on the finished list: the code to call back with */
+    char error[256];
 } pg_request;
 
 typedef struct pg_conn {
@@ -43,14 +47,21 @@ typedef struct pg_conn {
     conn_state state;
     PGconn *c;
     uv_poll_t *poll; /* heap: closed asynchronously when the socket changes */
-    int poll_fd;
-    uv_timer_t timer; /* retry backoff and connect timeout */
+    uv_timer_t timer; /* DOWN: retry; CONNECTING: connect timeout; BUSY: deadline */
     int attempts;
     int prepare_next;      /* PREPARING: statements prepared so far */
     pg_request *req;       /* BUSY: the query on the wire */
     PGresult *first;       /* BUSY: the first result, handed to the callback */
-    int result_error_seen; /* a result with an error came before NULL */
+    int deadline_passed;   /* BUSY: canceled for its deadline: ends with 504 */
+    int cancel_pending;    /* the cancel thread has not finished our cancel */
 } pg_conn;
+
+/* A cancel request for the cancel thread. */
+typedef struct pg_cancel_job {
+    struct pg_cancel_job *next;
+    pg_conn *conn;
+    PGcancel *cancel;
+} pg_cancel_job;
 
 struct nrpc_pg {
     nrpc_service *svc;
@@ -61,9 +72,12 @@ struct nrpc_pg {
     int nconns;
     pg_request *wait_head, *wait_tail;
     int nwaiting;
+    uv_timer_t sweep; /* the earliest deadline in the wait queue */
+    pg_request *finished; /* ended before reaching a connection: called back next tick */
+    uv_timer_t finish_timer;
     int migrated;
     int stopping;
-    int was_up; /* for "database is back" / "database lost" log lines */
+    int was_up;  /* for "database is back" / "database lost" log lines */
     int closing; /* handles whose close callback has not run yet */
 
     /* migrations thread -> loop */
@@ -71,24 +85,50 @@ struct nrpc_pg {
     int migrator_started;
     atomic_int migrator_stop;
     uv_async_t migrated_async;
+
+    /* cancel thread <-> loop, under cmu */
+    pthread_t canceler;
+    int canceler_started;
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;
+    pg_cancel_job *cancel_todo, *cancel_done;
+    int cancel_stop;
+    uv_async_t cancel_async;
 };
 
 static void conn_connect(pg_conn *conn);
-static void one_line(char *s);
-
-/* libpq prints server notices (and the FATAL of a shutdown) on stderr by
- * itself: route them through our log so every line has our format. */
-static void
-pg_notice(void *arg, const char *message)
-{
-    char line[512];
-    snprintf(line, sizeof line, "%s", message);
-    one_line(line);
-    nrpc_log(NRPC_LOG_INFO, "database: %s", line);
-}
 static void conn_fail(pg_conn *conn, const char *why);
 static void pool_dispatch(nrpc_pg *pg);
 static void conn_on_poll(uv_poll_t *h, int status, int events);
+
+/* libpq prints server notices (and the FATAL of a shutdown) on stderr by
+ * itself: route them through our log so every line has our format. */
+void
+nrpc__pg_notice(void *arg, const char *message)
+{
+    char line[512];
+    (void)arg;
+    snprintf(line, sizeof line, "%s", message);
+    nrpc__pg_one_line(line);
+    nrpc_log(NRPC_LOG_INFO, "database: %s", line);
+}
+
+/* libpq messages span lines ("...\n\tThis probably means..."): a log
+ * line and an error message stay on one line. */
+void
+nrpc__pg_one_line(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        char c = (*r == '\n' || *r == '\t' || *r == '\r') ? ' ' : *r;
+        if (c == ' ' && (w == s || w[-1] == ' '))
+            continue;
+        *w++ = c;
+    }
+    while (w > s && w[-1] == ' ')
+        w--;
+    *w = '\0';
+}
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -102,12 +142,55 @@ request_free(pg_request *r)
     free(r);
 }
 
-/* Answers a request that cannot be run: the callback never runs. */
+/* The one end of every request: its callback, then its reference and its
+ * memory. A call answered meanwhile gets NRPC_CODE_CANCELED, whatever the
+ * database said. */
 static void
-request_refuse(pg_request *r, const char *type, const char *message)
+request_finish(pg_request *r, int code, const PGresult *res, const char *error)
 {
-    nrpc_fail(r->call, NRPC_CODE_UNAVAILABLE, type, "%s", message);
+    nrpc_call *call = r->call;
+
+    if (nrpc_call_answered(call) && code != NRPC_CODE_CANCELED) {
+        code = NRPC_CODE_CANCELED;
+        res = NULL;
+        error = "the call was answered before the database did";
+    }
+    if (code != 0)
+        res = NULL;
+    r->cb(call, code, res, code != 0 ? (error ? error : "") : NULL, r->arg);
+    nrpc_call_release(call);
     request_free(r);
+}
+
+static void
+on_finish_timer(uv_timer_t *t)
+{
+    nrpc_pg *pg = t->data;
+    pg_request *list = pg->finished, *prev = NULL, *next;
+
+    /* The list is newest first: reverse it so callbacks run in order. */
+    pg->finished = NULL;
+    for (; list; list = next) {
+        next = list->next;
+        list->next = prev;
+        prev = list;
+    }
+    for (list = prev; list; list = next) {
+        next = list->next;
+        request_finish(list, list->code, NULL, list->error);
+    }
+}
+
+/* Ends r on the next loop turn, never inside nrpc_pg_query itself: a
+ * callback never runs inside the function that started the work. */
+static void
+request_finish_later(nrpc_pg *pg, pg_request *r, int code, const char *error)
+{
+    r->code = code;
+    snprintf(r->error, sizeof r->error, "%s", error);
+    r->next = pg->finished;
+    pg->finished = r;
+    uv_timer_start(&pg->finish_timer, on_finish_timer, 0, 0);
 }
 
 static int
@@ -121,15 +204,46 @@ pool_up_count(nrpc_pg *pg)
 }
 
 static void
-refuse_all_waiting(nrpc_pg *pg, const char *message)
+wait_unlink(nrpc_pg *pg, pg_request *r)
 {
-    pg_request *r = pg->wait_head, *next;
-    pg->wait_head = pg->wait_tail = NULL;
-    pg->nwaiting = 0;
-    for (; r; r = next) {
-        next = r->next;
-        request_refuse(r, "unavailable", message);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        pg->wait_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        pg->wait_tail = r->prev;
+    r->prev = r->next = NULL;
+    pg->nwaiting--;
+}
+
+static void
+finish_all_waiting(nrpc_pg *pg, int code, const char *message)
+{
+    while (pg->wait_head) {
+        pg_request *r = pg->wait_head;
+        wait_unlink(pg, r);
+        request_finish(r, code, NULL, message);
     }
+}
+
+static void on_sweep(uv_timer_t *t);
+
+/* Arms the sweep for the earliest deadline in the wait queue. */
+static void
+sweep_arm(nrpc_pg *pg)
+{
+    int64_t first = INT64_MAX, now = nrpc_now_ms();
+    pg_request *r;
+
+    for (r = pg->wait_head; r; r = r->next)
+        if (r->deadline_ms < first)
+            first = r->deadline_ms;
+    if (first == INT64_MAX)
+        uv_timer_stop(&pg->sweep);
+    else
+        uv_timer_start(&pg->sweep, on_sweep, (uint64_t)(first > now ? first - now : 0), 0);
 }
 
 /* ---- polling ----------------------------------------------------------- */
@@ -146,20 +260,21 @@ conn_poll_stop(pg_conn *conn)
     if (conn->poll) {
         uv_close((uv_handle_t *)conn->poll, poll_free_cb);
         conn->poll = NULL;
-        conn->poll_fd = -1;
     }
 }
 
-/* Watches the connection's socket for events, re-creating the watcher when
- * libpq moved to another socket (next host, SSL fallback...). */
+/* Watches the connection's socket. While connecting, libpq closes and opens
+ * sockets as it moves through hosts and addresses, and a new socket often
+ * gets the old number: epoll forgot the closed one, so the watcher is made
+ * anew at every step (fresh). */
 static int
-conn_poll(pg_conn *conn, int events)
+conn_poll(pg_conn *conn, int events, int fresh)
 {
     int fd = PQsocket(conn->c);
 
     if (fd < 0)
         return -1;
-    if (conn->poll && conn->poll_fd != fd)
+    if (fresh)
         conn_poll_stop(conn);
     if (conn->poll == NULL) {
         conn->poll = malloc(sizeof *conn->poll);
@@ -169,7 +284,6 @@ conn_poll(pg_conn *conn, int events)
             return -1;
         }
         conn->poll->data = conn;
-        conn->poll_fd = fd;
     }
     return uv_poll_start(conn->poll, events, conn_on_poll);
 }
@@ -181,65 +295,142 @@ conn_flush(pg_conn *conn)
     int r = PQflush(conn->c);
     if (r < 0)
         return -1;
-    return conn_poll(conn, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    return conn_poll(conn, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE, 0);
+}
+
+/* ---- cancels (own thread: PQcancel blocks) ----------------------------- */
+
+static void *
+canceler_main(void *arg)
+{
+    nrpc_pg *pg = arg;
+
+    pthread_mutex_lock(&pg->cmu);
+    for (;;) {
+        pg_cancel_job *j;
+        while (pg->cancel_todo == NULL && !pg->cancel_stop)
+            pthread_cond_wait(&pg->ccv, &pg->cmu);
+        if (pg->cancel_todo == NULL)
+            break;
+        j = pg->cancel_todo;
+        pg->cancel_todo = j->next;
+        if (!pg->cancel_stop) {
+            char err[256];
+            pthread_mutex_unlock(&pg->cmu);
+            if (!PQcancel(j->cancel, err, sizeof err))
+                nrpc_log(NRPC_LOG_WARN, "database: cancel of a query past its deadline failed: %s",
+                         err);
+            pthread_mutex_lock(&pg->cmu);
+        }
+        j->next = pg->cancel_done;
+        pg->cancel_done = j;
+        uv_async_send(&pg->cancel_async);
+    }
+    pthread_mutex_unlock(&pg->cmu);
+    return NULL;
+}
+
+/* Loop: cancels sent. A connection whose query already ended goes back to
+ * work now. */
+static void
+on_cancels_done(uv_async_t *a)
+{
+    nrpc_pg *pg = a->data;
+    pg_cancel_job *j, *next;
+
+    pthread_mutex_lock(&pg->cmu);
+    j = pg->cancel_done;
+    pg->cancel_done = NULL;
+    pthread_mutex_unlock(&pg->cmu);
+    for (; j; j = next) {
+        pg_conn *conn = j->conn;
+        next = j->next;
+        PQfreeCancel(j->cancel);
+        free(j);
+        conn->cancel_pending = 0;
+        if (conn->state == CONN_IDLE && !pg->stopping)
+            pool_dispatch(pg);
+    }
+}
+
+static void
+conn_cancel(pg_conn *conn)
+{
+    nrpc_pg *pg = conn->pg;
+    pg_cancel_job *j = calloc(1, sizeof *j);
+
+    if (j == NULL || (j->cancel = PQgetCancel(conn->c)) == NULL) {
+        free(j);
+        conn_fail(conn, "cannot cancel a query past its deadline");
+        return;
+    }
+    if (!pg->canceler_started) {
+        if (pthread_create(&pg->canceler, NULL, canceler_main, pg) != 0) {
+            PQfreeCancel(j->cancel);
+            free(j);
+            conn_fail(conn, "cannot start the cancel thread");
+            return;
+        }
+        pg->canceler_started = 1;
+    }
+    j->conn = conn;
+    conn->cancel_pending = 1;
+    pthread_mutex_lock(&pg->cmu);
+    j->next = pg->cancel_todo;
+    pg->cancel_todo = j;
+    pthread_cond_signal(&pg->ccv);
+    pthread_mutex_unlock(&pg->cmu);
 }
 
 /* ---- connecting -------------------------------------------------------- */
 
 static void
-on_retry_timer(uv_timer_t *t)
+on_conn_timer(uv_timer_t *t)
 {
     pg_conn *conn = t->data;
-    if (conn->state == CONN_DOWN)
+
+    switch (conn->state) {
+    case CONN_DOWN:
         conn_connect(conn);
-    else if (conn->state == CONN_CONNECTING)
+        return;
+    case CONN_CONNECTING:
         conn_fail(conn, "connection attempt timed out");
+        return;
+    case CONN_BUSY:
+        /* The call's deadline passed with its query on the wire. */
+        if (!conn->deadline_passed) {
+            conn->deadline_passed = 1;
+            conn_cancel(conn);
+        }
+        return;
+    default:
+        return;
+    }
 }
 
 static void
 conn_schedule_retry(pg_conn *conn)
 {
-    int64_t d = BACKOFF_MIN_MS;
-    int i;
-    for (i = 1; i < conn->attempts && d < BACKOFF_MAX_MS; i++)
-        d *= 2;
-    if (d > BACKOFF_MAX_MS)
-        d = BACKOFF_MAX_MS;
-    uv_timer_start(&conn->timer, on_retry_timer, (uint64_t)(d + rand() % 50), 0);
-}
-
-/* libpq messages span lines ("...\n\tThis probably means..."): a log
- * line and an error message stay on one line. */
-static void
-one_line(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        char c = (*r == '\n' || *r == '\t' || *r == '\r') ? ' ' : *r;
-        if (c == ' ' && (w == s || w[-1] == ' '))
-            continue;
-        *w++ = c;
-    }
-    while (w > s && w[-1] == ' ')
-        w--;
-    *w = '\0';
+    int64_t d = nrpc_backoff_ms(conn->attempts, NRPC_PG_BACKOFF_MIN_MS, NRPC_PG_BACKOFF_MAX_MS);
+    uv_timer_start(&conn->timer, on_conn_timer, (uint64_t)d, 0);
 }
 
 static void
 conn_fail(pg_conn *conn, const char *why)
 {
     nrpc_pg *pg = conn->pg;
+    pg_request *req = conn->req;
     char msg[512];
     int was_up = conn->state == CONN_IDLE || conn->state == CONN_BUSY;
 
     snprintf(msg, sizeof msg, "database unavailable: %s", why);
-    one_line(msg);
-    if (conn->req) {
-        PQclear(conn->first);
-        conn->first = NULL;
-        request_refuse(conn->req, "unavailable", msg);
-        conn->req = NULL;
-    }
+    nrpc__pg_one_line(msg);
+    /* First the connection's own state, then callbacks: a callback may
+     * start a query and must see the pool as it now is. */
+    conn->req = NULL;
+    PQclear(conn->first);
+    conn->first = NULL;
+    conn->deadline_passed = 0;
     conn_poll_stop(conn);
     if (conn->c) {
         PQfinish(conn->c);
@@ -251,15 +442,17 @@ conn_fail(pg_conn *conn, const char *why)
     if (was_up || conn->attempts == 1 || conn->attempts % 20 == 0)
         nrpc_log(NRPC_LOG_WARN, "db connection %d: %s (attempt %d; retrying with backoff)",
                  conn->index, msg + strlen("database unavailable: "), conn->attempts);
+    if (!pg->stopping)
+        conn_schedule_retry(conn);
+    if (req)
+        request_finish(req, NRPC_CODE_UNAVAILABLE, NULL, msg);
     if (pool_up_count(pg) == 0) {
         if (pg->was_up) {
             nrpc_log(NRPC_LOG_WARN, "database lost: calls get 503 until it is back");
             pg->was_up = 0;
         }
-        refuse_all_waiting(pg, msg);
+        finish_all_waiting(pg, NRPC_CODE_UNAVAILABLE, msg);
     }
-    if (!pg->stopping)
-        conn_schedule_retry(conn);
 }
 
 static void
@@ -271,12 +464,14 @@ conn_start_prepare(pg_conn *conn)
         conn->state = CONN_IDLE;
         conn->attempts = 0;
         uv_timer_stop(&conn->timer);
-        if (conn_poll(conn, UV_READABLE) != 0) {
+        if (conn_poll(conn, UV_READABLE, 0) != 0) {
             conn_fail(conn, "cannot watch the socket");
             return;
         }
         if (!conn->pg->was_up) {
-            nrpc_log(NRPC_LOG_INFO, "database connected: calls are served");
+            char host[300];
+            snprintf(host, sizeof host, "%s:%s", PQhost(conn->c), PQport(conn->c));
+            nrpc_log(NRPC_LOG_INFO, "database connected: calls are served (%s)", host);
             conn->pg->was_up = 1;
         }
         pool_dispatch(conn->pg);
@@ -298,6 +493,7 @@ conn_connect_step(pg_conn *conn)
             conn_fail(conn, PQerrorMessage(conn->c));
             return;
         }
+        conn_poll_stop(conn); /* the socket may be another than the last step's */
         conn->prepare_next = 0;
         conn_start_prepare(conn);
         return;
@@ -305,11 +501,11 @@ conn_connect_step(pg_conn *conn)
         conn_fail(conn, PQerrorMessage(conn->c));
         return;
     case PGRES_POLLING_READING:
-        if (conn_poll(conn, UV_READABLE) != 0)
+        if (conn_poll(conn, UV_READABLE, 1) != 0)
             conn_fail(conn, "cannot watch the socket");
         return;
     default: /* WRITING (ACTIVE is unused) */
-        if (conn_poll(conn, UV_WRITABLE) != 0)
+        if (conn_poll(conn, UV_WRITABLE, 1) != 0)
             conn_fail(conn, "cannot watch the socket");
         return;
     }
@@ -319,7 +515,8 @@ static void
 conn_connect(pg_conn *conn)
 {
     /* keepalives and tcp_user_timeout let a dead server be noticed without
-     * traffic; expand_dbname lets conninfo be a URI or key=value text. */
+     * traffic; expand_dbname lets conninfo be a URI or key=value text, with
+     * every libpq setting it carries (several hosts, target_session_attrs). */
     const char *keys[] = {"dbname", "application_name", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout", NULL};
     const char *vals[] = {conn->pg->conninfo, nrpc_service_def_of(conn->pg->svc)->name, "1", "5",
@@ -328,14 +525,14 @@ conn_connect(pg_conn *conn)
     conn->c = PQconnectStartParams(keys, vals, 1);
     conn->state = CONN_CONNECTING;
     if (conn->c)
-        PQsetNoticeProcessor(conn->c, pg_notice, NULL);
+        PQsetNoticeProcessor(conn->c, nrpc__pg_notice, NULL);
     if (conn->c == NULL || PQstatus(conn->c) == CONNECTION_BAD) {
         conn_fail(conn, conn->c ? PQerrorMessage(conn->c) : "out of memory");
         return;
     }
     /* The polling API ignores connect_timeout: our own timer bounds it. */
-    uv_timer_start(&conn->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
-    if (conn_poll(conn, UV_WRITABLE) != 0)
+    uv_timer_start(&conn->timer, on_conn_timer, CONNECT_TIMEOUT_MS, 0);
+    if (conn_poll(conn, UV_WRITABLE, 1) != 0)
         conn_fail(conn, "cannot watch the socket");
 }
 
@@ -344,9 +541,14 @@ conn_connect(pg_conn *conn)
 static void
 conn_send(pg_conn *conn, pg_request *r)
 {
+    int64_t left = r->deadline_ms == INT64_MAX ? INT64_MAX : r->deadline_ms - nrpc_now_ms();
+
     conn->state = CONN_BUSY;
     conn->req = r;
     conn->first = NULL;
+    conn->deadline_passed = 0;
+    if (left != INT64_MAX)
+        uv_timer_start(&conn->timer, on_conn_timer, (uint64_t)(left > 0 ? left : 0), 0);
     if (!PQsendQueryPrepared(conn->c, r->statement, r->nparams, (const char *const *)r->params,
                              NULL, NULL, 0) ||
         conn_flush(conn) != 0)
@@ -359,13 +561,9 @@ pool_dispatch(nrpc_pg *pg)
     int i;
     for (i = 0; i < pg->nconns && pg->wait_head; i++) {
         pg_conn *conn = &pg->conns[i];
-        if (conn->state == CONN_IDLE) {
+        if (conn->state == CONN_IDLE && !conn->cancel_pending) {
             pg_request *r = pg->wait_head;
-            pg->wait_head = r->next;
-            if (pg->wait_head == NULL)
-                pg->wait_tail = NULL;
-            pg->nwaiting--;
-            r->next = NULL;
+            wait_unlink(pg, r);
             conn_send(conn, r);
         }
     }
@@ -410,26 +608,33 @@ conn_read_results(pg_conn *conn)
         pg_request *r = conn->req;
         PGresult *res = conn->first;
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        int deadline_passed = conn->deadline_passed;
 
         conn->req = NULL;
         conn->first = NULL;
+        conn->deadline_passed = 0;
         conn->state = CONN_IDLE;
-        if (res == NULL) {
-            nrpc_fail(r->call, NRPC_CODE_INTERNAL, NULL, "the database sent no result");
-        } else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)) {
+        uv_timer_stop(&conn->timer);
+        if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)) {
             /* The server is going away (shutdown, admin command): a 503,
              * and this connection is finished. */
-            nrpc_fail(r->call, NRPC_CODE_UNAVAILABLE, "unavailable", "database unavailable: %s",
-                      PQresultErrorMessage(res));
+            char why[512];
+            snprintf(why, sizeof why, "server closed the session: %s", PQresultErrorMessage(res));
             PQclear(res);
-            request_free(r);
-            conn_fail(conn, "server closed the session");
+            conn->req = r; /* conn_fail ends it with 503 */
+            conn->state = CONN_BUSY;
+            conn_fail(conn, why);
             return;
-        } else {
-            r->cb(r->call, res, r->arg);
         }
+        if (deadline_passed)
+            request_finish(r, NRPC_CODE_TIMEOUT, NULL,
+                           "the call's deadline passed during its database query, which was "
+                           "canceled");
+        else if (res == NULL)
+            request_finish(r, NRPC_CODE_INTERNAL, NULL, "the database sent no result");
+        else
+            request_finish(r, 0, res, NULL);
         PQclear(res);
-        request_free(r);
         pool_dispatch(conn->pg);
     }
 }
@@ -441,6 +646,10 @@ conn_on_poll(uv_poll_t *h, int status, int events)
 
     if (status < 0) {
         /* libuv only says the socket failed; libpq knows why. */
+        if (conn->state == CONN_CONNECTING) {
+            conn_connect_step(conn); /* libpq moves on to the next host */
+            return;
+        }
         if (conn->c && !PQconsumeInput(conn->c))
             conn_fail(conn, PQerrorMessage(conn->c));
         else
@@ -484,67 +693,119 @@ conn_on_poll(uv_poll_t *h, int status, int events)
     }
 }
 
+/* ---- the wait queue's deadlines ---------------------------------------- */
+
+static void
+on_sweep(uv_timer_t *t)
+{
+    nrpc_pg *pg = t->data;
+    int64_t now = nrpc_now_ms();
+    pg_request *r = pg->wait_head, *next;
+
+    for (; r; r = next) {
+        next = r->next;
+        if (r->deadline_ms <= now) {
+            wait_unlink(pg, r);
+            request_finish(r, NRPC_CODE_TIMEOUT, NULL,
+                           "the call's deadline passed while it waited for a database "
+                           "connection");
+        }
+    }
+    sweep_arm(pg);
+}
+
 nrpc_status
 nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
               const char *const *params, nrpc_pg_cb cb, void *arg)
 {
     pg_request *r;
+    int64_t left;
     int i;
 
-    if (pg == NULL || call == NULL || statement == NULL || cb == NULL || nparams < 0)
+    if (pg == NULL || call == NULL || statement == NULL || cb == NULL || nparams < 0 ||
+        (nparams > 0 && params == NULL))
         return NRPC_ERR_INVALID_ARG;
-    nrpc_call_defer(call);
-    if (!pg->migrated) {
-        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, "unavailable",
-                  "database not ready: migrations not applied yet");
-        return NRPC_OK;
-    }
-    if (pool_up_count(pg) == 0) {
-        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, "unavailable", "database unavailable");
-        return NRPC_OK;
-    }
+    if (pg->stopping || nrpc_call_answered(call))
+        return NRPC_ERR_STATE;
     r = calloc(1, sizeof *r);
     if (r == NULL || (nparams > 0 && (r->params = calloc((size_t)nparams, sizeof(char *))) == NULL)) {
         free(r);
-        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, "unavailable", "out of memory");
-        return NRPC_OK;
+        return NRPC_ERR_NOMEM;
     }
-    r->call = call;
-    r->statement = statement;
     r->nparams = nparams;
-    r->cb = cb;
-    r->arg = arg;
     for (i = 0; i < nparams; i++)
         if (params[i] && (r->params[i] = strdup(params[i])) == NULL) {
-            request_refuse(r, "unavailable", "out of memory");
-            return NRPC_OK;
+            request_free(r);
+            return NRPC_ERR_NOMEM;
         }
+    r->call = nrpc_call_hold(call);
+    r->statement = statement;
+    r->cb = cb;
+    r->arg = arg;
+    left = nrpc_call_time_left_ms(call);
+    r->deadline_ms = left == INT64_MAX ? INT64_MAX : nrpc_now_ms() + left;
+    nrpc_call_defer(call);
+
+    if (!pg->migrated) {
+        request_finish_later(pg, r, NRPC_CODE_UNAVAILABLE,
+                             "database not ready: migrations not applied yet");
+        return NRPC_OK;
+    }
+    if (pool_up_count(pg) == 0) {
+        request_finish_later(pg, r, NRPC_CODE_UNAVAILABLE, "database unavailable");
+        return NRPC_OK;
+    }
+    if (left <= 0) {
+        request_finish_later(pg, r, NRPC_CODE_TIMEOUT,
+                             "the call's deadline passed before its database query");
+        return NRPC_OK;
+    }
     for (i = 0; i < pg->nconns; i++)
-        if (pg->conns[i].state == CONN_IDLE) {
+        if (pg->conns[i].state == CONN_IDLE && !pg->conns[i].cancel_pending &&
+            pg->wait_head == NULL) {
             conn_send(&pg->conns[i], r);
             return NRPC_OK;
         }
     if (pg->nwaiting >= pg->opts.max_waiting) {
-        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, "overloaded",
-                  "database pool busy: %d calls waiting for a connection", pg->nwaiting);
-        request_free(r);
+        char m[128];
+        snprintf(m, sizeof m, "database pool busy: %d calls waiting for a connection",
+                 pg->nwaiting);
+        request_finish_later(pg, r, NRPC_CODE_UNAVAILABLE, m);
         return NRPC_OK;
     }
+    r->prev = pg->wait_tail;
     if (pg->wait_tail)
         pg->wait_tail->next = r;
     else
         pg->wait_head = r;
     pg->wait_tail = r;
     pg->nwaiting++;
+    if (r->deadline_ms != INT64_MAX &&
+        (!uv_is_active((uv_handle_t *)&pg->sweep) ||
+         (int64_t)uv_timer_get_due_in(&pg->sweep) > left))
+        uv_timer_start(&pg->sweep, on_sweep, (uint64_t)left, 0);
     return NRPC_OK;
 }
 
-void
-nrpc_pg_fail(nrpc_call *call, const PGresult *res)
+int
+nrpc_pg_failed(nrpc_call *call, int code, const PGresult *res, const char *error)
 {
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *state, *msg;
+    ExecStatusType st;
 
+    if (code != 0) {
+        nrpc_fail(call, code,
+                  code == NRPC_CODE_UNAVAILABLE && error && strstr(error, "pool busy")
+                      ? "overloaded"
+                      : NULL,
+                  "%s", error ? error : "database error");
+        return 1;
+    }
+    st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return 0;
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     if (msg == NULL)
         msg = PQresultErrorMessage(res);
     if (state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
@@ -554,6 +815,7 @@ nrpc_pg_fail(nrpc_call *call, const PGresult *res)
     else
         nrpc_fail(call, NRPC_CODE_INTERNAL, NULL, "database error %s: %s", state ? state : "?",
                   msg);
+    return 1;
 }
 
 int
@@ -562,254 +824,16 @@ nrpc_pg_ready(nrpc_pg *pg)
     return pg && pg->migrated && pool_up_count(pg) > 0;
 }
 
-/* ---- migrations (own thread: blocking libpq is fine there) ------------- */
-
-typedef struct {
-    long long version;
-    char *name; /* file name */
-} migration;
-
-static int
-migration_cmp(const void *a, const void *b)
-{
-    const migration *x = a, *y = b;
-    return x->version < y->version ? -1 : x->version > y->version;
-}
-
-/* Lists "<number>_<name>.sql" files sorted by number. Returns the count,
- * or -1 when the folder cannot be read or two files share a number. */
-static int
-migrations_list(const char *dir, migration **out)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    migration *list = NULL;
-    int n = 0, cap = 0, i;
-
-    *out = NULL;
-    if (d == NULL) {
-        nrpc_log(NRPC_LOG_ERROR, "migrations folder %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        size_t len = strlen(e->d_name);
-        long long v = strtoll(e->d_name, &end, 10);
-        if (end == e->d_name || len < 5 || strcmp(e->d_name + len - 4, ".sql") != 0)
-            continue;
-        if (n == cap) {
-            migration *bigger = realloc(list, (size_t)(cap = cap ? cap * 2 : 8) * sizeof *list);
-            if (bigger == NULL)
-                break;
-            list = bigger;
-        }
-        list[n].version = v;
-        list[n].name = strdup(e->d_name);
-        n++;
-    }
-    closedir(d);
-    qsort(list, (size_t)n, sizeof *list, migration_cmp);
-    for (i = 1; i < n; i++)
-        if (list[i].version == list[i - 1].version) {
-            nrpc_log(NRPC_LOG_ERROR, "migrations %s and %s share number %lld", list[i - 1].name,
-                     list[i].name, list[i].version);
-            for (i = 0; i < n; i++)
-                free(list[i].name);
-            free(list);
-            return -1;
-        }
-    *out = list;
-    return n;
-}
-
-static char *
-read_file(const char *dir, const char *name)
-{
-    char path[4096];
-    FILE *f;
-    char *buf = NULL;
-    long len;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)len + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[len] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-static void sleep_ms(int ms);
-
-static int
-exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok)
-        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    return ok ? 0 : -1;
-}
-
-/* Applies every migration not yet recorded, in one transaction under an
- * advisory lock, so replicas starting together apply each exactly once.
- * Returns 0, or -1 with err set (the transaction is rolled back). */
-static int
-migrate(PGconn *c, const char *dir, atomic_int *stop, char *err, size_t errlen)
-{
-    migration *list = NULL;
-    int n = 0, i, rc = -1, applied = 0;
-    char lock[128];
-
-
-    snprintf(lock, sizeof lock, "SELECT pg_try_advisory_xact_lock(%d)", MIGRATION_LOCK_KEY);
-    if (dir && (n = migrations_list(dir, &list)) < 0) {
-        snprintf(err, errlen, "cannot read the migrations in %s", dir);
-        return -1;
-    }
-    if (exec_ok(c, "BEGIN", err, errlen) != 0)
-        goto done;
-    /* Try, not wait: a blocking lock would leave a stop waiting on another
-     * replica's migrations (or a stuck session) for as long as they last. */
-    for (int tries = 0;; tries++) {
-        PGresult *r = PQexec(c, lock);
-        int got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-                  strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-            PQclear(r);
-            goto done;
-        }
-        PQclear(r);
-        if (got)
-            break;
-        if (atomic_load(stop)) {
-            snprintf(err, errlen, "stopping");
-            goto done;
-        }
-        if (tries % 50 == 0)
-            nrpc_log(NRPC_LOG_INFO, "waiting for another replica's migrations (advisory lock %d)",
-                     MIGRATION_LOCK_KEY);
-        sleep_ms(100);
-    }
-    if (exec_ok(c,
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version bigint PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())",
-                err, errlen) != 0)
-        goto done;
-    for (i = 0; i < n; i++) {
-        char v[32];
-        const char *params[2] = {v, list[i].name};
-        PGresult *r;
-        char *sql;
-        int known;
-
-        snprintf(v, sizeof v, "%lld", list[i].version);
-        r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
-                         NULL, NULL, 0);
-        known = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-            PQclear(r);
-            goto done;
-        }
-        PQclear(r);
-        if (known)
-            continue;
-        sql = read_file(dir, list[i].name);
-        if (sql == NULL) {
-            snprintf(err, errlen, "cannot read %s/%s", dir, list[i].name);
-            goto done;
-        }
-        if (exec_ok(c, sql, err, errlen) != 0) {
-            char inner[512];
-            snprintf(inner, sizeof inner, "%s", err);
-            snprintf(err, errlen, "migration %s failed: %s", list[i].name, inner);
-            free(sql);
-            goto done;
-        }
-        free(sql);
-        r = PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                         NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-            PQclear(r);
-            goto done;
-        }
-        PQclear(r);
-        nrpc_log(NRPC_LOG_INFO, "migration %s applied", list[i].name);
-        applied++;
-    }
-    if (exec_ok(c, "COMMIT", err, errlen) != 0)
-        goto done;
-    nrpc_log(NRPC_LOG_INFO, "database schema up to date (%d migrations, %d applied now)", n,
-             applied);
-    rc = 0;
-done:
-    if (rc != 0) {
-        char ignored[64];
-        exec_ok(c, "ROLLBACK", ignored, sizeof ignored);
-    }
-    for (i = 0; i < n; i++)
-        free(list[i].name);
-    free(list);
-    return rc;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+/* ---- life -------------------------------------------------------------- */
 
 static void *
 migrator_main(void *arg)
 {
     nrpc_pg *pg = arg;
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {pg->conninfo, "5", "natsrpc-migrations", NULL};
-    int attempt = 0, delay = BACKOFF_MIN_MS;
 
-    while (!atomic_load(&pg->migrator_stop)) {
-        char err[1024] = "";
-        PGconn *c = PQconnectdbParams(keys, vals, 1);
-        int ok = 0;
-
-        if (c)
-            PQsetNoticeProcessor(c, pg_notice, NULL);
-        attempt++;
-        if (PQstatus(c) != CONNECTION_OK)
-            snprintf(err, sizeof err, "%s", PQerrorMessage(c));
-        else
-            ok = migrate(c, pg->opts.migrations_dir, &pg->migrator_stop, err, sizeof err) == 0;
-        PQfinish(c);
-        if (ok) {
-            uv_async_send(&pg->migrated_async);
-            return NULL;
-        }
-        one_line(err);
-        if (atomic_load(&pg->migrator_stop))
-            break;
-        if (attempt == 1 || attempt % 10 == 0)
-            nrpc_log(NRPC_LOG_WARN, "database not ready (%s); retrying in %d ms (attempt %d)", err,
-                     delay, attempt);
-        /* Sleep in slices so that a stop does not wait out the backoff. */
-        for (int slept = 0; slept < delay && !atomic_load(&pg->migrator_stop); slept += 50)
-            sleep_ms(50);
-        delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
-    }
+    if (nrpc__pg_migrate_until_done(pg->conninfo, pg->opts.migrations_dir, &pg->migrator_stop) ==
+        0)
+        uv_async_send(&pg->migrated_async);
     return NULL;
 }
 
@@ -826,8 +850,6 @@ on_migrated(uv_async_t *a)
         conn_connect(&pg->conns[i]);
 }
 
-/* ---- life -------------------------------------------------------------- */
-
 nrpc_status
 nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
 {
@@ -836,7 +858,7 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
     int i;
 
     *out = NULL;
-    if (svc == NULL || svc->loop == NULL)
+    if (svc == NULL || nrpc_service_loop(svc) == NULL)
         return NRPC_ERR_INVALID_ARG;
     pg = calloc(1, sizeof *pg);
     if (pg == NULL)
@@ -850,7 +872,7 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
     if (pg->opts.max_waiting <= 0)
         pg->opts.max_waiting = DEFAULT_MAX_WAITING;
     pg->svc = svc;
-    pg->loop = svc->loop;
+    pg->loop = nrpc_service_loop(svc);
     pg->nconns = pg->opts.pool_size;
     pg->conns = calloc((size_t)pg->nconns, sizeof *pg->conns);
     if (pg->conninfo == NULL || pg->conns == NULL) {
@@ -859,17 +881,24 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
         free(pg);
         return NRPC_ERR_NOMEM;
     }
+    pthread_mutex_init(&pg->cmu, NULL);
+    pthread_cond_init(&pg->ccv, NULL);
     for (i = 0; i < pg->nconns; i++) {
         pg_conn *conn = &pg->conns[i];
         conn->pg = pg;
         conn->index = i;
         conn->state = CONN_DOWN;
-        conn->poll_fd = -1;
         uv_timer_init(pg->loop, &conn->timer);
         conn->timer.data = conn;
     }
+    uv_timer_init(pg->loop, &pg->sweep);
+    pg->sweep.data = pg;
+    uv_timer_init(pg->loop, &pg->finish_timer);
+    pg->finish_timer.data = pg;
     uv_async_init(pg->loop, &pg->migrated_async, on_migrated);
     pg->migrated_async.data = pg;
+    uv_async_init(pg->loop, &pg->cancel_async, on_cancels_done);
+    pg->cancel_async.data = pg;
     if (pthread_create(&pg->migrator, NULL, migrator_main, pg) != 0) {
         nrpc_pg_stop(pg);
         return NRPC_ERR_SYSTEM;
@@ -881,21 +910,45 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
 }
 
 /* The pool is freed when the last of its handles has been closed by the
- * loop: libuv may run close callbacks in any order. */
+ * loop: libuv may run close callbacks in any order. Every handle's data is
+ * the pool by then. */
 static void
 pg_handle_closed(uv_handle_t *h)
 {
-    nrpc_pg *pg = h->type == UV_TIMER ? ((pg_conn *)h->data)->pg : h->data;
+    nrpc_pg *pg = h->data;
+
     if (--pg->closing > 0)
         return;
+    pthread_mutex_destroy(&pg->cmu);
+    pthread_cond_destroy(&pg->ccv);
     free(pg->conns);
     free(pg->conninfo);
     free(pg);
 }
 
+static void
+pg_close(nrpc_pg *pg, uv_handle_t *h)
+{
+    h->data = pg;
+    pg->closing++;
+    uv_close(h, pg_handle_closed);
+}
+
+static void
+cancel_jobs_free(pg_cancel_job *j)
+{
+    while (j) {
+        pg_cancel_job *next = j->next;
+        PQfreeCancel(j->cancel);
+        free(j);
+        j = next;
+    }
+}
+
 void
 nrpc_pg_stop(nrpc_pg *pg)
 {
+    pg_request *r, *next;
     int i;
 
     if (pg == NULL)
@@ -905,21 +958,43 @@ nrpc_pg_stop(nrpc_pg *pg)
         atomic_store(&pg->migrator_stop, 1);
         pthread_join(pg->migrator, NULL);
     }
-    refuse_all_waiting(pg, "the service is stopping");
+    if (pg->canceler_started) {
+        pthread_mutex_lock(&pg->cmu);
+        pg->cancel_stop = 1;
+        pthread_cond_signal(&pg->ccv);
+        pthread_mutex_unlock(&pg->cmu);
+        pthread_join(pg->canceler, NULL);
+    }
+    cancel_jobs_free(pg->cancel_todo);
+    cancel_jobs_free(pg->cancel_done);
+    pg->cancel_todo = pg->cancel_done = NULL;
+
+    /* Every request still owed a callback gets it now, canceled. */
+    r = pg->finished;
+    pg->finished = NULL;
+    for (; r; r = next) {
+        next = r->next;
+        request_finish(r, NRPC_CODE_CANCELED, NULL, "the service is stopping");
+    }
+    finish_all_waiting(pg, NRPC_CODE_CANCELED, "the service is stopping");
     for (i = 0; i < pg->nconns; i++) {
         pg_conn *conn = &pg->conns[i];
-        if (conn->req) {
-            request_refuse(conn->req, "unavailable", "the service is stopping");
-            conn->req = NULL;
-        }
+        pg_request *req = conn->req;
+
+        conn->req = NULL;
         PQclear(conn->first);
+        conn->first = NULL;
         conn_poll_stop(conn);
         if (conn->c)
             PQfinish(conn->c);
         conn->c = NULL;
-        pg->closing++;
-        uv_close((uv_handle_t *)&conn->timer, pg_handle_closed);
+        conn->state = CONN_DOWN;
+        if (req)
+            request_finish(req, NRPC_CODE_CANCELED, NULL, "the service is stopping");
+        pg_close(pg, (uv_handle_t *)&conn->timer);
     }
-    pg->closing++;
-    uv_close((uv_handle_t *)&pg->migrated_async, pg_handle_closed);
+    pg_close(pg, (uv_handle_t *)&pg->sweep);
+    pg_close(pg, (uv_handle_t *)&pg->finish_timer);
+    pg_close(pg, (uv_handle_t *)&pg->migrated_async);
+    pg_close(pg, (uv_handle_t *)&pg->cancel_async);
 }

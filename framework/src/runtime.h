@@ -130,6 +130,14 @@ void nrpc__call_run(nrpc_call *call, const char *body, size_t len);
  * when it was answered already. */
 nrpc_status nrpc__call_abandon(nrpc_call *call, int code, const char *type, const char *message);
 
+/* service.c: a service from its definition (validated, rpcs resolved), and
+ * its loop's own handles (wake-up, rebuild, signals, drain timer). */
+nrpc_status nrpc__service_new(nrpc_service **out, const nrpc_service_def *def);
+void nrpc__service_free(nrpc_service *svc);
+int nrpc__loop_setup(nrpc_service *svc, uv_loop_t *loop);
+/* Closes every handle left on loop, runs it until they are closed. */
+void nrpc__loop_teardown(uv_loop_t *loop);
+
 /* service.c: sends an answer for call (body text, code 0 = success). */
 void nrpc__service_send(nrpc_service *svc, natsMsg *req, int code, const char *type,
                         const char *message, const char *body);

@@ -36,8 +36,8 @@ name_ok(const char *s)
 
 /* ---- set-up and tear-down ---------------------------------------------- */
 
-static void
-service_free(nrpc_service *svc)
+void
+nrpc__service_free(nrpc_service *svc)
 {
     size_t i;
 
@@ -58,8 +58,8 @@ service_free(nrpc_service *svc)
 }
 
 /* Validates def and resolves every rpc (subject, parsed defaults). */
-static nrpc_status
-service_new(nrpc_service **out, const nrpc_service_def *def)
+nrpc_status
+nrpc__service_new(nrpc_service **out, const nrpc_service_def *def)
 {
     nrpc_service *svc;
     size_t n = 0, i;
@@ -91,7 +91,7 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
     svc->access_log = (int)nrpc_env_int("NRPC_ACCESS_LOG", 0, 0, 1);
     svc->rpcs = calloc(n ? n : 1, sizeof *svc->rpcs);
     if (svc->rpcs == NULL) {
-        service_free(svc);
+        nrpc__service_free(svc);
         return NRPC_ERR_NOMEM;
     }
     svc->nrpcs = n;
@@ -105,7 +105,7 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
         if (!name_ok(r->name) || r->handler == NULL) {
             nrpc_log(NRPC_LOG_ERROR, "rpc #%zu of %s needs a name of letters, digits, '_' and "
                                      "'-' and a handler", i, def->name);
-            service_free(svc);
+            nrpc__service_free(svc);
             return NRPC_ERR_INVALID_ARG;
         }
         while (r->params && r->params[e->nparams].name)
@@ -113,13 +113,13 @@ service_new(nrpc_service **out, const nrpc_service_def *def)
         len = strlen(def->name) + strlen(r->name) + 2;
         e->subject = malloc(len);
         if (e->subject == NULL) {
-            service_free(svc);
+            nrpc__service_free(svc);
             return NRPC_ERR_NOMEM;
         }
         snprintf(e->subject, len, "%s.%s", def->name, r->name);
         if (nrpc__parse_defaults(r->params, &e->defaults, err, sizeof err) != 0) {
             nrpc_log(NRPC_LOG_ERROR, "%s: %s", e->subject, err);
-            service_free(svc);
+            nrpc__service_free(svc);
             return NRPC_ERR_INVALID_ARG;
         }
     }
@@ -482,8 +482,8 @@ usage(FILE *f, const nrpc_service_def *def)
             NRPC_DEFAULT_NATS_URL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_DRAIN_TIMEOUT_S);
 }
 
-static int
-loop_setup(nrpc_service *svc, uv_loop_t *loop)
+int
+nrpc__loop_setup(nrpc_service *svc, uv_loop_t *loop)
 {
     svc->loop = loop;
     if (uv_loop_init(loop) != 0)
@@ -507,8 +507,8 @@ close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-static void
-loop_teardown(uv_loop_t *loop)
+void
+nrpc__loop_teardown(uv_loop_t *loop)
 {
     uv_walk(loop, close_walk_cb, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
@@ -533,10 +533,10 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
     }
     nrpc_log_set_program(def && def->name ? def->name : argv[0]);
     signal(SIGPIPE, SIG_IGN);
-    if (service_new(&svc, def) != NRPC_OK)
+    if (nrpc__service_new(&svc, def) != NRPC_OK)
         return 1;
-    if (loop_setup(svc, &loop) != 0) {
-        service_free(svc);
+    if (nrpc__loop_setup(svc, &loop) != 0) {
+        nrpc__service_free(svc);
         return 1;
     }
     uv_signal_start(&svc->sigterm, on_signal, SIGTERM);
@@ -581,8 +581,8 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
             free(in);
         }
     }
-    loop_teardown(&loop);
-    service_free(svc);
+    nrpc__loop_teardown(&loop);
+    nrpc__service_free(svc);
     nats_CloseAndWait(2000);
     return rc;
 }
@@ -638,69 +638,4 @@ void *
 nrpc_service_data(nrpc_service *svc)
 {
     return svc->data;
-}
-
-/* ---- in-process invocation for tests ----------------------------------- */
-
-nrpc_status
-nrpc_test_invoke(const nrpc_service_def *def, const char *method, const char *body, int *code,
-                 char **reply_body)
-{
-    nrpc_service *svc = NULL;
-    uv_loop_t loop;
-    nrpc_status st;
-    rpc_entry *rpc = NULL;
-    nrpc_call *call;
-    size_t i;
-
-    *code = 0;
-    *reply_body = NULL;
-    st = service_new(&svc, def);
-    if (st != NRPC_OK)
-        return st;
-    for (i = 0; i < svc->nrpcs; i++)
-        if (strcmp(svc->rpcs[i].rpc->name, method) == 0)
-            rpc = &svc->rpcs[i];
-    if (rpc == NULL) {
-        char m[256];
-        snprintf(m, sizeof m, "no such rpc: %s.%s", def->name, method);
-        *code = NRPC_CODE_NOT_FOUND;
-        *reply_body = nrpc__error_text(NRPC_CODE_NOT_FOUND, NULL, m);
-        service_free(svc);
-        return NRPC_OK;
-    }
-    if (loop_setup(svc, &loop) != 0) {
-        service_free(svc);
-        return NRPC_ERR_SYSTEM;
-    }
-    atomic_fetch_add(&svc->in_flight, 1);
-    rpc->stats.in_flight++;
-    call = nrpc__call_new(svc, rpc, NULL, INT64_MAX);
-    if (call == NULL) {
-        loop_teardown(&loop);
-        service_free(svc);
-        return NRPC_ERR_NOMEM;
-    }
-    nrpc_call_hold(call); /* ours: the answer must not free it under us */
-    nrpc__call_run(call, body, body ? strlen(body) : 0);
-    /* Deferred answers come from timers and other loop events; the loop's
-     * own handles (wake, signals) are unreferenced so that an answer that
-     * can never come ends the run instead of hanging. */
-    uv_unref((uv_handle_t *)&svc->wake);
-    uv_unref((uv_handle_t *)&svc->rebuild);
-    uv_unref((uv_handle_t *)&svc->drain_timer);
-    while (!svc->test_done && uv_run(&loop, UV_RUN_ONCE))
-        ;
-    if (!svc->test_done)
-        nrpc__call_abandon(call, NRPC_CODE_INTERNAL, NULL,
-                           "the handler deferred its answer but nothing is left to answer it");
-    nrpc_call_release(call);
-    /* Work still pending (a canceled timer) runs its callback and lets go. */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    *code = svc->test_code;
-    *reply_body = svc->test_body;
-    svc->test_body = NULL;
-    loop_teardown(&loop);
-    service_free(svc);
-    return NRPC_OK;
 }

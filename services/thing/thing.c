@@ -167,21 +167,11 @@ thing_row(const PGresult *res, int row)
                      PQgetvalue(res, row, 1), "is_created_at", PQgetvalue(res, row, 2));
 }
 
-static int
-result_ok_or_fail(nrpc_call *call, const PGresult *res)
-{
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        nrpc_pg_fail(call, res);
-        return -1;
-    }
-    return 0;
-}
-
 /* One thing, or 404 naming the uuid. */
 static void
-on_one_thing(nrpc_call *call, const PGresult *res, void *arg)
+on_one_thing(nrpc_call *call, int code, const PGresult *res, const char *error, void *arg)
 {
-    if (result_ok_or_fail(call, res) != 0)
+    if (nrpc_pg_failed(call, code, res, error))
         return;
     if (PQntuples(res) == 0) {
         nrpc_fail(call, NRPC_CODE_NOT_FOUND, NULL, "no thing with uuid %s",
@@ -191,12 +181,23 @@ on_one_thing(nrpc_call *call, const PGresult *res, void *arg)
     nrpc_reply_value(call, thing_row(res, 0));
 }
 
+/* Starts a query for call, or answers it when the query cannot start. */
+static void
+query(nrpc_call *call, const char *statement, int nparams, const char *const *params,
+      nrpc_pg_cb cb)
+{
+    nrpc_status st = nrpc_pg_query(pool(call), call, statement, nparams, params, cb, NULL);
+    if (st != NRPC_OK)
+        nrpc_fail(call, NRPC_CODE_UNAVAILABLE, NULL, "cannot query the database: %s",
+                  nrpc_status_text(st));
+}
+
 /* ---- create_thing ------------------------------------------------------ */
 
 static void
-on_first_result(nrpc_call *call, const PGresult *res, void *arg)
+on_first_result(nrpc_call *call, int code, const PGresult *res, const char *error, void *arg)
 {
-    if (result_ok_or_fail(call, res) != 0)
+    if (nrpc_pg_failed(call, code, res, error))
         return;
     if (PQntuples(res) == 0) { /* cannot happen: the violation names a row */
         nrpc_fail(call, NRPC_CODE_INTERNAL, NULL, "request_id seen but its result is missing");
@@ -206,18 +207,18 @@ on_first_result(nrpc_call *call, const PGresult *res, void *arg)
 }
 
 static void
-on_created(nrpc_call *call, const PGresult *res, void *arg)
+on_created(nrpc_call *call, int code, const PGresult *res, const char *error, void *arg)
 {
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
 
-    if (state && strcmp(state, "23505") == 0 && constraint &&
+    if (code == 0 && state && strcmp(state, "23505") == 0 && constraint &&
         strcmp(constraint, "thing_request_pkey") == 0) {
         const char *params[1] = {nrpc_arg_string(call, "request_id")};
-        nrpc_pg_query(pool(call), call, "first_result", 1, params, on_first_result, NULL);
+        query(call, "first_result", 1, params, on_first_result);
         return;
     }
-    if (result_ok_or_fail(call, res) != 0)
+    if (nrpc_pg_failed(call, code, res, error))
         return;
     nrpc_reply_value(call, thing_row(res, 0));
 }
@@ -237,10 +238,10 @@ create_thing(nrpc_call *call)
     }
     if (request_id) {
         const char *params[2] = {name, request_id};
-        nrpc_pg_query(pool(call), call, "create_thing_once", 2, params, on_created, NULL);
+        query(call, "create_thing_once", 2, params, on_created);
     } else {
         const char *params[1] = {name};
-        nrpc_pg_query(pool(call), call, "create_thing", 1, params, on_created, NULL);
+        query(call, "create_thing", 1, params, on_created);
     }
 }
 
@@ -249,24 +250,25 @@ create_thing(nrpc_call *call)
 /* A cursor is "<is_created_at>,<uuid>" of the last thing of a page: the
  * keyset the next page starts after. Callers treat it as opaque. */
 static void
-on_page(nrpc_call *call, const PGresult *res, void *arg)
+on_page(nrpc_call *call, int code, const PGresult *res, const char *error, void *arg)
 {
     json_int_t limit = nrpc_arg_int(call, "limit");
-    json_t *things = json_array(), *next = json_null();
+    json_t *things, *next;
     int n, i;
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (code == 0 && PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        json_decref(things);
-        json_decref(next);
-        if (state && strncmp(state, "22", 2) == 0 && nrpc_arg_string(call, "after"))
+        if (state && strncmp(state, "22", 2) == 0 && nrpc_arg_string(call, "after")) {
             nrpc_fail(call, NRPC_CODE_BAD_REQUEST, NULL,
                       "argument 'after' is not a cursor returned by get_things: %s",
                       PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-        else
-            nrpc_pg_fail(call, res);
-        return;
+            return;
+        }
     }
+    if (nrpc_pg_failed(call, code, res, error))
+        return;
+    things = json_array();
+    next = json_null();
     n = PQntuples(res);
     /* limit + 1 rows were asked for: one more than fits means a next page. */
     for (i = 0; i < n && i < limit; i++)
@@ -296,7 +298,7 @@ get_things(nrpc_call *call)
     snprintf(lim, sizeof lim, "%lld", (long long)limit + 1);
     if (after == NULL) {
         const char *params[1] = {lim};
-        nrpc_pg_query(pool(call), call, "first_page", 1, params, on_page, NULL);
+        query(call, "first_page", 1, params, on_page);
         return;
     }
     comma = strchr(after, ',');
@@ -311,7 +313,7 @@ get_things(nrpc_call *call)
     {
         const char *params[3] = {lim, ts, comma + 1};
         /* A malformed timestamp comes back as SQLSTATE 22007: a 400. */
-        nrpc_pg_query(pool(call), call, "next_page", 3, params, on_page, NULL);
+        query(call, "next_page", 3, params, on_page);
     }
 }
 
@@ -322,7 +324,7 @@ get_thing(nrpc_call *call)
 {
     const char *uuid;
     if (uuid_or_fail(call, &uuid) == 0)
-        nrpc_pg_query(pool(call), call, "get_thing", 1, &uuid, on_one_thing, NULL);
+        query(call, "get_thing", 1, &uuid, on_one_thing);
 }
 
 static void
@@ -335,7 +337,7 @@ rename_thing(nrpc_call *call)
         return;
     {
         const char *params[2] = {uuid, name};
-        nrpc_pg_query(pool(call), call, "rename_thing", 2, params, on_one_thing, NULL);
+        query(call, "rename_thing", 2, params, on_one_thing);
     }
 }
 
@@ -344,7 +346,7 @@ delete_thing(nrpc_call *call)
 {
     const char *uuid;
     if (uuid_or_fail(call, &uuid) == 0)
-        nrpc_pg_query(pool(call), call, "delete_thing", 1, &uuid, on_one_thing, NULL);
+        query(call, "delete_thing", 1, &uuid, on_one_thing);
 }
 
 /* ---- the service ------------------------------------------------------- */

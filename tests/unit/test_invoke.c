@@ -4,7 +4,11 @@
 #include "check.h"
 #include "../../services/greeting/greeting.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int
 invoke(const nrpc_service_def *def, const char *method, const char *body, char **out)
@@ -79,6 +83,44 @@ custom_error(nrpc_call *call)
     nrpc_fail(call, 503, "unavailable", "database is down");
 }
 
+/* A timer pending when the call is answered calls back once, canceled. */
+static int canceled_calls, canceled_code = -1;
+static void
+count_timer(nrpc_call *call, int code, void *arg)
+{
+    canceled_calls++;
+    canceled_code = code;
+    CHECK(nrpc_call_answered(call));
+    CHECK_INT(nrpc_reply(call, NULL, NULL), NRPC_ERR_STATE);
+}
+static void
+answer_with_timer_pending(nrpc_call *call)
+{
+    CHECK_INT(nrpc_call_after(call, 10000, count_timer, NULL), NRPC_OK);
+    nrpc_reply(call, NULL, NULL);
+}
+
+/* A held call outlives its answer: its arguments stay readable until the
+ * last release (ASan would see a use-after-free otherwise). */
+static void
+hold_past_answer(nrpc_call *call)
+{
+    nrpc_call *held = nrpc_call_hold(call);
+    nrpc_reply_value(call, json_integer(nrpc_arg_int(call, "n")));
+    CHECK(nrpc_call_answered(held));
+    CHECK_INT(nrpc_arg_int(held, "n"), 7);
+    CHECK_INT(nrpc_fail(held, 500, NULL, "late"), NRPC_ERR_STATE);
+    nrpc_call_release(held);
+}
+
+/* Asks for an argument the rpc does not declare. */
+static void
+typo_arg(nrpc_call *call)
+{
+    const char *v = nrpc_arg_string(call, "frist_name");
+    nrpc_reply_value(call, json_string(v ? v : "(NULL)"));
+}
+
 static const nrpc_param n_param[] = {{"n", NRPC_INTEGER, NULL, NULL}, {NULL}};
 static const nrpc_rpc odd_rpcs[] = {
     {"no_reply", no_reply, NULL, NULL, 0},
@@ -87,9 +129,47 @@ static const nrpc_rpc odd_rpcs[] = {
     {"bad_shape", bad_shape, NULL, NULL, 0},
     {"later", later, n_param, NULL, 0},
     {"custom_error", custom_error, NULL, NULL, 0},
+    {"answer_with_timer_pending", answer_with_timer_pending, NULL, NULL, 0},
+    {"hold_past_answer", hold_past_answer, n_param, NULL, 0},
+    {"typo_arg", typo_arg, NULL, NULL, 0},
     {NULL},
 };
 static const nrpc_service_def odd = {.name = "odd", .rpcs = odd_rpcs};
+
+/* An undeclared argument name: release builds answer with "" (never NULL),
+ * checking builds abort naming the rpc and the name. */
+static void
+check_typo_arg(void)
+{
+#ifdef NDEBUG
+    expect(&odd, "typo_arg", "", 0, "[[\"\"], {}]");
+#else
+    int fds[2], status = 0;
+    char buf[4096];
+    ssize_t n, got = 0;
+    pid_t pid;
+
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        char *out;
+        dup2(fds[1], 2);
+        close(fds[0]);
+        invoke(&odd, "typo_arg", "", &out);
+        _exit(0); /* not reached: the handler aborts */
+    }
+    close(fds[1]);
+    while ((n = read(fds[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        got += n;
+    buf[got] = '\0';
+    close(fds[0]);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK_CONTAINS(buf, "odd.typo_arg: the handler asked for argument 'frist_name', which the rpc "
+                        "does not declare");
+#endif
+}
 
 int
 main(void)
@@ -121,5 +201,10 @@ main(void)
     expect(&odd, "later", "[[21]]", 0, "[[42], {}]");
     expect(&odd, "custom_error", "", 503, "{\"error\": {\"code\": 503, \"type\": \"unavailable\", "
                                           "\"message\": \"database is down\"}}");
+    expect(&odd, "answer_with_timer_pending", "", 0, "[[], {}]");
+    CHECK_INT(canceled_calls, 1);
+    CHECK_INT(canceled_code, NRPC_CODE_CANCELED);
+    expect(&odd, "hold_past_answer", "[[7]]", 0, "[[7], {}]");
+    check_typo_arg();
     return check_done("test_invoke");
 }
