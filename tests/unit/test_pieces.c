@@ -1,0 +1,161 @@
+/* test_pieces.c: the small shared pieces of natsrpc, one of each: the hash
+ * table, header numbers, the backoff, the id source, event subjects and the
+ * bound on subjects, and the timeout header's deadline. */
+#include "natsrpc.h"
+#include "check.h"
+#include "runtime.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    nrpc_tnode node; /* first: the entry is the node */
+    int value;
+} item;
+
+static void
+test_table(void)
+{
+    nrpc_table t = {0};
+    enum { N = 5000 };
+    item *items = calloc(N, sizeof *items);
+    int i, seen = 0;
+    nrpc_tnode *n;
+
+    CHECK(nrpc_table_get(&t, 1) == NULL); /* empty, no buckets yet */
+    CHECK(nrpc_table_take_any(&t) == NULL);
+    for (i = 0; i < N; i++) {
+        items[i].value = i;
+        CHECK_INT(nrpc_table_put(&t, &items[i].node, (uint64_t)i * 7919u), 0);
+    }
+    CHECK_INT(t.count, N);
+    CHECK(t.nbuckets >= N); /* grew, load at most 1 */
+    for (i = 0; i < N; i += 97)
+        CHECK_INT(((item *)nrpc_table_get(&t, (uint64_t)i * 7919u))->value, i);
+    CHECK(nrpc_table_get(&t, 3) == NULL);
+    /* take removes exactly one */
+    n = nrpc_table_take(&t, 7919u * 10);
+    CHECK(n == &items[10].node);
+    CHECK(nrpc_table_take(&t, 7919u * 10) == NULL);
+    CHECK_INT(nrpc_table_remove(&t, &items[10].node), 0);
+    CHECK_INT(nrpc_table_remove(&t, &items[11].node), 1);
+    CHECK_INT(t.count, N - 2);
+    /* duplicate keys: walked with next */
+    {
+        item a = {.value = 1}, b = {.value = 2};
+        uint64_t k = nrpc_hash_str("events.a.b");
+        CHECK_INT(nrpc_table_put(&t, &a.node, k), 0);
+        CHECK_INT(nrpc_table_put(&t, &b.node, k), 0);
+        n = nrpc_table_get(&t, k);
+        CHECK(n != NULL);
+        CHECK(nrpc_table_next(&t, n, k) != NULL);
+        CHECK(nrpc_table_next(&t, nrpc_table_next(&t, n, k), k) == NULL);
+        nrpc_table_remove(&t, &a.node);
+        nrpc_table_remove(&t, &b.node);
+    }
+    while ((n = nrpc_table_take_any(&t)) != NULL)
+        seen++;
+    CHECK_INT(seen, N - 2);
+    CHECK_INT(t.count, 0);
+    nrpc_table_free(&t);
+    free(items);
+    CHECK(nrpc_hash_str("a") != nrpc_hash_str("b"));
+}
+
+static void
+test_numbers(void)
+{
+    int64_t v = 42;
+
+    CHECK_INT(nrpc_parse_int64("9223372036854775807", &v), 0);
+    CHECK(v == INT64_MAX);
+    CHECK_INT(nrpc_parse_int64("-9223372036854775808", &v), 0);
+    CHECK(v == INT64_MIN);
+    v = 42;
+    CHECK_INT(nrpc_parse_int64("9223372036854775808", &v), -1); /* overflow */
+    CHECK_INT(nrpc_parse_int64("99999999999999999999999", &v), -1);
+    CHECK_INT(nrpc_parse_int64("12abc", &v), -1);
+    CHECK_INT(nrpc_parse_int64("", &v), -1);
+    CHECK_INT(nrpc_parse_int64(" 5", &v), -1);
+    CHECK_INT(nrpc_parse_int64(NULL, &v), -1);
+    CHECK_INT(v, 42); /* untouched on failure */
+
+    /* the timeout header: no overflow, never a deadline in the past for a
+     * huge budget */
+    CHECK(nrpc__deadline_from_header("9223372036854775807", 1000) == INT64_MAX);
+    CHECK(nrpc__deadline_from_header("9223372036854774000", 5000) == INT64_MAX);
+    CHECK(nrpc__deadline_from_header("junk", 1000) == INT64_MAX);
+    CHECK(nrpc__deadline_from_header("250", 1000) == 1250);
+    CHECK(nrpc__deadline_from_header("-5", 1000) == 1000);
+    CHECK(nrpc__deadline_from_header("-9223372036854775808", 1000) == 1000);
+}
+
+static void
+test_backoff(void)
+{
+    int a;
+    for (a = 1; a < 40; a++) {
+        int64_t d = nrpc_backoff_ms(a, 100, 2000);
+        int64_t base = a >= 6 ? 2000 : 100LL << (a - 1);
+        CHECK(d >= base && d <= base + base / 10);
+    }
+    CHECK(nrpc_backoff_ms(1000000, 100, 2000) <= 2200); /* no overflow for huge attempts */
+    CHECK(nrpc_backoff_ms(0, 0, 0) >= 1);
+}
+
+static void
+test_ids(void)
+{
+    char a[33], b[33];
+    nrpc_random_hex(a, 32);
+    nrpc_random_hex(b, 32);
+    a[32] = b[32] = '\0';
+    CHECK(strspn(a, "0123456789abcdef") == 32);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(nrpc_random64() != nrpc_random64());
+}
+
+static void
+test_subjects(void)
+{
+    char out[NRPC_MAX_SUBJECT + 1], big[NRPC_MAX_SUBJECT + 8];
+
+    CHECK_INT(nrpc_topic_subject("websocket_test.websocket_test", out, sizeof out), 0);
+    CHECK_STR(out, "events.websocket_test.websocket_test");
+    CHECK_INT(nrpc_topic_subject("a", out, sizeof out), 0);
+    CHECK_STR(out, "events.a");
+    CHECK_INT(nrpc_topic_subject("a.*", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("a.>", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("$SRV.PING", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("a..b", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject(".a", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("a.", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("a b", out, sizeof out), -1);
+    CHECK_INT(nrpc_topic_subject("a", out, 8), -1); /* "events.a" needs 9 bytes */
+    /* the bound: topic + "events." at most NRPC_MAX_SUBJECT */
+    memset(big, 'a', sizeof big);
+    big[NRPC_MAX_SUBJECT - 7] = '\0';
+    CHECK_INT(nrpc_topic_subject(big, out, sizeof out), 0);
+    big[NRPC_MAX_SUBJECT - 7] = 'a';
+    big[NRPC_MAX_SUBJECT - 6] = '\0';
+    CHECK_INT(nrpc_topic_subject(big, out, sizeof out), -1);
+
+    /* rpc subjects: at most NRPC_MAX_SUBJECT bytes */
+    memset(big, 'a', sizeof big);
+    big[1] = '.';
+    CHECK_INT(nrpc_subject_is_rpc(big, NRPC_MAX_SUBJECT), 1);
+    CHECK_INT(nrpc_subject_is_rpc(big, NRPC_MAX_SUBJECT + 1), 0);
+}
+
+int
+main(void)
+{
+    test_table();
+    test_numbers();
+    test_backoff();
+    test_ids();
+    test_subjects();
+    return check_done("test_pieces");
+}
