@@ -700,16 +700,22 @@ on_sweep(uv_timer_t *t)
 {
     nrpc_pg *pg = t->data;
     int64_t now = nrpc_now_ms();
-    pg_request *r = pg->wait_head, *next;
+    pg_request *r = pg->wait_head, *next, *expired = NULL;
 
+    /* Unlink first, call back after: a callback may start a query, and a
+     * failing one may empty the queue under this walk. */
     for (; r; r = next) {
         next = r->next;
         if (r->deadline_ms <= now) {
             wait_unlink(pg, r);
-            request_finish(r, NRPC_CODE_TIMEOUT, NULL,
-                           "the call's deadline passed while it waited for a database "
-                           "connection");
+            r->next = expired;
+            expired = r;
         }
+    }
+    for (r = expired; r; r = next) {
+        next = r->next;
+        request_finish(r, NRPC_CODE_TIMEOUT, NULL,
+                       "the call's deadline passed while it waited for a database connection");
     }
     sweep_arm(pg);
 }
