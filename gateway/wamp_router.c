@@ -478,7 +478,8 @@ router_on_reply(ws_loop *l, void *arg)
         router_error(
             cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
             message ? message : "error",
-            json_pack("{sisS}", "code", cr->code, "type", type ? type : nrpc_code_type(cr->code)));
+            json_pack("{s:i, s:s}", "code", cr->code, "type",
+                      type ? type : nrpc_code_type(cr->code)));
         json_decref(body);
     }
 out:

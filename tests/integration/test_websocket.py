@@ -230,15 +230,6 @@ class WebSocketTest(harness.IntegrationCase):
         self.assertIn("dealer", welcome[2]["roles"])
         c.send_json([48, 1, {}, "greeting_service.hello", ["Bob"], {"last_name": "Ross"}])
         self.assertEqual(c.recv_json(), [50, 1, {}, ["Hello, Bob Ross"]])
-        c.send_json([48, 2, {}, "nobody.home"])
-        err = c.recv_json()
-        self.assertEqual(err[:5], [8, 48, 2, {}, "wamp.error.no_such_procedure"])
-        c.send_json([48, 3, {}, "greeting_service.hello_sleep", [], {"name": "x", "seconds": 5},
-                     ])
-        c.send_json([48, 4, {"timeout": 200}, "greeting_service.hello_sleep", [],
-                     {"name": "x", "seconds": 5}])
-        err = c.recv_json()
-        self.assertEqual(err[:5], [8, 48, 4, {}, "wamp.error.timeout"])
         c.send_json([32, 5, {}, "a.*"])
         self.assertEqual(c.recv_json()[:5], [8, 32, 5, {}, "wamp.error.invalid_uri"])
         c.send_json([32, 6, {}, "_INBOX.x"])
@@ -274,6 +265,24 @@ class WebSocketTest(harness.IntegrationCase):
         c.send_json([6, {}, "wamp.close.close_realm"])
         self.assertEqual(c.recv_json(), [6, {}, "wamp.close.goodbye_and_out"])
         self.assertEqual(c.recv_close(), 1000)
+
+    def test_call_errors_carry_code_and_type(self):
+        c = self.client()
+        c.hello()
+        c.send_json([48, 2, {}, "nobody.home"])
+        self.assertEqual(c.recv_json(), [8, 48, 2, {}, "wamp.error.no_such_procedure",
+                                         ["no such rpc: nobody.home"],
+                                         {"code": 404, "type": "not_found"}])
+        c.send_json([48, 3, {}, "greeting_service.hello", [], {}])
+        self.assertEqual(c.recv_json(), [8, 48, 3, {}, "wamp.error.invalid_argument",
+                                         ["greeting_service.hello: missing required argument "
+                                          "'first_name' (string)"],
+                                         {"code": 400, "type": "invalid_argument"}])
+        c.send_json([48, 4, {"timeout": 200}, "greeting_service.hello_sleep", [],
+                     {"name": "x", "seconds": 5}])
+        self.assertEqual(c.recv_json(), [8, 48, 4, {}, "wamp.error.timeout",
+                                         ["no reply from greeting_service.hello_sleep within 0.2 s"],
+                                         {"code": 504, "type": "timeout"}])
 
     def test_no_such_realm(self):
         c = self.client()
