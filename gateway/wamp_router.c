@@ -35,9 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#define ROUTER_BUCKETS 1024   /* topic hash (grows never: chains stay short) */
 #define ROUTER_MAX_CALLS 1000 /* calls in flight per session */
 #define HDR_PUBLICATION "Nrpc-Wamp-Publication"
 #define HDR_SESSION "Nrpc-Wamp-Session"
@@ -62,12 +60,12 @@ struct member {
 };
 
 struct topic {
+    nrpc_tnode node; /* first: in the router's table, keyed by nrpc_hash_str(subject) */
     char *subject;
     json_int_t id;
     nrpc_subscription *nsub;
     member *members;
     size_t count;
-    topic *hnext;
 };
 
 struct wamp_router {
@@ -76,42 +74,30 @@ struct wamp_router {
     char *realm;
     int64_t timeout_ms;
     json_int_t next_sub_id;
-    topic *topics[ROUTER_BUCKETS];
+    nrpc_table topics; /* topic by subject */
 };
 
 /* ---------------------------------------------------------------------------
  * Helpers.
  */
 
-/* A random id in [1, 2^53]: session and publication ids are global. */
+/* A random id in [1, 2^53]: session and publication ids are global. 2^53
+ * divides 2^64, so every id is equally likely. */
 static json_int_t
 router_random_id(void)
 {
-    uint64_t v = 0;
-
-    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-        v = (uint64_t)nrpc_now_ms() * 2654435761u ^ (uint64_t)rand();
-    return (json_int_t)(v % (uint64_t)WAMP_MAX_ID) + 1;
-}
-
-static size_t
-router_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h & (ROUTER_BUCKETS - 1);
+    return (json_int_t)(nrpc_random64() % (uint64_t)WAMP_MAX_ID) + 1;
 }
 
 static topic *
 router_find(wamp_router *r, const char *subject)
 {
-    topic *t;
+    uint64_t key = nrpc_hash_str(subject);
+    nrpc_tnode *n;
 
-    for (t = r->topics[router_hash(subject)]; t; t = t->hnext)
-        if (strcmp(t->subject, subject) == 0)
-            return t;
+    for (n = nrpc_table_get(&r->topics, key); n; n = nrpc_table_next(&r->topics, n, key))
+        if (strcmp(((topic *)n)->subject, subject) == 0)
+            return (topic *)n;
     return NULL;
 }
 
@@ -261,14 +247,7 @@ drop:
 static void
 topic_free(wamp_router *r, topic *t)
 {
-    topic **pp;
-
-    for (pp = &r->topics[router_hash(t->subject)]; *pp; pp = &(*pp)->hnext) {
-        if (*pp == t) {
-            *pp = t->hnext;
-            break;
-        }
-    }
+    nrpc_table_remove(&r->topics, &t->node);
     if (t->nsub) {
         nrpc_client_unsubscribe(t->nsub);
         ws_stat_add(WS_STAT_TOPICS, -1);
@@ -333,20 +312,23 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                          "out of memory", NULL);
             return;
         }
+        if (nrpc_table_put(&r->topics, &t->node, nrpc_hash_str(subject)) != 0) {
+            free(t->subject);
+            free(t);
+            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+                         "out of memory", NULL);
+            return;
+        }
         if (r->client)
             st = nrpc_client_subscribe(r->client, subject, router_on_nats, r, &t->nsub);
         if (st != NRPC_OK) {
-            free(t->subject);
-            free(t);
+            topic_free(r, t);
             router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.unavailable",
                          "cannot subscribe on NATS now", NULL);
             return;
         }
         ws_stat_add(WS_STAT_TOPICS, 1);
         t->id = ++r->next_sub_id;
-        size_t h = router_hash(subject);
-        t->hnext = r->topics[h];
-        r->topics[h] = t;
     }
     mb = calloc(1, sizeof *mb);
     if (mb == NULL) {
@@ -692,13 +674,16 @@ wamp_router_create(ws_loop *l, const gw_config *cfg, nrpc_client *client)
 void
 wamp_router_detach(wamp_router *r)
 {
+    nrpc_tnode *n;
     size_t i;
-    topic *t;
 
     if (r == NULL)
         return;
-    for (i = 0; i < ROUTER_BUCKETS; i++) {
-        for (t = r->topics[i]; t; t = t->hnext) {
+    /* Every topic stays (its members still point at it); only its NATS
+     * subscription goes. */
+    for (i = 0; i < r->topics.nbuckets; i++) {
+        for (n = r->topics.buckets[i]; n; n = n->next) {
+            topic *t = (topic *)n;
             if (t->nsub) {
                 nrpc_client_unsubscribe(t->nsub);
                 t->nsub = NULL;
@@ -716,7 +701,8 @@ wamp_router_destroy(wamp_router *r)
         return;
     wamp_router_detach(r);
     /* Sessions are gone with their connections, and topics with their last
-     * member: nothing else is left. */
+     * member: only the table's buckets are left. */
+    nrpc_table_free(&r->topics);
     free(r->realm);
     free(r);
 }
