@@ -2,28 +2,35 @@
  * wamp_router.c: the WAMP v2 router of the gateway (Basic Profile, one
  * realm, roles broker and dealer), on the ws loop thread.
  *
- * WAMP meets NATS without any renaming: a topic or a procedure is the NATS
- * subject itself, and every payload on NATS is [args, kwargs], so a browser
- * and a natsrpc service see the same messages.
+ * Procedures and topics live in two subject spaces, so that a publication
+ * can never run an rpc: a procedure "s.m" is the NATS subject "s.m" that
+ * the rpc listens on, and a topic "a.b" is the NATS subject "events.a.b"
+ * (NRPC_EVENT_PREFIX, nrpc_topic_subject), where no rpc listens and where
+ * nrpc_service_publish puts a service's events. Every payload on NATS is
+ * [args, kwargs], so a browser and a natsrpc service see the same messages.
  *
- *   SUBSCRIBE t    one NATS subscription per distinct topic, shared by
- *                  every session subscribed to it (refcounted; dropped with
- *                  the last one). Its id is the WAMP subscription id.
- *   PUBLISH t      a NATS publish of [args, kwargs], with headers carrying
- *                  the publication id and (exclude_me, the default) the
- *                  publisher's session: when the message comes back to us
- *                  that session is skipped.
- *   EVENT          a NATS message on a topic (a publication: requests, which
- *                  carry a reply subject, are rpc calls and not shown) is
- *                  encoded and framed once, queued on every subscriber.
+ *   SUBSCRIBE t    one NATS subscription on events.t per distinct topic,
+ *                  shared by every session subscribed to it (refcounted;
+ *                  dropped with the last one). Its id is the WAMP
+ *                  subscription id.
+ *   PUBLISH t      a NATS publish of [args, kwargs] on events.t, with
+ *                  headers carrying the publication id and (exclude_me, the
+ *                  default) the publisher's session: when the message comes
+ *                  back to us that session is skipped.
+ *   EVENT          a NATS message on events.t (a publication: a request,
+ *                  which carries a reply subject, is not shown) is encoded
+ *                  and framed once, with Details {"topic": t}, and queued on
+ *                  every subscriber.
  *   CALL p         the same NATS request as POST /p, through the shared
  *                  nrpc_client; the reply becomes RESULT, an error becomes
- *                  ERROR with a URI from wamp_error_uri() and the error's
- *                  message as the only argument.
+ *                  ERROR with a URI from wamp_error_uri(), the error's
+ *                  message as the only argument and kwargs {code, type}.
  *
- * A topic or procedure must be what the HTTP path accepts (two tokens, no
- * wildcards, no '$', no _INBOX: nrpc_subject_is_rpc); anything else gets
- * ERROR wamp.error.invalid_uri and touches nothing on NATS.
+ * A procedure must be what the HTTP path accepts (nrpc_subject_is_rpc), a
+ * topic dot-separated tokens (nrpc_topic_subject); neither has wildcards or
+ * '$', and neither passes NRPC_MAX_SUBJECT once it is a NATS subject, since
+ * nats-server closes a connection whose protocol line is too long. Anything
+ * else gets ERROR wamp.error.invalid_uri and touches nothing on NATS.
  *
  * Threads: everything here runs on the loop thread, except router_on_nats
  * and router_on_reply_cb, which run on the client's threads and only copy
@@ -37,6 +44,7 @@
 #include <string.h>
 
 #define ROUTER_MAX_CALLS 1000 /* calls in flight per session */
+#define ROUTER_PREFIX_LEN (sizeof NRPC_EVENT_PREFIX - 1)
 #define HDR_PUBLICATION "Nrpc-Wamp-Publication"
 #define HDR_SESSION "Nrpc-Wamp-Session"
 
@@ -61,7 +69,7 @@ struct member {
 
 struct topic {
     nrpc_tnode node; /* first: in the router's table, keyed by nrpc_hash_str(subject) */
-    char *subject;
+    char *subject;   /* NRPC_EVENT_PREFIX + the WAMP topic */
     json_int_t id;
     nrpc_subscription *nsub;
     member *members;
@@ -108,6 +116,27 @@ router_error(ws_conn *c, int req_type, json_int_t request, const char *uri, cons
 {
     ws_conn_send_text(c, wamp_encode_error(req_type, request, uri,
                                            message ? json_pack("[s]", message) : NULL, kwargs));
+}
+
+/* Writes the NATS subject of m's topic (NRPC_EVENT_PREFIX + topic) into
+ * out. Returns 0, or -1 after answering ERROR wamp.error.invalid_uri when
+ * report is set (an unacknowledged PUBLISH gets no answer at all). */
+static int
+router_topic_subject(session *s, wamp_msg *m, int req_type, int report,
+                     char out[NRPC_MAX_SUBJECT + 1])
+{
+    char msg[200];
+
+    if (nrpc_topic_subject(m->uri, out, NRPC_MAX_SUBJECT + 1) == 0)
+        return 0;
+    if (report) {
+        snprintf(msg, sizeof msg,
+                 "a topic must be dot-separated tokens of letters, digits, '_' and '-' (no "
+                 "wildcards, no '$'), at most %zu bytes",
+                 (size_t)NRPC_MAX_SUBJECT - ROUTER_PREFIX_LEN);
+        router_error(s->conn, req_type, m->id[0], "wamp.error.invalid_uri", msg, NULL);
+    }
+    return -1;
 }
 
 /* ABORT and close: the session is over. */
@@ -175,7 +204,7 @@ router_deliver(ws_loop *l, void *arg)
         json_array_append_new(args, v);
         kwargs = NULL;
     }
-    text = wamp_encode_event(t->id, e->publication, args, kwargs);
+    text = wamp_encode_event(t->id, e->publication, t->subject + ROUTER_PREFIX_LEN, args, kwargs);
     if (text == NULL)
         goto out;
     b = ws_buf_text(text, strlen(text));
@@ -215,8 +244,8 @@ router_on_nats(const nrpc_message *msg, void *closure)
     wamp_router *r = closure;
     nats_event *e;
 
-    /* A request on the subject (it wants a reply) is a call of an rpc, not
-     * a publication: subscribers see publications only. */
+    /* A request (it wants a reply) is not a publication: subscribers see
+     * publications only. */
     if (msg->reply != NULL)
         return;
     e = calloc(1, sizeof *e);
@@ -277,7 +306,7 @@ member_remove(wamp_router *r, member *m)
 static void
 router_subscribe(wamp_router *r, session *s, wamp_msg *m)
 {
-    const char *subject = m->uri;
+    char subject[NRPC_MAX_SUBJECT + 1];
     json_t *match = json_object_get(m->dict, "match");
     topic *t;
     member *mb;
@@ -287,13 +316,8 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                      "only exact topic matching is supported", NULL);
         return;
     }
-    if (!nrpc_subject_is_rpc(subject, strlen(subject))) {
-        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "wamp.error.invalid_uri",
-                     "a topic must be <token>.<token> of letters, digits, '_' and '-' "
-                     "(no wildcards, '$' or _INBOX)",
-                     NULL);
+    if (router_topic_subject(s, m, WAMP_SUBSCRIBE, 1, subject) != 0)
         return;
-    }
     t = router_find(r, subject);
     if (t) {
         for (mb = s->subs; mb; mb = mb->snext) {
@@ -379,7 +403,7 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
     int ack = router_opt_bool(m->dict, "acknowledge", 0);
     int exclude_me = router_opt_bool(m->dict, "exclude_me", 1);
     const char *headers[5] = {NULL};
-    char pub_text[24], sess_text[24];
+    char pub_text[24], sess_text[24], subject[NRPC_MAX_SUBJECT + 1];
     json_int_t pub = router_random_id();
     nrpc_status st = NRPC_ERR_STATE;
     char *body;
@@ -389,14 +413,8 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
                      "options acknowledge and exclude_me must be booleans", NULL);
         return;
     }
-    if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
-        if (ack)
-            router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.invalid_uri",
-                         "a topic must be <token>.<token> of letters, digits, '_' and '-' "
-                         "(no wildcards, '$' or _INBOX)",
-                         NULL);
+    if (router_topic_subject(s, m, WAMP_PUBLISH, ack, subject) != 0)
         return;
-    }
     body = nrpc_reply_encode(json_incref(m->args), json_incref(m->kwargs));
     snprintf(pub_text, sizeof pub_text, "%" PRId64, (int64_t)pub);
     snprintf(sess_text, sizeof sess_text, "%" PRId64, (int64_t)s->id);
@@ -407,7 +425,7 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
         headers[3] = sess_text;
     }
     if (body && r->client)
-        st = nrpc_client_publish(r->client, m->uri, body, strlen(body), headers);
+        st = nrpc_client_publish(r->client, subject, body, strlen(body), headers);
     free(body);
     if (st == NRPC_OK)
         ws_stat_add(WS_STAT_PUBLISHES, 1);
@@ -457,11 +475,10 @@ router_on_reply(ws_loop *l, void *arg)
         const char *type = json_string_value(json_object_get(e, "type"));
         const char *message = json_string_value(json_object_get(e, "message"));
 
-        router_error(
-            cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
-            message ? message : "error",
-            json_pack("{s:i, s:s}", "code", cr->code, "type",
-                      type ? type : nrpc_code_type(cr->code)));
+        router_error(cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
+                     message ? message : "error",
+                     json_pack("{s:i, s:s}", "code", cr->code, "type",
+                               type ? type : nrpc_code_type(cr->code)));
         json_decref(body);
     }
 out:

@@ -40,6 +40,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN_DIR = os.environ.get("NRPC_BIN_DIR") or os.path.normpath(
     os.path.join(HERE, "..", "..", "build", "bin"))
 
+# NRPC_MAX_SUBJECT in natsrpc.h: the longest subject natsrpc forwards.
+MAX_SUBJECT = 256
+
 # Every wait in the suite is bounded by one of these.
 START_TIMEOUT = 20.0  # a process becomes ready
 STOP_TIMEOUT = 10.0   # SIGTERM -> exit, before SIGKILL

@@ -19,6 +19,7 @@ import time
 
 import harness
 from harness import post
+from test_websocket import WsClient
 
 MIGRATIONS = os.environ.get("THING_MIGRATIONS") or os.path.normpath(
     os.path.join(harness.HERE, "..", "..", "services", "thing", "migrations"))
@@ -202,6 +203,24 @@ class ThingApiTest(ThingCase):
                           ("rename_thing", body(t["uuid"], "x"))):
             with self.subTest(rpc=rpc):
                 self.assertHttpError(self.call(rpc, data), 404, "not_found", contains=t["uuid"])
+
+    def test_wamp_publish_deletes_nothing(self):
+        """A WAMP topic is the NATS subject events.<topic>: a PUBLISH on
+        thing_service.delete_thing runs no handler."""
+        t = self.create("Kept")
+        c = WsClient(self.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.hello()[0], 2)
+        c.send_json([16, 1, {"acknowledge": True}, "thing_service.delete_thing", [t["uuid"]]])
+        self.assertEqual(c.recv_json()[:2], [17, 1])
+        c.send_json([16, 2, {"acknowledge": True}, "thing_service.delete_thing", [],
+                     {"uuid": t["uuid"]}])
+        self.assertEqual(c.recv_json()[:2], [17, 2])
+        # The call travels on the gateway's connection after the publishes,
+        # so it is answered after they were delivered (had anyone listened).
+        c.send_json([48, 3, {}, "thing_service.get_thing", [t["uuid"]]])
+        self.assertEqual(c.recv_json(), [50, 3, {}, [t]])
+        self.assertEqual(self.count("uuid = '%s'" % t["uuid"]), 1)
 
     def test_unknown_uuid_is_404(self):
         for rpc, data in (("get_thing", body(ZERO_UUID)), ("delete_thing", body(ZERO_UUID)),
