@@ -468,6 +468,10 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
         if (!is_post)
             return http_reject(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such path: %.200s",
                                url);
+        if (slen > NRPC_MAX_SUBJECT)
+            return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL,
+                               "not an rpc subject: '%.64s...' is %zu bytes, the limit is %d",
+                               subject, slen, NRPC_MAX_SUBJECT);
         return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL,
                            "not an rpc subject: '%.200s' (expected <service>.<method> "
                            "made of letters, digits, '_' and '-')",

@@ -518,9 +518,12 @@ router_call(wamp_router *r, session *s, wamp_msg *m)
     char *body;
 
     if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
-        router_error(s->conn, WAMP_CALL, m->id[0], "wamp.error.invalid_uri",
-                     "a procedure must be <service>.<method> of letters, digits, '_' and '-'",
-                     NULL);
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "a procedure must be <service>.<method> of letters, digits, '_' and '-' (no "
+                 "'$', no _INBOX), at most %d bytes",
+                 NRPC_MAX_SUBJECT);
+        router_error(s->conn, WAMP_CALL, m->id[0], "wamp.error.invalid_uri", msg, NULL);
         return;
     }
     if (tmo && json_is_integer(tmo) && json_integer_value(tmo) > 0)

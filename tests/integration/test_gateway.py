@@ -130,6 +130,34 @@ class GatewayTest(harness.IntegrationCase):
             self.nc.unsubscribe(spy)
             self.nc.unsubscribe(spy2)
 
+    def test_subject_of_4057_bytes_is_400_and_nats_stays_up(self):
+        # nats-server closes a connection whose protocol line passes 4 KiB:
+        # forwarded, this path used to cut the gateway off NATS for good.
+        subject = "a" * 4055 + ".b"
+        r = post(self.port, subject, "[]")
+        self.assertEqual(r.status, 400, r.describe())
+        self.assertEqual(r.json(), {"error": {
+            "code": 400, "type": "invalid_argument",
+            "message": "not an rpc subject: '%s...' is 4057 bytes, the limit is %d"
+                       % ("a" * 64, harness.MAX_SUBJECT)}}, r.describe())
+        t0 = time.monotonic()
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), BOB)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(http_call(self.port, "GET", "/healthz").status, 200)
+
+    def test_subject_length_limit(self):
+        longest = "s" * (harness.MAX_SUBJECT - 2) + ".m"
+        r = post(self.port, longest, "[]")
+        self.assertEqual(r.json(), {"error": {"code": 404, "type": "not_found",
+                                              "message": "no such rpc: " + longest}}, r.describe())
+        self.assertEqual(r.status, 404)
+        r = post(self.port, "s" + longest, "[]")
+        self.assertHttpError(r, 400, "invalid_argument", contains="the limit is %d" % harness.MAX_SUBJECT)
+        # Again and again: each answered, and the gateway stays connected.
+        for _ in range(20):
+            self.assertHttpError(post(self.port, "a" * 5000 + ".b", "[]"), 400)
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), BOB)
+
     # -- body size
 
     def test_body_over_1mib_is_413(self):

@@ -21,6 +21,8 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # The gateway's words for a URI it refuses (ERROR wamp.error.invalid_uri).
 TOPIC_RULE = ("a topic must be dot-separated tokens of letters, digits, '_' and '-' (no "
               "wildcards, no '$'), at most %d bytes" % (harness.MAX_SUBJECT - len("events.")))
+PROCEDURE_RULE = ("a procedure must be <service>.<method> of letters, digits, '_' and '-' "
+                  "(no '$', no _INBOX), at most %d bytes" % harness.MAX_SUBJECT)
 
 
 class WsClosed(Exception):
@@ -369,6 +371,36 @@ class WebSocketTest(harness.IntegrationCase):
     def hello_ok(self, c, rid):
         c.send_json([48, rid, {}, "greeting_service.hello", ["Bob"]])
         self.assertEqual(c.recv_json(), [50, rid, {}, ["Hello, Bob"]])
+
+    # -- subjects too long for NATS (a 4 KiB protocol line would cost the
+    # gateway its connection)
+
+    def test_too_long_uris_are_invalid(self):
+        c = self.client()
+        c.hello()
+        uri = "a" * 4055 + ".b"
+        self.assertEqual(len(uri), 4057)
+        c.send_json([48, 1, {}, uri])
+        self.assertEqual(c.recv_json(), [8, 48, 1, {}, "wamp.error.invalid_uri", [PROCEDURE_RULE]])
+        c.send_json([32, 2, {}, uri])
+        self.assertEqual(c.recv_json(), [8, 32, 2, {}, "wamp.error.invalid_uri", [TOPIC_RULE]])
+        c.send_json([16, 3, {"acknowledge": True}, uri])
+        self.assertEqual(c.recv_json(), [8, 16, 3, {}, "wamp.error.invalid_uri", [TOPIC_RULE]])
+        # One byte too long for a procedure; the longest one is forwarded.
+        c.send_json([48, 4, {}, "p" * (harness.MAX_SUBJECT - 1) + ".x"])
+        self.assertEqual(c.recv_json(), [8, 48, 4, {}, "wamp.error.invalid_uri", [PROCEDURE_RULE]])
+        longest = "p" * (harness.MAX_SUBJECT - 2) + ".x"
+        c.send_json([48, 5, {}, longest])
+        self.assertEqual(c.recv_json(), [8, 48, 5, {}, "wamp.error.no_such_procedure",
+                                         ["no such rpc: " + longest],
+                                         {"code": 404, "type": "not_found"}])
+        # And the gateway still reaches NATS at once.
+        t0 = time.monotonic()
+        self.hello_ok(c, 6)
+        r = harness.post(self.port, "greeting_service.hello", '[["Bob"]]')
+        self.assertOk(r, '[["Hello, Bob"], {}]')
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(harness.http_call(self.port, "GET", "/healthz").status, 200)
 
     def test_no_such_realm(self):
         c = self.client()
