@@ -92,6 +92,23 @@ class GatewayTest(harness.IntegrationCase):
         r = post(self.port, "no_such_service.hello", "[]")
         self.assertHttpError(r, 404, "not_found", contains="no_such_service.hello")
 
+    def test_unknown_get_is_404(self):
+        for path in ("/favicon.ico", "/robots.txt", "/greeting_service.hello", "/nope",
+                     "/a/b/c", "/$SRV.PING", "/" + "a" * 4055 + ".b"):
+            with self.subTest(path=path[:40]):
+                r = http_call(self.port, "GET", path)
+                self.assertEqual((r.status, r.content_type), (404, "application/json"), r.describe())
+                self.assertEqual(r.json(), {"error": {"code": 404, "type": "not_found",
+                                                      "message": "no such path: " + path[:200]}})
+                r = http_call(self.port, "HEAD", path)
+                self.assertEqual((r.status, r.body), (404, b""), r.describe())
+        # Another method on an rpc says how to call it.
+        r = http_call(self.port, "PUT", "/greeting_service.hello", '[["Bob"]]')
+        self.assertEqual(r.status, 405, r.describe())
+        self.assertEqual(r.headers.get("Allow"), "POST")
+        self.assertEqual(r.json(), {"error": {"code": 405, "type": "method_not_allowed",
+                                              "message": "use POST to call greeting_service.hello"}})
+
     # -- paths the gateway must refuse without publishing
 
     def test_bad_paths_are_400_and_not_published(self):
