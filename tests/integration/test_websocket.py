@@ -386,6 +386,17 @@ class WebSocketTest(harness.IntegrationCase):
         self.assertEqual(c.recv_json(), [8, 32, 2, {}, "wamp.error.invalid_uri", [TOPIC_RULE]])
         c.send_json([16, 3, {"acknowledge": True}, uri])
         self.assertEqual(c.recv_json(), [8, 16, 3, {}, "wamp.error.invalid_uri", [TOPIC_RULE]])
+        # Again and again, and from a page of another site that is allowed
+        # in (GATEWAY_WS_ORIGINS): each refused, the session goes on.
+        other = WsClient(self.port, origin="https://app.example")
+        self.addCleanup(other.close)
+        self.assertEqual(other.status, 101)
+        other.hello()
+        for rid in range(10, 20):
+            for ws in (c, other):
+                ws.send_json([48, rid, {}, uri])
+                self.assertEqual(ws.recv_json(), [8, 48, rid, {}, "wamp.error.invalid_uri",
+                                                  [PROCEDURE_RULE]])
         # One byte too long for a procedure; the longest one is forwarded.
         c.send_json([48, 4, {}, "p" * (harness.MAX_SUBJECT - 1) + ".x"])
         self.assertEqual(c.recv_json(), [8, 48, 4, {}, "wamp.error.invalid_uri", [PROCEDURE_RULE]])
