@@ -3,8 +3,8 @@
 //   node bench/ws_fanout.js GATEWAY_URL NATS_HOST:PORT SOCKETS RATE SECONDS
 //
 // SOCKETS autobahn sessions subscribe to one topic; RATE messages a second
-// are published straight on NATS (a bare NATS client below, no gateway on
-// the way in) for SECONDS, each carrying its send time; every session
+// are published straight on NATS, on events.<topic> (a bare NATS client
+// below, no gateway on the way in) for SECONDS, each carrying its send time; every session
 // records each event's delivery latency. Prints one line:
 //   RESULT sockets=N rate=R sent=S expected=E delivered=D events_per_s=X p50_ms=A p99_ms=B max_ms=C
 // Publisher and subscribers share this process and its clock
@@ -97,7 +97,7 @@ async function main() {
       let out = "";
       for (; sent < due; sent++) {
         const body = JSON.stringify([[], { t: performance.now(), i: sent }]);
-        out += "PUB " + TOPIC + " " + Buffer.byteLength(body) + "\r\n" + body + "\r\n";
+        out += "PUB events." + TOPIC + " " + Buffer.byteLength(body) + "\r\n" + body + "\r\n";
       }
       if (out) nats.write(out);
       if (sent >= Math.floor(SECONDS * RATE)) {

@@ -1,7 +1,8 @@
 /*
  * app.js: the front end's logic. One WAMP session (Autobahn|JS, vendored in
- * /vendor/autobahn.min.js) to the gateway's /websocket; topics and
- * procedures are NATS subjects, payloads [args, kwargs].
+ * /vendor/autobahn.min.js) to the gateway's /websocket. A procedure is the
+ * rpc's NATS subject, a topic "a.b" the NATS subject "events.a.b" (where no
+ * rpc listens); payloads are [args, kwargs].
  */
 (function () {
   "use strict";

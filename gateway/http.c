@@ -468,12 +468,21 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
         if (!is_post)
             return http_reject(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such path: %.200s",
                                url);
+        if (slen > NRPC_MAX_SUBJECT)
+            return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL,
+                               "not an rpc subject: '%.64s...' is %zu bytes, the limit is %d",
+                               subject, slen, NRPC_MAX_SUBJECT);
         return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL,
                            "not an rpc subject: '%.200s' (expected <service>.<method> "
                            "made of letters, digits, '_' and '-')",
                            subject);
     case GW_ROUTE_RPC: break;
     }
+    /* A GET is how browsers and crawlers look for things (/favicon.ico,
+     * /robots.txt are rpc-shaped too): nothing here answers GET, so 404.
+     * Other methods are the caller's mistake about how to call. */
+    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+        return http_reject(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such path: %.200s", url);
     if (!is_post)
         return http_reject(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "POST",
                            "use POST to call %.200s", subject);

@@ -6,7 +6,10 @@
  *   request body  oneOf [args, kwargs] (prefixItems by position plus the
  *                 named keywords with their JSON types and defaults) and the
  *                 bare object of keywords; the declared parameters come from
- *                 the endpoint metadata "params" the services publish
+ *                 the endpoint metadata "params" the services publish. Its
+ *                 example, which Swagger UI's "Try it out" sends, is
+ *                 [[], {every parameter: its example, else its default,
+ *                 else a placeholder of its type}]: a call the rpc binds.
  *   200           [result_args, result_kwargs]
  *   400 404 413 500 503 504   {"error": {"code", "type", "message"}}
  * plus the gateway's own GET routes. Pure: no I/O, no globals.
@@ -37,13 +40,23 @@ openapi_param_schema(json_t *param)
         json_object_set_new(s, "description", json_string(desc));
     if (def)
         json_object_set(s, "default", def);
+    if (json_object_get(param, "example"))
+        json_object_set_new(s, "examples", json_pack("[O]", json_object_get(param, "example")));
     return s;
 }
 
-/* A placeholder value for an example body. */
+/* The value of a parameter in the example body: the example the service
+ * declared, else the default, else a placeholder of the type. New. */
 static json_t *
-openapi_example_value(const char *type)
+openapi_example_value(json_t *param)
 {
+    const char *type = json_string_value(json_object_get(param, "type"));
+    json_t *v = json_object_get(param, "example");
+
+    if (v == NULL)
+        v = json_object_get(param, "default");
+    if (v)
+        return json_incref(v);
     if (type == NULL)
         return json_null();
     if (strcmp(type, "string") == 0)
@@ -65,7 +78,7 @@ static json_t *
 openapi_request_body(json_t *params, int varargs, int varkw)
 {
     json_t *args_items, *props, *required, *args, *kwargs, *as_array, *as_object, *schema;
-    json_t *example_args = json_array(), *p;
+    json_t *example_kwargs, *p;
     size_t i;
 
     if (!json_is_array(params)) {
@@ -73,13 +86,13 @@ openapi_request_body(json_t *params, int varargs, int varkw)
                            "array", "description", "[args, kwargs]", "prefixItems", "type", "array",
                            "type", "object", "items", 0, "type", "object", "description",
                            "keyword arguments");
-        json_decref(example_args);
         return json_pack("{s:b, s:{s:{s:o, s:[[], {}]}}}", "required", 0, "content",
                          "application/json", "schema", schema, "example");
     }
     args_items = json_array();
     props = json_object();
     required = json_array();
+    example_kwargs = json_object();
     json_array_foreach(params, i, p)
     {
         const char *name = json_string_value(json_object_get(p, "name"));
@@ -87,15 +100,18 @@ openapi_request_body(json_t *params, int varargs, int varkw)
             continue;
         json_array_append_new(args_items, openapi_param_schema(p));
         json_object_set_new(props, name, openapi_param_schema(p));
-        if (json_is_true(json_object_get(p, "required"))) {
+        json_object_set_new(example_kwargs, name, openapi_example_value(p));
+        if (json_is_true(json_object_get(p, "required")))
             json_array_append_new(required, json_string(name));
-            json_array_append_new(
-                example_args, openapi_example_value(json_string_value(json_object_get(p, "type"))));
-        }
     }
-    args = json_pack("{s:s, s:s, s:o}", "type", "array", "description",
-                     "positional arguments, bound to the parameters in order", "prefixItems",
-                     args_items);
+    args = json_pack("{s:s, s:s}", "type", "array", "description",
+                     "positional arguments, bound to the parameters in order");
+    /* JSON Schema wants prefixItems non-empty: with no parameters, "items"
+     * alone says what is allowed. */
+    if (json_array_size(args_items) > 0)
+        json_object_set_new(args, "prefixItems", args_items);
+    else
+        json_decref(args_items);
     if (!varargs)
         json_object_set_new(args, "items", json_false());
     kwargs = json_pack("{s:s, s:s, s:O, s:b}", "type", "object", "description",
@@ -112,8 +128,8 @@ openapi_request_body(json_t *params, int varargs, int varkw)
     else
         json_decref(required);
     schema = json_pack("{s:[o, o]}", "oneOf", as_array, as_object);
-    return json_pack("{s:b, s:{s:{s:o, s:[o, {}]}}}", "required", 0, "content", "application/json",
-                     "schema", schema, "example", example_args);
+    return json_pack("{s:b, s:{s:{s:o, s:[[], o]}}}", "required", 0, "content", "application/json",
+                     "schema", schema, "example", example_kwargs);
 }
 
 static json_t *
@@ -266,8 +282,10 @@ gw_openapi_build(json_t *services)
     openapi_gateway_paths(paths);
     doc = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:o, s:o}", "openapi", "3.1.0",
                     "info", "title", "natsrpc gateway", "version", NRPC_VERSION, "description",
-                    "Every rpc of the natsrpc services found on NATS, called with POST "
-                    "/<service>.<method> and a body [args, kwargs].",
+                    /* Markdown: outside a code span, <service> would be
+                     * taken for an HTML tag and vanish from /docs. */
+                    "Every rpc of the natsrpc services found on NATS, called with `POST "
+                    "/<service>.<method>` and a body `[args, kwargs]`.",
                     "servers", "url", "/", "tags", tags, "paths", paths, "components",
                     openapi_components());
     return doc;

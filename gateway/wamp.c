@@ -259,10 +259,13 @@ wamp_encode_published(json_int_t request, json_int_t publication)
 }
 
 char *
-wamp_encode_event(json_int_t subscription, json_int_t publication, json_t *args, json_t *kwargs)
+wamp_encode_event(json_int_t subscription, json_int_t publication, const char *topic, json_t *args,
+                  json_t *kwargs)
 {
-    return wamp_dump_payload(json_pack("[iII{}]", WAMP_EVENT, subscription, publication), args,
-                             kwargs);
+    json_t *msg =
+        topic ? json_pack("[iII{ss}]", WAMP_EVENT, subscription, publication, "topic", topic)
+              : json_pack("[iII{}]", WAMP_EVENT, subscription, publication);
+    return wamp_dump_payload(msg, args, kwargs);
 }
 
 char *

@@ -2,28 +2,35 @@
  * wamp_router.c: the WAMP v2 router of the gateway (Basic Profile, one
  * realm, roles broker and dealer), on the ws loop thread.
  *
- * WAMP meets NATS without any renaming: a topic or a procedure is the NATS
- * subject itself, and every payload on NATS is [args, kwargs], so a browser
- * and a natsrpc service see the same messages.
+ * Procedures and topics live in two subject spaces, so that a publication
+ * can never run an rpc: a procedure "s.m" is the NATS subject "s.m" that
+ * the rpc listens on, and a topic "a.b" is the NATS subject "events.a.b"
+ * (NRPC_EVENT_PREFIX, nrpc_topic_subject), where no rpc listens and where
+ * nrpc_service_publish puts a service's events. Every payload on NATS is
+ * [args, kwargs], so a browser and a natsrpc service see the same messages.
  *
- *   SUBSCRIBE t    one NATS subscription per distinct topic, shared by
- *                  every session subscribed to it (refcounted; dropped with
- *                  the last one). Its id is the WAMP subscription id.
- *   PUBLISH t      a NATS publish of [args, kwargs], with headers carrying
- *                  the publication id and (exclude_me, the default) the
- *                  publisher's session: when the message comes back to us
- *                  that session is skipped.
- *   EVENT          a NATS message on a topic (a publication: requests, which
- *                  carry a reply subject, are rpc calls and not shown) is
- *                  encoded and framed once, queued on every subscriber.
+ *   SUBSCRIBE t    one NATS subscription on events.t per distinct topic,
+ *                  shared by every session subscribed to it (refcounted;
+ *                  dropped with the last one). Its id is the WAMP
+ *                  subscription id.
+ *   PUBLISH t      a NATS publish of [args, kwargs] on events.t, with
+ *                  headers carrying the publication id and (exclude_me, the
+ *                  default) the publisher's session: when the message comes
+ *                  back to us that session is skipped.
+ *   EVENT          a NATS message on events.t (a publication: a request,
+ *                  which carries a reply subject, is not shown) is encoded
+ *                  and framed once, with Details {"topic": t}, and queued on
+ *                  every subscriber.
  *   CALL p         the same NATS request as POST /p, through the shared
  *                  nrpc_client; the reply becomes RESULT, an error becomes
- *                  ERROR with a URI from wamp_error_uri() and the error's
- *                  message as the only argument.
+ *                  ERROR with a URI from wamp_error_uri(), the error's
+ *                  message as the only argument and kwargs {code, type}.
  *
- * A topic or procedure must be what the HTTP path accepts (two tokens, no
- * wildcards, no '$', no _INBOX: nrpc_subject_is_rpc); anything else gets
- * ERROR wamp.error.invalid_uri and touches nothing on NATS.
+ * A procedure must be what the HTTP path accepts (nrpc_subject_is_rpc), a
+ * topic dot-separated tokens (nrpc_topic_subject); neither has wildcards or
+ * '$', and neither passes NRPC_MAX_SUBJECT once it is a NATS subject, since
+ * nats-server closes a connection whose protocol line is too long. Anything
+ * else gets ERROR wamp.error.invalid_uri and touches nothing on NATS.
  *
  * Threads: everything here runs on the loop thread, except router_on_nats
  * and router_on_reply_cb, which run on the client's threads and only copy
@@ -35,10 +42,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#define ROUTER_BUCKETS 1024   /* topic hash (grows never: chains stay short) */
 #define ROUTER_MAX_CALLS 1000 /* calls in flight per session */
+#define ROUTER_PREFIX_LEN (sizeof NRPC_EVENT_PREFIX - 1)
 #define HDR_PUBLICATION "Nrpc-Wamp-Publication"
 #define HDR_SESSION "Nrpc-Wamp-Session"
 
@@ -62,12 +68,12 @@ struct member {
 };
 
 struct topic {
-    char *subject;
+    nrpc_tnode node; /* first: in the router's table, keyed by nrpc_hash_str(subject) */
+    char *subject;   /* NRPC_EVENT_PREFIX + the WAMP topic */
     json_int_t id;
     nrpc_subscription *nsub;
     member *members;
     size_t count;
-    topic *hnext;
 };
 
 struct wamp_router {
@@ -76,42 +82,30 @@ struct wamp_router {
     char *realm;
     int64_t timeout_ms;
     json_int_t next_sub_id;
-    topic *topics[ROUTER_BUCKETS];
+    nrpc_table topics; /* topic by subject */
 };
 
 /* ---------------------------------------------------------------------------
  * Helpers.
  */
 
-/* A random id in [1, 2^53]: session and publication ids are global. */
+/* A random id in [1, 2^53]: session and publication ids are global. 2^53
+ * divides 2^64, so every id is equally likely. */
 static json_int_t
 router_random_id(void)
 {
-    uint64_t v = 0;
-
-    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-        v = (uint64_t)nrpc_now_ms() * 2654435761u ^ (uint64_t)rand();
-    return (json_int_t)(v % (uint64_t)WAMP_MAX_ID) + 1;
-}
-
-static size_t
-router_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h & (ROUTER_BUCKETS - 1);
+    return (json_int_t)(nrpc_random64() % (uint64_t)WAMP_MAX_ID) + 1;
 }
 
 static topic *
 router_find(wamp_router *r, const char *subject)
 {
-    topic *t;
+    uint64_t key = nrpc_hash_str(subject);
+    nrpc_tnode *n;
 
-    for (t = r->topics[router_hash(subject)]; t; t = t->hnext)
-        if (strcmp(t->subject, subject) == 0)
-            return t;
+    for (n = nrpc_table_get(&r->topics, key); n; n = nrpc_table_next(&r->topics, n, key))
+        if (strcmp(((topic *)n)->subject, subject) == 0)
+            return (topic *)n;
     return NULL;
 }
 
@@ -122,6 +116,27 @@ router_error(ws_conn *c, int req_type, json_int_t request, const char *uri, cons
 {
     ws_conn_send_text(c, wamp_encode_error(req_type, request, uri,
                                            message ? json_pack("[s]", message) : NULL, kwargs));
+}
+
+/* Writes the NATS subject of m's topic (NRPC_EVENT_PREFIX + topic) into
+ * out. Returns 0, or -1 after answering ERROR wamp.error.invalid_uri when
+ * report is set (an unacknowledged PUBLISH gets no answer at all). */
+static int
+router_topic_subject(session *s, wamp_msg *m, int req_type, int report,
+                     char out[NRPC_MAX_SUBJECT + 1])
+{
+    char msg[200];
+
+    if (nrpc_topic_subject(m->uri, out, NRPC_MAX_SUBJECT + 1) == 0)
+        return 0;
+    if (report) {
+        snprintf(msg, sizeof msg,
+                 "a topic must be dot-separated tokens of letters, digits, '_' and '-' (no "
+                 "wildcards, no '$'), at most %zu bytes",
+                 (size_t)NRPC_MAX_SUBJECT - ROUTER_PREFIX_LEN);
+        router_error(s->conn, req_type, m->id[0], "wamp.error.invalid_uri", msg, NULL);
+    }
+    return -1;
 }
 
 /* ABORT and close: the session is over. */
@@ -189,7 +204,7 @@ router_deliver(ws_loop *l, void *arg)
         json_array_append_new(args, v);
         kwargs = NULL;
     }
-    text = wamp_encode_event(t->id, e->publication, args, kwargs);
+    text = wamp_encode_event(t->id, e->publication, t->subject + ROUTER_PREFIX_LEN, args, kwargs);
     if (text == NULL)
         goto out;
     b = ws_buf_text(text, strlen(text));
@@ -229,8 +244,8 @@ router_on_nats(const nrpc_message *msg, void *closure)
     wamp_router *r = closure;
     nats_event *e;
 
-    /* A request on the subject (it wants a reply) is a call of an rpc, not
-     * a publication: subscribers see publications only. */
+    /* A request (it wants a reply) is not a publication: subscribers see
+     * publications only. */
     if (msg->reply != NULL)
         return;
     e = calloc(1, sizeof *e);
@@ -261,14 +276,7 @@ drop:
 static void
 topic_free(wamp_router *r, topic *t)
 {
-    topic **pp;
-
-    for (pp = &r->topics[router_hash(t->subject)]; *pp; pp = &(*pp)->hnext) {
-        if (*pp == t) {
-            *pp = t->hnext;
-            break;
-        }
-    }
+    nrpc_table_remove(&r->topics, &t->node);
     if (t->nsub) {
         nrpc_client_unsubscribe(t->nsub);
         ws_stat_add(WS_STAT_TOPICS, -1);
@@ -298,7 +306,7 @@ member_remove(wamp_router *r, member *m)
 static void
 router_subscribe(wamp_router *r, session *s, wamp_msg *m)
 {
-    const char *subject = m->uri;
+    char subject[NRPC_MAX_SUBJECT + 1];
     json_t *match = json_object_get(m->dict, "match");
     topic *t;
     member *mb;
@@ -308,13 +316,8 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                      "only exact topic matching is supported", NULL);
         return;
     }
-    if (!nrpc_subject_is_rpc(subject, strlen(subject))) {
-        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "wamp.error.invalid_uri",
-                     "a topic must be <token>.<token> of letters, digits, '_' and '-' "
-                     "(no wildcards, '$' or _INBOX)",
-                     NULL);
+    if (router_topic_subject(s, m, WAMP_SUBSCRIBE, 1, subject) != 0)
         return;
-    }
     t = router_find(r, subject);
     if (t) {
         for (mb = s->subs; mb; mb = mb->snext) {
@@ -333,20 +336,23 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                          "out of memory", NULL);
             return;
         }
+        if (nrpc_table_put(&r->topics, &t->node, nrpc_hash_str(subject)) != 0) {
+            free(t->subject);
+            free(t);
+            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+                         "out of memory", NULL);
+            return;
+        }
         if (r->client)
             st = nrpc_client_subscribe(r->client, subject, router_on_nats, r, &t->nsub);
         if (st != NRPC_OK) {
-            free(t->subject);
-            free(t);
+            topic_free(r, t);
             router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.unavailable",
                          "cannot subscribe on NATS now", NULL);
             return;
         }
         ws_stat_add(WS_STAT_TOPICS, 1);
         t->id = ++r->next_sub_id;
-        size_t h = router_hash(subject);
-        t->hnext = r->topics[h];
-        r->topics[h] = t;
     }
     mb = calloc(1, sizeof *mb);
     if (mb == NULL) {
@@ -397,7 +403,7 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
     int ack = router_opt_bool(m->dict, "acknowledge", 0);
     int exclude_me = router_opt_bool(m->dict, "exclude_me", 1);
     const char *headers[5] = {NULL};
-    char pub_text[24], sess_text[24];
+    char pub_text[24], sess_text[24], subject[NRPC_MAX_SUBJECT + 1];
     json_int_t pub = router_random_id();
     nrpc_status st = NRPC_ERR_STATE;
     char *body;
@@ -407,14 +413,8 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
                      "options acknowledge and exclude_me must be booleans", NULL);
         return;
     }
-    if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
-        if (ack)
-            router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.invalid_uri",
-                         "a topic must be <token>.<token> of letters, digits, '_' and '-' "
-                         "(no wildcards, '$' or _INBOX)",
-                         NULL);
+    if (router_topic_subject(s, m, WAMP_PUBLISH, ack, subject) != 0)
         return;
-    }
     body = nrpc_reply_encode(json_incref(m->args), json_incref(m->kwargs));
     snprintf(pub_text, sizeof pub_text, "%" PRId64, (int64_t)pub);
     snprintf(sess_text, sizeof sess_text, "%" PRId64, (int64_t)s->id);
@@ -425,7 +425,7 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
         headers[3] = sess_text;
     }
     if (body && r->client)
-        st = nrpc_client_publish(r->client, m->uri, body, strlen(body), headers);
+        st = nrpc_client_publish(r->client, subject, body, strlen(body), headers);
     free(body);
     if (st == NRPC_OK)
         ws_stat_add(WS_STAT_PUBLISHES, 1);
@@ -475,10 +475,10 @@ router_on_reply(ws_loop *l, void *arg)
         const char *type = json_string_value(json_object_get(e, "type"));
         const char *message = json_string_value(json_object_get(e, "message"));
 
-        router_error(
-            cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
-            message ? message : "error",
-            json_pack("{sisS}", "code", cr->code, "type", type ? type : nrpc_code_type(cr->code)));
+        router_error(cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
+                     message ? message : "error",
+                     json_pack("{s:i, s:s}", "code", cr->code, "type",
+                               type ? type : nrpc_code_type(cr->code)));
         json_decref(body);
     }
 out:
@@ -518,9 +518,12 @@ router_call(wamp_router *r, session *s, wamp_msg *m)
     char *body;
 
     if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
-        router_error(s->conn, WAMP_CALL, m->id[0], "wamp.error.invalid_uri",
-                     "a procedure must be <service>.<method> of letters, digits, '_' and '-'",
-                     NULL);
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "a procedure must be <service>.<method> of letters, digits, '_' and '-' (no "
+                 "'$', no _INBOX), at most %d bytes",
+                 NRPC_MAX_SUBJECT);
+        router_error(s->conn, WAMP_CALL, m->id[0], "wamp.error.invalid_uri", msg, NULL);
         return;
     }
     if (tmo && json_is_integer(tmo) && json_integer_value(tmo) > 0)
@@ -691,13 +694,16 @@ wamp_router_create(ws_loop *l, const gw_config *cfg, nrpc_client *client)
 void
 wamp_router_detach(wamp_router *r)
 {
+    nrpc_tnode *n;
     size_t i;
-    topic *t;
 
     if (r == NULL)
         return;
-    for (i = 0; i < ROUTER_BUCKETS; i++) {
-        for (t = r->topics[i]; t; t = t->hnext) {
+    /* Every topic stays (its members still point at it); only its NATS
+     * subscription goes. */
+    for (i = 0; i < r->topics.nbuckets; i++) {
+        for (n = r->topics.buckets[i]; n; n = n->next) {
+            topic *t = (topic *)n;
             if (t->nsub) {
                 nrpc_client_unsubscribe(t->nsub);
                 t->nsub = NULL;
@@ -715,7 +721,8 @@ wamp_router_destroy(wamp_router *r)
         return;
     wamp_router_detach(r);
     /* Sessions are gone with their connections, and topics with their last
-     * member: nothing else is left. */
+     * member: only the table's buckets are left. */
+    nrpc_table_free(&r->topics);
     free(r->realm);
     free(r);
 }

@@ -180,8 +180,9 @@ char *wamp_encode_error(int req_type, json_int_t request, const char *uri, json_
 char *wamp_encode_subscribed(json_int_t request, json_int_t subscription);
 char *wamp_encode_unsubscribed(json_int_t request);
 char *wamp_encode_published(json_int_t request, json_int_t publication);
-char *wamp_encode_event(json_int_t subscription, json_int_t publication, json_t *args,
-                        json_t *kwargs);
+/* EVENT: Details {"topic": topic}, or {} when topic is NULL. */
+char *wamp_encode_event(json_int_t subscription, json_int_t publication, const char *topic,
+                        json_t *args, json_t *kwargs);
 char *wamp_encode_result(json_int_t request, json_t *args, json_t *kwargs);
 
 /* The WAMP error URI for a natsrpc error code and type (type may be NULL). */

@@ -147,6 +147,11 @@ typedef struct {
     nrpc_type type;
     const char *default_json; /**< JSON text of the default, or NULL */
     const char *description;  /**< one line, optional */
+    /** JSON text of a value the rpc accepts, optional: published with the
+     * parameters ($SRV.INFO), it is what the gateway's OpenAPI example (and
+     * so /docs' "Try it out") sends. Without one the example uses the
+     * default, else a placeholder of the type ("string", 0...). */
+    const char *example_json;
 } nrpc_param;
 
 typedef struct nrpc_call nrpc_call;

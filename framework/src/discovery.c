@@ -107,6 +107,11 @@ params_text(const nrpc_rpc *r)
         }
         if (p->description)
             json_object_set_new(one, "description", json_string(p->description));
+        if (p->example_json) {
+            json_t *e = json_loads(p->example_json, JSON_DECODE_ANY, NULL);
+            if (e) /* a bad example only costs the documentation its value */
+                json_object_set_new(one, "example", e);
+        }
         json_array_append_new(list, one);
     }
     text = json_dumps(list, JSON_COMPACT);

@@ -41,14 +41,14 @@ hello_sleep(nrpc_call *call)
 }
 
 static const nrpc_param hello_params[] = {
-    {"first_name", NRPC_STRING, NULL, "who to greet"},
-    {"last_name", NRPC_STRING, "\"\"", "family name, if any"},
+    {"first_name", NRPC_STRING, NULL, "who to greet", "\"Bob\""},
+    {"last_name", NRPC_STRING, "\"\"", "family name, if any", "\"Ross\""},
     {NULL},
 };
 
 static const nrpc_param hello_sleep_params[] = {
-    {"name", NRPC_STRING, NULL, "who to greet"},
-    {"seconds", NRPC_NUMBER, "10", "how long to wait first, 0 to 60"},
+    {"name", NRPC_STRING, NULL, "who to greet", "\"Sleepy Bob\""},
+    {"seconds", NRPC_NUMBER, "10", "how long to wait first, 0 to 60", "1"},
     {NULL},
 };
 

@@ -374,8 +374,12 @@ thing_stop(nrpc_service *svc)
     nrpc_service_set_data(svc, NULL);
 }
 
+/* The uuid the OpenAPI examples (/docs) show: well-formed, so a "Try it
+ * out" reaches the database and gets 404 rather than a 400. */
+#define UUID_EXAMPLE "\"6f1c2a4e-8b1d-4c55-9e0a-3d2b7f9c1a20\""
+
 static const nrpc_param create_params[] = {
-    {"name", NRPC_STRING, NULL, "1 to 200 characters after trimming"},
+    {"name", NRPC_STRING, NULL, "1 to 200 characters after trimming", "\"Alice\""},
     {"request_id", NRPC_STRING, "null", "makes retries return the first result"},
     {NULL},
 };
@@ -385,12 +389,12 @@ static const nrpc_param page_params[] = {
     {NULL},
 };
 static const nrpc_param uuid_params[] = {
-    {"uuid", NRPC_STRING, NULL, "the thing's uuid"},
+    {"uuid", NRPC_STRING, NULL, "the thing's uuid", UUID_EXAMPLE},
     {NULL},
 };
 static const nrpc_param rename_params[] = {
-    {"uuid", NRPC_STRING, NULL, "the thing's uuid"},
-    {"name", NRPC_STRING, NULL, "the new name, 1 to 200 characters after trimming"},
+    {"uuid", NRPC_STRING, NULL, "the thing's uuid", UUID_EXAMPLE},
+    {"name", NRPC_STRING, NULL, "the new name, 1 to 200 characters after trimming", "\"Bob\""},
     {NULL},
 };
 

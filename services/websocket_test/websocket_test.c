@@ -1,13 +1,17 @@
 /* websocket_test.c: websocket_test, the service behind the front end's
  * publish/subscribe demo.
- * Subjects: websocket_test.websocket_test, websocket_test.hello_websocket.
+ * Subjects: websocket_test.websocket_test, websocket_test.hello_websocket
+ * (rpcs); it publishes on events.websocket_test.websocket_test.
  *
- * A browser subscribed (over the gateway's WAMP endpoint) to
- * websocket_test.websocket_test sees every call of hello_websocket: the
- * page publishes to websocket_test.hello_websocket, or anyone calls it
- * (POST /websocket_test.hello_websocket), and the handler forwards what it
- * got. A plain publish reaches the handler as a call without a reply
- * subject: it runs, and its answer goes nowhere. */
+ * A browser subscribed (over the gateway's WAMP endpoint) to the topic
+ * websocket_test.websocket_test sees every call of hello_websocket (POST
+ * /websocket_test.hello_websocket, a WAMP CALL, a NATS request): the
+ * handler publishes what it got on that topic. Topics and rpcs live in
+ * two subject spaces: the topic "a.b" is the NATS subject "events.a.b"
+ * (NRPC_EVENT_PREFIX), where no rpc listens. So the topic and the rpc
+ * websocket_test.websocket_test share a name but never a message, and a
+ * publication (the page's, or anyone's) never runs a handler: the page
+ * publishes straight to the topic. */
 #include <natsrpc.h>
 
 #include "websocket_test.h"

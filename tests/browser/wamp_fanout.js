@@ -4,8 +4,8 @@
 //   GATEWAY_URL=http://127.0.0.1:5000 NATS_MONITOR=http://127.0.0.1:8222 \
 //     node tests/browser/wamp_fanout.js [SOCKETS]
 //
-// SOCKETS (default 200) sessions subscribe to one fresh subject; the
-// gateway must hold exactly one NATS subscription for it. One more session
+// SOCKETS (default 200) sessions subscribe to one fresh topic; the
+// gateway must hold exactly one NATS subscription for it, on events.<topic>. One more session
 // publishes a single message (acknowledged); every subscriber must get it
 // exactly once, the publisher not at all (exclude_me is the default). After
 // the subscribers leave, the NATS subscription must be gone. Exits 0 when
@@ -55,13 +55,13 @@ function getJson(url) {
   });
 }
 
-// NATS subscriptions on TOPIC, over every connection.
+// NATS subscriptions on the topic's subject, over every connection.
 async function natsSubs() {
   const z = await getJson(NATS_MONITOR + "/connz?subs=detail&limit=1024");
   let n = 0;
   for (const c of z.connections || []) {
     for (const s of c.subscriptions_list_detail || []) {
-      if (s.subject === TOPIC) n++;
+      if (s.subject === "events." + TOPIC) n++;
     }
   }
   return n;

@@ -50,7 +50,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m.type == WAMP_ERROR && wamp_type_name(m.req_type) == NULL)
         abort();
 
-    roundtrip(wamp_encode_event(m.id[0] ? m.id[0] : 1, 1, json_deep_copy(m.args),
+    roundtrip(wamp_encode_event(m.id[0] ? m.id[0] : 1, 1, m.uri, json_deep_copy(m.args),
                                 json_deep_copy(m.kwargs)),
               WAMP_EVENT);
     roundtrip(wamp_encode_result(1, json_deep_copy(m.args), json_deep_copy(m.kwargs)), WAMP_RESULT);

@@ -9,6 +9,7 @@ Contents:
   Stack                  owns a temp dir and every process a test module starts
   NatsClient             a small NATS protocol client (PUB/HPUB/SUB/MSG/HMSG)
   http_call()            one HTTP request on its own connection
+  openapi_examples()     the example body of every rpc in the gateway's /openapi.json
   IntegrationCase        unittest.TestCase base that prints log tails on failure
   start_postgres()       a private PostgreSQL (initdb in a temp dir), stopped by PID
 
@@ -39,6 +40,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN_DIR = os.environ.get("NRPC_BIN_DIR") or os.path.normpath(
     os.path.join(HERE, "..", "..", "build", "bin"))
+
+# NRPC_MAX_SUBJECT in natsrpc.h: the longest subject natsrpc forwards.
+MAX_SUBJECT = 256
 
 # Every wait in the suite is bounded by one of these.
 START_TIMEOUT = 20.0  # a process becomes ready
@@ -1044,6 +1048,16 @@ def http_call(port, method, path, body=None, headers=None, timeout=30.0):
 
 def post(port, rpc, body=None, **kw):
     return http_call(port, "POST", "/" + rpc, body=body, **kw)
+
+
+def openapi_examples(port):
+    """{path: example request body} of every POST operation in the
+    gateway's GET /openapi.json (refreshed first)."""
+    r = http_call(port, "GET", "/openapi.json?refresh=1")
+    if r.status != 200:
+        raise AssertionError("GET /openapi.json: " + r.describe())
+    return {path: item["post"]["requestBody"]["content"]["application/json"]["example"]
+            for path, item in r.json()["paths"].items() if "post" in item}
 
 
 # ---------------------------------------------------------------------------

@@ -12,12 +12,15 @@ Under CTest a missing piece is a failure, not a skip.
 """
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import tempfile
 import unittest
 
 import harness
+from test_websocket import WsClient
 
 ROOT = os.path.normpath(os.path.join(harness.HERE, "..", ".."))
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
@@ -103,6 +106,30 @@ class BrowserTest(_WampStack):
         # POST to an rpc path still reaches the rpc, not a file.
         r = harness.post(self.port, "websocket_test.websocket_test", "[]")
         self.assertOk(r, '[[], {"yay": "yay"}]')
+
+    def test_readme_curl_line(self):
+        """The README's curl line for hello_websocket, run as written (on
+        this gateway's port) by the real curl, reaches a WAMP subscriber."""
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            found = re.findall(r"curl -X POST\s+(\S*/websocket_test\.hello_websocket -d '[^']*')",
+                               f.read())
+        self.assertEqual(len(found), 1, found)
+        line = "curl -X POST " + found[0]
+        self.assertIn(":5000/", line)
+        argv = shlex.split(line.replace(":5000/", ":%d/" % self.port))
+        c = WsClient(self.port)
+        self.addCleanup(c.close)
+        c.hello()
+        c.send_json([32, 1, {}, "websocket_test.websocket_test"])
+        sub = c.recv_json()
+        self.assertEqual(sub[:2], [33, 1])
+        self.nats.wait_subscribers("events.websocket_test.websocket_test", 1)
+        r = subprocess.run(argv, capture_output=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout), (0, b"[[], {}]"), r.stderr.decode(errors="replace"))
+        event = c.recv_json()
+        self.assertEqual(event[:2], [36, sub[2]])
+        self.assertEqual(event[3:], [{"topic": "websocket_test.websocket_test"}, ["websockets"],
+                                     {"are": "awesome"}])
 
     def test_websocket_handshake_refusals(self):
         r = harness.http_call(self.port, "GET", "/websocket")

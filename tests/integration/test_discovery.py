@@ -170,9 +170,10 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
         self.assertIs(hello["varargs"], False)
         self.assertIs(hello["varkw"], False)
         self.assertEqual(hello["params"], [
-            {"name": "first_name", "type": "string", "required": True, "description": "who to greet"},
+            {"name": "first_name", "type": "string", "required": True, "description": "who to greet",
+             "example": "Bob"},
             {"name": "last_name", "type": "string", "required": False, "default": "",
-             "description": "family name, if any"}])
+             "description": "family name, if any", "example": "Ross"}])
         sleep = eps["hello_sleep"]
         self.assertEqual([(p["name"], p["type"], p.get("default")) for p in sleep["params"]],
                          [("name", "string", None), ("seconds", "number", 10)])

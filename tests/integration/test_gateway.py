@@ -92,6 +92,23 @@ class GatewayTest(harness.IntegrationCase):
         r = post(self.port, "no_such_service.hello", "[]")
         self.assertHttpError(r, 404, "not_found", contains="no_such_service.hello")
 
+    def test_unknown_get_is_404(self):
+        for path in ("/favicon.ico", "/robots.txt", "/greeting_service.hello", "/nope",
+                     "/a/b/c", "/$SRV.PING", "/" + "a" * 4055 + ".b"):
+            with self.subTest(path=path[:40]):
+                r = http_call(self.port, "GET", path)
+                self.assertEqual((r.status, r.content_type), (404, "application/json"), r.describe())
+                self.assertEqual(r.json(), {"error": {"code": 404, "type": "not_found",
+                                                      "message": "no such path: " + path[:200]}})
+                r = http_call(self.port, "HEAD", path)
+                self.assertEqual((r.status, r.body), (404, b""), r.describe())
+        # Another method on an rpc says how to call it.
+        r = http_call(self.port, "PUT", "/greeting_service.hello", '[["Bob"]]')
+        self.assertEqual(r.status, 405, r.describe())
+        self.assertEqual(r.headers.get("Allow"), "POST")
+        self.assertEqual(r.json(), {"error": {"code": 405, "type": "method_not_allowed",
+                                              "message": "use POST to call greeting_service.hello"}})
+
     # -- paths the gateway must refuse without publishing
 
     def test_bad_paths_are_400_and_not_published(self):
@@ -129,6 +146,39 @@ class GatewayTest(harness.IntegrationCase):
         finally:
             self.nc.unsubscribe(spy)
             self.nc.unsubscribe(spy2)
+
+    def test_subject_of_4057_bytes_is_400_and_nats_stays_up(self):
+        # nats-server closes a connection whose protocol line passes 4 KiB:
+        # forwarded, this path used to cut the gateway off NATS for good.
+        subject = "a" * 4055 + ".b"
+        r = post(self.port, subject, "[]")
+        self.assertEqual(r.status, 400, r.describe())
+        self.assertEqual(r.json(), {"error": {
+            "code": 400, "type": "invalid_argument",
+            "message": "not an rpc subject: '%s...' is 4057 bytes, the limit is %d"
+                       % ("a" * 64, harness.MAX_SUBJECT)}}, r.describe())
+        # The same from another site's page: fetch(url, {mode: "no-cors"})
+        # sends a "simple" POST with the page's Origin and text/plain.
+        r2 = post(self.port, subject, "[]", headers={"Origin": "https://elsewhere.example",
+                                                     "Content-Type": "text/plain"})
+        self.assertEqual((r2.status, r2.body), (400, r.body), r2.describe())
+        t0 = time.monotonic()
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), BOB)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(http_call(self.port, "GET", "/healthz").status, 200)
+
+    def test_subject_length_limit(self):
+        longest = "s" * (harness.MAX_SUBJECT - 2) + ".m"
+        r = post(self.port, longest, "[]")
+        self.assertEqual(r.json(), {"error": {"code": 404, "type": "not_found",
+                                              "message": "no such rpc: " + longest}}, r.describe())
+        self.assertEqual(r.status, 404)
+        r = post(self.port, "s" + longest, "[]")
+        self.assertHttpError(r, 400, "invalid_argument", contains="the limit is %d" % harness.MAX_SUBJECT)
+        # Again and again: each answered, and the gateway stays connected.
+        for _ in range(20):
+            self.assertHttpError(post(self.port, "a" * 5000 + ".b", "[]"), 400)
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), BOB)
 
     # -- body size
 

@@ -22,6 +22,8 @@ class OpenApiTest(harness.IntegrationCase):
             cls.nats = cls.stack.nats()
             cls.stack.service("greeting_service", cls.nats)
             cls.stack.service("test_faulty_service", cls.nats)
+            cls.stack.service("websocket_test", cls.nats,
+                              ready_subject="websocket_test.hello_websocket")
             cls.gw, cls.port = cls.stack.gateway(cls.nats)
         except BaseException:
             cls.stack.stop_all()
@@ -29,9 +31,9 @@ class OpenApiTest(harness.IntegrationCase):
 
     def rpcs(self):
         services = harness.wait_for(
-            lambda: (lambda d: d if len(d["services"]) == 2 else None)(
+            lambda: (lambda d: d if len(d["services"]) == 3 else None)(
                 harness.http_call(self.port, "GET", "/services?refresh=1").json()),
-            10, what="both services in /services")
+            10, what="the three services in /services")
         rpcs = sorted(e["subject"] for s in services["services"] for e in s["endpoints"])
         self.assertIn("greeting_service.hello", rpcs)
         self.assertIn("faulty_service.echo", rpcs)
@@ -44,6 +46,34 @@ class OpenApiTest(harness.IntegrationCase):
         result = json.loads(out.strip().splitlines()[-1])
         self.assertTrue(result["valid"])
         self.assertEqual(result["version"], "3.1")
+
+    def test_examples_are_valid_calls(self):
+        """Each rpc's example body (what Swagger UI's "Try it out" sends) is
+        built from its declared parameters and is a call the rpc accepts."""
+        self.rpcs()
+        examples = harness.openapi_examples(self.port)
+        want = {
+            "/greeting_service.hello": ([[], {"first_name": "Bob", "last_name": "Ross"}],
+                                        200, '[["Hello, Bob Ross"], {}]'),
+            "/greeting_service.hello_sleep": ([[], {"name": "Sleepy Bob", "seconds": 1}],
+                                              200, '[["Hello, Sleepy Bob"], {}]'),
+            "/faulty_service.relay": ([[], {"subject": "faulty_service.echo", "args": [],
+                                            "kwargs": {}, "timeout": 5}], 200, "[[], {}]"),
+            "/faulty_service.echo": ([[], {}], 200, "[[], {}]"),
+            "/faulty_service.fail": ([[], {}], 500, None),
+            "/faulty_service.no_reply": ([[], {}], 500, None),
+            "/websocket_test.websocket_test": ([[], {}], 200, '[[], {"yay": "yay"}]'),
+            "/websocket_test.hello_websocket": ([[], {}], 200, "[[], {}]"),
+        }
+        self.assertEqual(sorted(examples), sorted(want))
+        for path, (example, status, reply) in want.items():
+            with self.subTest(path=path):
+                self.assertEqual(examples[path], example)
+                r = harness.http_call(self.port, "POST", path, json.dumps(examples[path]))
+                self.assertNotEqual(r.status, 400, r.describe())
+                self.assertEqual(r.status, status, r.describe())
+                if reply is not None:
+                    self.assertOk(r, reply)
 
     def test_swagger_ui_renders_it(self):
         root = os.path.normpath(os.path.join(harness.HERE, "..", ".."))

@@ -19,6 +19,7 @@ import time
 
 import harness
 from harness import post
+from test_websocket import WsClient
 
 MIGRATIONS = os.environ.get("THING_MIGRATIONS") or os.path.normpath(
     os.path.join(harness.HERE, "..", "..", "services", "thing", "migrations"))
@@ -202,6 +203,50 @@ class ThingApiTest(ThingCase):
                           ("rename_thing", body(t["uuid"], "x"))):
             with self.subTest(rpc=rpc):
                 self.assertHttpError(self.call(rpc, data), 404, "not_found", contains=t["uuid"])
+
+    def test_openapi_examples_are_valid_calls(self):
+        """The example bodies of /openapi.json (what /docs' "Try it out"
+        sends) bind: none gets 400."""
+        uuid = "6f1c2a4e-8b1d-4c55-9e0a-3d2b7f9c1a20"
+        examples = {p: e for p, e in harness.openapi_examples(self.port).items()
+                    if p.startswith("/thing_service.")}
+        self.assertEqual(examples, {
+            "/thing_service.create_thing": [[], {"name": "Alice", "request_id": None}],
+            "/thing_service.get_things": [[], {"limit": 100, "after": None}],
+            "/thing_service.get_thing": [[], {"uuid": uuid}],
+            "/thing_service.rename_thing": [[], {"uuid": uuid, "name": "Bob"}],
+            "/thing_service.delete_thing": [[], {"uuid": uuid}],
+        })
+        self.empty_tables()
+        send = {p[len("/thing_service."):]: json.dumps(e) for p, e in examples.items()}
+        v = self.ok("create_thing", send["create_thing"])
+        alice = v[0][0]
+        self.assertEqual(v, [[dict(alice, name="Alice")], {}])
+        self.assertEqual(self.ok("get_things", send["get_things"]), [[alice], {"next": None}])
+        for rpc in ("get_thing", "rename_thing", "delete_thing"):
+            with self.subTest(rpc=rpc):
+                r = self.call(rpc, send[rpc])
+                self.assertEqual((r.status, r.json()), (404, {"error": {
+                    "code": 404, "type": "not_found", "message": "no thing with uuid " + uuid}}),
+                    r.describe())
+
+    def test_wamp_publish_deletes_nothing(self):
+        """A WAMP topic is the NATS subject events.<topic>: a PUBLISH on
+        thing_service.delete_thing runs no handler."""
+        t = self.create("Kept")
+        c = WsClient(self.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.hello()[0], 2)
+        c.send_json([16, 1, {"acknowledge": True}, "thing_service.delete_thing", [t["uuid"]]])
+        self.assertEqual(c.recv_json()[:2], [17, 1])
+        c.send_json([16, 2, {"acknowledge": True}, "thing_service.delete_thing", [],
+                     {"uuid": t["uuid"]}])
+        self.assertEqual(c.recv_json()[:2], [17, 2])
+        # The call travels on the gateway's connection after the publishes,
+        # so it is answered after they were delivered (had anyone listened).
+        c.send_json([48, 3, {}, "thing_service.get_thing", [t["uuid"]]])
+        self.assertEqual(c.recv_json(), [50, 3, {}, [t]])
+        self.assertEqual(self.count("uuid = '%s'" % t["uuid"]), 1)
 
     def test_unknown_uuid_is_404(self):
         for rpc, data in (("get_thing", body(ZERO_UUID)), ("delete_thing", body(ZERO_UUID)),

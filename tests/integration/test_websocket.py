@@ -18,6 +18,12 @@ import harness
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+# The gateway's words for a URI it refuses (ERROR wamp.error.invalid_uri).
+TOPIC_RULE = ("a topic must be dot-separated tokens of letters, digits, '_' and '-' (no "
+              "wildcards, no '$'), at most %d bytes" % (harness.MAX_SUBJECT - len("events.")))
+PROCEDURE_RULE = ("a procedure must be <service>.<method> of letters, digits, '_' and '-' "
+                  "(no '$', no _INBOX), at most %d bytes" % harness.MAX_SUBJECT)
+
 
 class WsClosed(Exception):
     pass
@@ -230,23 +236,9 @@ class WebSocketTest(harness.IntegrationCase):
         self.assertIn("dealer", welcome[2]["roles"])
         c.send_json([48, 1, {}, "greeting_service.hello", ["Bob"], {"last_name": "Ross"}])
         self.assertEqual(c.recv_json(), [50, 1, {}, ["Hello, Bob Ross"]])
-        c.send_json([48, 2, {}, "nobody.home"])
-        err = c.recv_json()
-        self.assertEqual(err[:5], [8, 48, 2, {}, "wamp.error.no_such_procedure"])
-        c.send_json([48, 3, {}, "greeting_service.hello_sleep", [], {"name": "x", "seconds": 5},
-                     ])
-        c.send_json([48, 4, {"timeout": 200}, "greeting_service.hello_sleep", [],
-                     {"name": "x", "seconds": 5}])
-        err = c.recv_json()
-        self.assertEqual(err[:5], [8, 48, 4, {}, "wamp.error.timeout"])
-        c.send_json([32, 5, {}, "a.*"])
-        self.assertEqual(c.recv_json()[:5], [8, 32, 5, {}, "wamp.error.invalid_uri"])
-        c.send_json([32, 6, {}, "_INBOX.x"])
-        self.assertEqual(c.recv_json()[:5], [8, 32, 6, {}, "wamp.error.invalid_uri"])
-        c.send_json([16, 7, {"acknowledge": True}, "$SYS.x", []])
-        self.assertEqual(c.recv_json()[:5], [8, 16, 7, {}, "wamp.error.invalid_uri"])
         c.send_json([34, 8, 12345])
-        self.assertEqual(c.recv_json()[:5], [8, 34, 8, {}, "wamp.error.no_such_subscription"])
+        self.assertEqual(c.recv_json(), [8, 34, 8, {}, "wamp.error.no_such_subscription",
+                                         ["no such subscription in this session"]])
         # Subscribe twice: one subscription id; exclude_me honoured.
         c.send_json([32, 9, {}, "ws_it.topic"])
         sub = c.recv_json()
@@ -260,20 +252,166 @@ class WebSocketTest(harness.IntegrationCase):
         published2 = c.recv_json()
         self.assertEqual(published2[:2], [17, 12])
         event = c.recv_json()
-        self.assertEqual(event, [36, sub[2], published2[2], {}, ["me"]])
-        # A publication on NATS reaches the session; a request does not.
-        self.nc.request_sub("ws_it.topic", b'[["a request"], {}]')
-        self.nc.publish("ws_it.topic", b'[["from nats"], {"k": 1}]')
-        event = c.recv_json()
-        self.assertEqual(event[0], 36)
-        self.assertEqual(event[4:], [["from nats"], {"k": 1}])
-        self.nats.wait_subscribers("ws_it.topic", 1)
+        self.assertEqual(event, [36, sub[2], published2[2], {"topic": "ws_it.topic"}, ["me"]])
+        self.nats.wait_subscribers("events.ws_it.topic", 1)
         c.send_json([34, 13, sub[2]])
         self.assertEqual(c.recv_json(), [35, 13])
-        self.nats.wait_subscribers("ws_it.topic", 0)
+        self.nats.wait_subscribers("events.ws_it.topic", 0)
         c.send_json([6, {}, "wamp.close.close_realm"])
         self.assertEqual(c.recv_json(), [6, {}, "wamp.close.goodbye_and_out"])
         self.assertEqual(c.recv_close(), 1000)
+
+    def test_call_errors_carry_code_and_type(self):
+        c = self.client()
+        c.hello()
+        c.send_json([48, 2, {}, "nobody.home"])
+        self.assertEqual(c.recv_json(), [8, 48, 2, {}, "wamp.error.no_such_procedure",
+                                         ["no such rpc: nobody.home"],
+                                         {"code": 404, "type": "not_found"}])
+        c.send_json([48, 3, {}, "greeting_service.hello", [], {}])
+        self.assertEqual(c.recv_json(), [8, 48, 3, {}, "wamp.error.invalid_argument",
+                                         ["greeting_service.hello: missing required argument "
+                                          "'first_name' (string)"],
+                                         {"code": 400, "type": "invalid_argument"}])
+        c.send_json([48, 4, {"timeout": 200}, "greeting_service.hello_sleep", [],
+                     {"name": "x", "seconds": 5}])
+        self.assertEqual(c.recv_json(), [8, 48, 4, {}, "wamp.error.timeout",
+                                         ["no reply from greeting_service.hello_sleep within 0.2 s"],
+                                         {"code": 504, "type": "timeout"}])
+
+    # -- events: topic T is the NATS subject events.T
+
+    def test_events_live_under_events_prefix(self):
+        c = self.client()
+        c.hello()
+        c.send_json([32, 1, {}, "ws_it.events"])
+        sub = c.recv_json()
+        self.assertEqual(sub[:2], [33, 1])
+        self.nats.wait_subscribers("events.ws_it.events", 1)
+        self.assertEqual(len(self.nats.connections_subscribed("ws_it.events")), 0,
+                         "the gateway subscribed to the topic itself, not to events.<topic>")
+        # A publication on the bare subject is not the topic; a request on
+        # events.<topic> is not a publication. Only the last one shows.
+        self.nc.publish("ws_it.events", b'[["bare"], {}]')
+        self.nc.request_sub("events.ws_it.events", b'[["a request"], {}]')
+        self.nc.publish("events.ws_it.events", b'[["from nats"], {"k": 1}]')
+        event = c.recv_json()
+        self.assertEqual(event[:2], [36, sub[2]])
+        self.assertTrue(1 <= event[2] <= 2 ** 53, event)
+        self.assertEqual(event[3:], [{"topic": "ws_it.events"}, ["from nats"], {"k": 1}])
+        # A WAMP publication goes out on events.<topic>, as [args, kwargs].
+        spy = self.nc.subscribe("events.ws_it.events")
+        self.nc.flush()
+        c.send_json([16, 2, {"acknowledge": True, "exclude_me": False}, "ws_it.events",
+                     ["from wamp"], {"n": 2}])
+        published = c.recv_json()
+        self.assertEqual(published[:2], [17, 2])
+        self.assertEqual(c.recv_json(),
+                         [36, sub[2], published[2], {"topic": "ws_it.events"}, ["from wamp"], {"n": 2}])
+        msg = spy.next(5)
+        self.assertEqual((msg.subject, msg.reply, msg.data), ("events.ws_it.events", None,
+                                                              b'[["from wamp"], {"n": 2}]'))
+        self.assertEqual(msg.headers.get("Nrpc-Wamp-Publication"), str(published[2]))
+        self.nc.unsubscribe(spy)
+
+    def hello_requests(self):
+        """num_requests of greeting_service.hello from $SRV.STATS."""
+        m = self.nc.request("$SRV.STATS.greeting_service", b"")
+        eps = {e["subject"]: e for e in m.json()["endpoints"]}
+        return eps["greeting_service.hello"]["num_requests"]
+
+    def test_publish_never_runs_a_handler(self):
+        on_rpc = self.nc.subscribe("greeting_service.hello")
+        on_event = self.nc.subscribe("events.greeting_service.hello")
+        self.nc.flush()
+        self.addCleanup(self.nc.unsubscribe, on_rpc)
+        self.addCleanup(self.nc.unsubscribe, on_event)
+        before = self.hello_requests()
+        c = self.client()
+        c.hello()
+        for i in (1, 2):
+            c.send_json([16, i, {"acknowledge": True}, "greeting_service.hello", ["Bob"]])
+            self.assertEqual(c.recv_json()[:2], [17, i])
+        # The same connection carries the call after the publishes, so the
+        # service has seen them (if it ever would) before it answers.
+        c.send_json([48, 3, {}, "greeting_service.hello", ["Bob"]])
+        self.assertEqual(c.recv_json(), [50, 3, {}, ["Hello, Bob"]])
+        self.assertEqual(self.hello_requests() - before, 1, "only the CALL ran the handler")
+        self.nc.flush()
+        rpc_msgs = on_rpc.pending()
+        self.assertEqual([(m.data, m.reply is not None) for m in rpc_msgs],
+                         [(b'[["Bob"], {}]', True)], "only the CALL is a request on the rpc")
+        self.assertEqual([m.data for m in on_event.pending()], [b'[["Bob"], {}]'] * 2)
+
+    def test_invalid_topics(self):
+        c = self.client()
+        c.hello()
+        longest = "t" * (harness.MAX_SUBJECT - len("events.") - 3) + ".ok"
+        bad = ["a.*", "a.>", ">", "*", "$SYS.x", "a..b", ".a", "a.", "a b", "a\tb", "\u00e9.x",
+               "t" * (harness.MAX_SUBJECT - len("events.") - 2) + ".ok", "a" * 4055 + ".b"]
+        rid = 0
+        for topic in bad:
+            with self.subTest(topic=topic[:40]):
+                rid += 1
+                c.send_json([32, rid, {}, topic])
+                self.assertEqual(c.recv_json(), [8, 32, rid, {}, "wamp.error.invalid_uri",
+                                                 [TOPIC_RULE]])
+                rid += 1
+                c.send_json([16, rid, {"acknowledge": True}, topic])
+                self.assertEqual(c.recv_json(), [8, 16, rid, {}, "wamp.error.invalid_uri",
+                                                 [TOPIC_RULE]])
+        # The longest topic that fits, and a one-token topic, are fine.
+        for topic in (longest, "single"):
+            rid += 1
+            c.send_json([32, rid, {}, topic])
+            self.assertEqual(c.recv_json()[:2], [33, rid])
+            self.nats.wait_subscribers("events." + topic, 1)
+        self.hello_ok(c, rid + 1)
+
+    def hello_ok(self, c, rid):
+        c.send_json([48, rid, {}, "greeting_service.hello", ["Bob"]])
+        self.assertEqual(c.recv_json(), [50, rid, {}, ["Hello, Bob"]])
+
+    # -- subjects too long for NATS (a 4 KiB protocol line would cost the
+    # gateway its connection)
+
+    def test_too_long_uris_are_invalid(self):
+        c = self.client()
+        c.hello()
+        uri = "a" * 4055 + ".b"
+        self.assertEqual(len(uri), 4057)
+        c.send_json([48, 1, {}, uri])
+        self.assertEqual(c.recv_json(), [8, 48, 1, {}, "wamp.error.invalid_uri", [PROCEDURE_RULE]])
+        c.send_json([32, 2, {}, uri])
+        self.assertEqual(c.recv_json(), [8, 32, 2, {}, "wamp.error.invalid_uri", [TOPIC_RULE]])
+        c.send_json([16, 3, {"acknowledge": True}, uri])
+        self.assertEqual(c.recv_json(), [8, 16, 3, {}, "wamp.error.invalid_uri", [TOPIC_RULE]])
+        # Again and again, and from a page of another site that is allowed
+        # in (GATEWAY_WS_ORIGINS): each refused, the session goes on.
+        other = WsClient(self.port, origin="https://app.example")
+        self.addCleanup(other.close)
+        self.assertEqual(other.status, 101)
+        other.hello()
+        for rid in range(10, 20):
+            for ws in (c, other):
+                ws.send_json([48, rid, {}, uri])
+                self.assertEqual(ws.recv_json(), [8, 48, rid, {}, "wamp.error.invalid_uri",
+                                                  [PROCEDURE_RULE]])
+        # One byte too long for a procedure; the longest one is forwarded.
+        c.send_json([48, 4, {}, "p" * (harness.MAX_SUBJECT - 1) + ".x"])
+        self.assertEqual(c.recv_json(), [8, 48, 4, {}, "wamp.error.invalid_uri", [PROCEDURE_RULE]])
+        longest = "p" * (harness.MAX_SUBJECT - 2) + ".x"
+        c.send_json([48, 5, {}, longest])
+        self.assertEqual(c.recv_json(), [8, 48, 5, {}, "wamp.error.no_such_procedure",
+                                         ["no such rpc: " + longest],
+                                         {"code": 404, "type": "not_found"}])
+        # And the gateway still reaches NATS at once.
+        t0 = time.monotonic()
+        self.hello_ok(c, 6)
+        r = harness.post(self.port, "greeting_service.hello", '[["Bob"]]')
+        self.assertOk(r, '[["Hello, Bob"], {}]')
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(harness.http_call(self.port, "GET", "/healthz").status, 200)
 
     def test_no_such_realm(self):
         c = self.client()
@@ -328,7 +466,7 @@ class WebSocketTest(harness.IntegrationCase):
         reader = threading.Thread(target=read_fast, daemon=True)
         reader.start()
         for i in range(0, n, 50):
-            self.nc.publish_many([self.nc.encode_pub("ws_it.flood", body) for _ in range(50)])
+            self.nc.publish_many([self.nc.encode_pub("events.ws_it.flood", body) for _ in range(50)])
             time.sleep(0.002)
         reader.join(20)
         self.assertEqual(len(got), n, "a socket that reads gets everything (%r)" % errors)

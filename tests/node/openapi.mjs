@@ -4,9 +4,9 @@
 //
 //   GATEWAY_URL=http://127.0.0.1:5000 node openapi.mjs [rpc...]
 //
-// Every rpc named must have a POST operation. For greeting_service.hello,
-// sample bodies are checked against its request schema. Exits 1 on a failed
-// check.
+// Every rpc named must have a POST operation whose example fits its request
+// schema. For greeting_service.hello, sample bodies are checked against it.
+// Exits 1 on a failed check.
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Ajv2020 from "ajv/dist/2020.js";
@@ -38,6 +38,13 @@ for (const rpc of rpcs) {
 const ajv = new Ajv2020({ strict: false });
 ajv.addSchema({ $id: "doc", components: doc.components });
 const refs = (s) => JSON.parse(JSON.stringify(s).replaceAll('"#/components/', '"doc#/components/'));
+// Every rpc's example body is one its own schema accepts.
+for (const rpc of rpcs) {
+  const content = doc.paths[`/${rpc}`].post.requestBody.content["application/json"];
+  const accepts = ajv.compile(content.schema);
+  assert.ok(accepts(content.example), `${rpc}: example ${JSON.stringify(content.example)} ` +
+    `does not fit its schema: ${ajv.errorsText(accepts.errors)}`);
+}
 const hello = doc.paths["/greeting_service.hello"]?.post;
 if (hello) {
   const request = ajv.compile(hello.requestBody.content["application/json"].schema);

@@ -1,5 +1,7 @@
 // swagger_ui.mjs: loads the gateway's /docs in headless Chromium and checks
-// that Swagger UI renders /openapi.json: one operation per rpc named.
+// that Swagger UI renders /openapi.json: one operation per rpc named, the
+// description as written, and "Try it out" on greeting_service.hello
+// answered 200 with the example body.
 //
 //   GATEWAY_URL=http://127.0.0.1:5000 CHROMIUM=/usr/bin/chromium node swagger_ui.mjs [rpc...]
 //
@@ -23,6 +25,24 @@ try {
   for (const rpc of rpcs) assert.ok(paths.includes(`/${rpc}`), `/${rpc} not shown; shown: ${paths}`);
   const title = await page.textContent(".info .title");
   assert.match(title, /natsrpc gateway/);
+  // The description is Markdown: "<service>" must show, not vanish as a tag.
+  const desc = (await page.textContent(".info .description")).replace(/\s+/g, " ").trim();
+  assert.equal(desc, "Every rpc of the natsrpc services found on NATS, called with " +
+    "POST /<service>.<method> and a body [args, kwargs].");
+  // "Try it out" sends the document's example body, and the rpc accepts it.
+  if (rpcs.includes("greeting_service.hello")) {
+    const op = page.locator(".opblock").filter({
+      has: page.locator('.opblock-summary-path[data-path="/greeting_service.hello"]'),
+    });
+    await op.locator(".opblock-summary").click();
+    await op.locator("button.try-out__btn").click();
+    await op.locator("button.execute").click();
+    const status = op.locator(".live-responses-table tbody .response-col_status");
+    await status.waitFor({ timeout: 15000 });
+    assert.equal((await status.textContent()).trim(), "200");
+    const body = op.locator(".live-responses-table tbody .response-col_description pre").first();
+    assert.deepEqual(JSON.parse(await body.textContent()), [["Hello, Bob Ross"], {}]);
+  }
   assert.deepEqual(errors, []);
   console.log(JSON.stringify({ rendered: paths.length }));
 } finally {

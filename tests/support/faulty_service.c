@@ -59,7 +59,7 @@ relay(nrpc_call *call)
 }
 
 static const nrpc_param relay_params[] = {
-    {"subject", NRPC_STRING, NULL, "the rpc to call"},
+    {"subject", NRPC_STRING, NULL, "the rpc to call", "\"faulty_service.echo\""},
     {"args", NRPC_ARRAY, "[]", NULL},
     {"kwargs", NRPC_OBJECT, "{}", NULL},
     {"timeout", NRPC_NUMBER, "5", "seconds"},

@@ -114,7 +114,8 @@ static const char INFO_A[] =
     "{\"type\":\"io.nats.micro.v1.info_response\",\"name\":\"svc\",\"id\":\"B\",\"version\":"
     "\"1.0.0\",\"description\":\"d\",\"endpoints\":[{\"name\":\"add\",\"subject\":\"svc.add\","
     "\"queue_group\":\"q\",\"metadata\":{\"params\":\"[{\\\"name\\\":\\\"a\\\",\\\"type\\\":"
-    "\\\"number\\\",\\\"required\\\":true},{\\\"name\\\":\\\"b\\\",\\\"type\\\":\\\"integer\\\","
+    "\\\"number\\\",\\\"required\\\":true,\\\"example\\\":2},{\\\"name\\\":\\\"b\\\",\\\"type\\\":"
+    "\\\"integer\\\","
     "\\\"required\\\":false,\\\"default\\\":null}]\",\"description\":\"adds\",\"varargs\":"
     "\"false\",\"varkw\":\"true\"}}]}";
 static const char INFO_B[] =
@@ -142,6 +143,10 @@ test_documents(void)
 
     doc = gw_openapi_build(svcs);
     CHECK_STR(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
+    /* Swagger UI renders descriptions as Markdown: <service> must sit in a
+     * code span, or it is taken for an HTML tag and vanishes. */
+    CHECK(strstr(json_string_value(json_object_get(json_object_get(doc, "info"), "description")),
+                 "`POST /<service>.<method>`") != NULL);
     CHECK(json_object_get(json_object_get(doc, "paths"), "/$odd.subject") == NULL);
     op = json_object_get(json_object_get(json_object_get(doc, "paths"), "/svc.add"), "post");
     CHECK(op != NULL);
@@ -161,6 +166,23 @@ test_documents(void)
         CHECK_STR(t, "[\"integer\",\"null\"]");
         free(t);
         CHECK(json_is_null(json_object_get(b, "default")));
+    }
+    {
+        /* The example binds: every parameter by name, with its example,
+         * else its default. */
+        char *t = json_dumps(
+            json_object_get(
+                json_object_get(json_object_get(json_object_get(op, "requestBody"), "content"),
+                                "application/json"),
+                "example"),
+            JSON_COMPACT);
+        CHECK_STR(t, "[[],{\"a\":2,\"b\":null}]");
+        free(t);
+        t = json_dumps(json_object_get(json_object_get(json_object_get(kwargs, "properties"), "a"),
+                                       "examples"),
+                       JSON_COMPACT);
+        CHECK_STR(t, "[2]");
+        free(t);
     }
     CHECK(json_object_get(json_object_get(op, "responses"), "504") != NULL);
     json_decref(doc);

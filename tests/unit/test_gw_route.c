@@ -51,6 +51,21 @@ test_routes(void)
     }
     /* _INBOX only as the whole first token. */
     CHECK_INT(route("/_INBOXx.y", &s), GW_ROUTE_RPC);
+
+    /* NRPC_MAX_SUBJECT bytes at most: nats-server drops a connection whose
+     * protocol line passes 4 KiB. */
+    {
+        char path[NRPC_MAX_SUBJECT + 3];
+        memset(path, 'a', sizeof path);
+        path[0] = '/';
+        path[NRPC_MAX_SUBJECT - 1] = '.';
+        path[NRPC_MAX_SUBJECT + 1] = '\0';
+        CHECK_INT(route(path, &s), GW_ROUTE_RPC);
+        path[NRPC_MAX_SUBJECT + 1] = 'b';
+        path[NRPC_MAX_SUBJECT + 2] = '\0';
+        CHECK_INT(route(path, &s), GW_ROUTE_BAD_RPC);
+        CHECK_INT(strlen(s), NRPC_MAX_SUBJECT + 1);
+    }
 }
 
 static int64_t

@@ -169,12 +169,12 @@ test_encode(void)
     check_enc(wamp_encode_unsubscribed(4), "[35,4]");
     check_enc(wamp_encode_published(5, 6), "[17,5,6]");
     /* Empty trailing payloads are left out; kwargs alone brings an empty args. */
-    check_enc(wamp_encode_event(1, 2, json_array(), json_object()), "[36,1,2,{}]");
-    check_enc(wamp_encode_event(1, 2, NULL, NULL), "[36,1,2,{}]");
-    check_enc(wamp_encode_event(1, 2, json_pack("[s]", "websockets"),
+    check_enc(wamp_encode_event(1, 2, NULL, json_array(), json_object()), "[36,1,2,{}]");
+    check_enc(wamp_encode_event(1, 2, NULL, NULL, NULL), "[36,1,2,{}]");
+    check_enc(wamp_encode_event(1, 2, "a.b", json_pack("[s]", "websockets"),
                                 json_pack("{ss}", "are", "awesome")),
-              "[36,1,2,{},[\"websockets\"],{\"are\":\"awesome\"}]");
-    check_enc(wamp_encode_event(1, 2, json_array(), json_pack("{ss}", "yay", "yay")),
+              "[36,1,2,{\"topic\":\"a.b\"},[\"websockets\"],{\"are\":\"awesome\"}]");
+    check_enc(wamp_encode_event(1, 2, NULL, json_array(), json_pack("{ss}", "yay", "yay")),
               "[36,1,2,{},[],{\"yay\":\"yay\"}]");
     check_enc(wamp_encode_result(7, json_pack("[s]", "Hello, Bob Ross"), json_object()),
               "[50,7,{},[\"Hello, Bob Ross\"]]");
@@ -185,7 +185,7 @@ test_encode(void)
     check_enc(wamp_encode_error(32, 9, "wamp.error.invalid_uri", NULL, NULL),
               "[8,32,9,{},\"wamp.error.invalid_uri\"]");
     /* Non-ASCII stays UTF-8. */
-    check_enc(wamp_encode_event(1, 2, json_pack("[s]", "\xc3\xa9t\xc3\xa9"), NULL),
+    check_enc(wamp_encode_event(1, 2, NULL, json_pack("[s]", "\xc3\xa9t\xc3\xa9"), NULL),
               "[36,1,2,{},[\"\xc3\xa9t\xc3\xa9\"]]");
 }
 
