@@ -6,9 +6,9 @@
  *   - one connection (nrpc__nats_connect: SendAsap, reconnect forever);
  *   - one inbox, subscribed once as "<inbox>.*"; every request carries a
  *     token (a counter) and is published with reply "<inbox>.<token>";
- *   - pending requests live in a hash table keyed by token and in a min-heap
- *     ordered by deadline (each entry knows its heap slot, so removing a
- *     replied request is O(log n)); one mutex guards both;
+ *   - pending requests live in an nrpc_table keyed by token and in a
+ *     min-heap ordered by deadline (each entry knows its heap slot, so
+ *     removing a replied request is O(log n)); one mutex guards both;
  *   - one timer thread sleeps on a condition variable until the earliest
  *     deadline and answers expired requests with 504.
  *
@@ -19,6 +19,8 @@
  *
  * A request costs one allocation for its entry (subject inline) plus the
  * natsMsg; the table and the heap grow geometrically and never shrink.
+ * Replies are read by nrpc__reply_read, as outgoing calls of services read
+ * theirs, so both see the same codes for the same message.
  */
 #include "internal.h"
 
@@ -39,8 +41,8 @@
 #define CLIENT_CLOSE_WAIT_MS 5000
 
 typedef struct client_entry {
-    uint64_t token;
-    struct client_entry *next; /* hash chain, then a local list once removed */
+    nrpc_tnode node;           /* in pending, keyed by token; first */
+    struct client_entry *next; /* a local list once removed */
     size_t heap_idx;
     int64_t deadline; /* monotonic ms */
     int64_t timeout_ms;
@@ -68,72 +70,11 @@ struct nrpc_client {
     int sub_done;
 
     uint64_t next_token;
-    client_entry **buckets; /* power-of-two count */
-    size_t nbuckets;
-    size_t count;
+    nrpc_table pending; /* by token */
+    size_t count;       /* entries in pending and in the heap */
     client_entry **heap;
     size_t heap_cap;
 };
-
-/* ------------------------------------------------------------------------
- * Hash table keyed by token. Tokens are consecutive, so the low bits spread
- * them perfectly; no mixing needed.
- */
-
-static int
-table_grow(nrpc_client *c)
-{
-    size_t n = c->nbuckets ? c->nbuckets * 2 : 256, i;
-    client_entry **b = calloc(n, sizeof *b);
-
-    if (b == NULL)
-        return -1;
-    for (i = 0; i < c->nbuckets; i++) {
-        client_entry *e = c->buckets[i], *next;
-        for (; e; e = next) {
-            next = e->next;
-            e->next = b[e->token & (n - 1)];
-            b[e->token & (n - 1)] = e;
-        }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
-    return 0;
-}
-
-/* The entry for token, left in place, or NULL. */
-static client_entry *
-table_find(nrpc_client *c, uint64_t token)
-{
-    client_entry *e;
-
-    if (c->nbuckets == 0)
-        return NULL;
-    for (e = c->buckets[token & (c->nbuckets - 1)]; e; e = e->next)
-        if (e->token == token)
-            return e;
-    return NULL;
-}
-
-/* Unlinks and returns the entry for token, or NULL if someone else took it. */
-static client_entry *
-table_take(nrpc_client *c, uint64_t token)
-{
-    client_entry **pp;
-
-    if (c->nbuckets == 0)
-        return NULL;
-    for (pp = &c->buckets[token & (c->nbuckets - 1)]; *pp; pp = &(*pp)->next) {
-        if ((*pp)->token == token) {
-            client_entry *e = *pp;
-            *pp = e->next;
-            e->next = NULL;
-            return e;
-        }
-    }
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------
  * Min-heap on deadline; heap size equals c->count.
@@ -199,10 +140,6 @@ heap_remove(nrpc_client *c, client_entry *e, size_t n)
 static int
 pending_add(nrpc_client *c, client_entry *e)
 {
-    size_t idx;
-
-    if (c->count + 1 > c->nbuckets && table_grow(c) != 0)
-        return -1;
     if (c->count + 1 > c->heap_cap) {
         size_t cap = c->heap_cap ? c->heap_cap * 2 : 256;
         client_entry **h = realloc(c->heap, cap * sizeof *h);
@@ -211,9 +148,8 @@ pending_add(nrpc_client *c, client_entry *e)
         c->heap = h;
         c->heap_cap = cap;
     }
-    idx = e->token & (c->nbuckets - 1);
-    e->next = c->buckets[idx];
-    c->buckets[idx] = e;
+    if (nrpc_table_put(&c->pending, &e->node, e->node.key) != 0)
+        return -1;
     c->heap[c->count] = e;
     e->heap_idx = c->count;
     heap_up(c, c->count);
@@ -221,7 +157,6 @@ pending_add(nrpc_client *c, client_entry *e)
     return 0;
 }
 
-/* Removes the entry for token from table and heap. Locked. */
 /* Gives e a token and puts it in the table, waking the timer thread when
  * its deadline is the new earliest. On failure e is freed. */
 static nrpc_status
@@ -235,7 +170,7 @@ pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
         free(e);
         return NRPC_ERR_STATE;
     }
-    *token = e->token = c->next_token++;
+    *token = e->node.key = c->next_token++;
     rc = pending_add(c, e);
     if (rc == 0 && e->heap_idx == 0)
         pthread_cond_signal(&c->cv); /* new earliest deadline */
@@ -247,15 +182,31 @@ pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
     return NRPC_OK;
 }
 
+/* The entry for token, left in place, or NULL. Locked. */
+static client_entry *
+pending_find(nrpc_client *c, uint64_t token)
+{
+    return (client_entry *)nrpc_table_get(&c->pending, token);
+}
+
+/* Removes e from table and heap. Locked. */
+static void
+pending_remove(nrpc_client *c, client_entry *e)
+{
+    nrpc_table_remove(&c->pending, &e->node);
+    heap_remove(c, e, c->count);
+    c->count--;
+}
+
+/* Unlinks and returns the entry for token, or NULL if someone else took
+ * it. Locked. */
 static client_entry *
 pending_take(nrpc_client *c, uint64_t token)
 {
-    client_entry *e = table_take(c, token);
+    client_entry *e = pending_find(c, token);
 
-    if (e) {
-        heap_remove(c, e, c->count);
-        c->count--;
-    }
+    if (e)
+        pending_remove(c, e);
     return e;
 }
 
@@ -268,11 +219,10 @@ pending_take_all(nrpc_client *c)
 
     for (i = 0; i < c->count; i++) {
         client_entry *e = c->heap[i];
+        nrpc_table_remove(&c->pending, &e->node);
         e->next = list;
         list = e;
     }
-    for (i = 0; i < c->nbuckets; i++)
-        c->buckets[i] = NULL;
     c->count = 0;
     return list;
 }
@@ -335,45 +285,29 @@ gather_release(client_entry *e, int code)
     }
 }
 
-/* The body and error code of a reply: code 0, or the service's
- * Nats-Service-Error-Code (500 when it is not a number in 1..999). r->data
- * borrows from msg. */
-static void
-response_from_msg(natsMsg *msg, nrpc_response *r)
-{
-    const char *hv = NULL;
-
-    r->code = 0;
-    r->data = natsMsg_GetData(msg);
-    r->len = (size_t)natsMsg_GetDataLength(msg);
-    if (r->data == NULL)
-        r->data = "";
-    if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR_CODE, &hv) == NATS_OK && hv != NULL) {
-        char *end = NULL;
-        long code = strtol(hv, &end, 10);
-        r->code = end == hv || code <= 0 || code > 999 ? NRPC_CODE_INTERNAL : (int)code;
-    }
-}
-
 /* One reply to a gather; the caller took a reference on e. */
 static void
 gather_item(client_entry *e, natsMsg *msg)
 {
     nrpc_client *c = e->client;
-    nrpc_response r = {0};
+    nrpc__reply rr;
+    nrpc_response r;
 
-    if (natsMsg_IsNoResponders(msg)) {
+    nrpc__reply_read(msg, &rr);
+    if (rr.no_responders) {
         /* Nobody subscribed: end now rather than at the deadline. */
         pthread_mutex_lock(&c->mu);
-        if (table_find(c, e->token) == e) {
-            pending_take(c, e->token);
+        if (pending_find(c, e->node.key) == e) {
+            pending_remove(c, e);
             e->refs--; /* the table's hold; ours keeps e alive */
         }
         pthread_mutex_unlock(&c->mu);
         gather_release(e, NRPC_CODE_NOT_FOUND);
         return;
     }
-    response_from_msg(msg, &r);
+    r.code = rr.code;
+    r.data = rr.data;
+    r.len = rr.len;
     e->on_item(&r, e->closure);
     gather_release(e, 0);
 }
@@ -406,25 +340,24 @@ entry_timeout(client_entry *e)
 static void
 entry_reply(client_entry *e, natsMsg *msg)
 {
-    nrpc_response r = {0};
-    char text[512];
+    nrpc__reply rr;
+    nrpc_response r;
+    char text[NRPC_MAX_SUBJECT + 32];
 
-    if (natsMsg_IsNoResponders(msg)) {
+    nrpc__reply_read(msg, &rr);
+    if (rr.no_responders) {
         snprintf(text, sizeof text, "no such rpc: %s", e->subject);
         entry_fail(e, NRPC_CODE_NOT_FOUND, "not_found", text);
         return;
     }
-    response_from_msg(msg, &r);
-    if (r.code != 0) {
-        if (r.len == 0) {
-            /* A service answered with headers only: build the body. */
-            const char *m = NULL;
-            if (natsMsgHeader_Get(msg, NRPC_HDR_ERROR, &m) != NATS_OK || m == NULL)
-                m = "error without a message";
-            entry_fail(e, r.code, NULL, m);
-            return;
-        }
+    if (rr.code != 0 && rr.len == 0) {
+        /* A service answered with headers only: build the body. */
+        entry_fail(e, rr.code, NULL, rr.message);
+        return;
     }
+    r.code = rr.code;
+    r.data = rr.data;
+    r.len = rr.len;
     e->cb(&r, e->closure);
     free(e);
 }
@@ -456,7 +389,7 @@ client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c
         }
         if (ok) {
             pthread_mutex_lock(&c->mu);
-            e = table_find(c, token);
+            e = pending_find(c, token);
             if (e && e->on_item)
                 e->refs++; /* a gather stays until its deadline */
             else if (e)
@@ -512,9 +445,7 @@ client_timer_main(void *arg)
 
         while (c->count > 0 && c->heap[0]->deadline <= now) {
             client_entry *e = c->heap[0];
-            table_take(c, e->token);
-            heap_remove(c, e, c->count);
-            c->count--;
+            pending_remove(c, e);
             e->next = expired;
             expired = e;
         }
@@ -664,7 +595,7 @@ nrpc_client_destroy(nrpc_client *c)
         return;
     }
     natsSubscription_Destroy(c->sub);
-    free(c->buckets);
+    nrpc_table_free(&c->pending);
     free(c->heap);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
@@ -828,32 +759,24 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
  *
  * nats.c may still be inside a message callback when a subscription is
  * destroyed, so the callback never trusts its closure: live subscriptions
- * are registered in one table keyed by their natsSubscription, and the
- * callback looks itself up there and calls the user while holding the
- * table's lock. nrpc_client_unsubscribe takes the entry out under that lock
- * first, so once it returns the user's callback can no longer run. All
- * deliveries already share one NATS thread (conn.c), so the lock costs no
- * parallelism.
+ * are registered in one table keyed by an id of their own, which nats.c
+ * carries as the closure, and the callback looks itself up there and calls
+ * the user while holding the table's lock. nrpc_client_unsubscribe takes
+ * the entry out under that lock first, so once it returns the user's
+ * callback can no longer run. All deliveries already share one NATS thread
+ * (conn.c), so the lock costs no parallelism.
  */
 
 struct nrpc_subscription {
+    nrpc_tnode node; /* in subs, keyed by id; first */
     natsSubscription *sub;
     nrpc_message_cb cb;
     void *closure;
-    struct nrpc_subscription *next; /* hash chain */
 };
 
-#define SUBS_BUCKETS 4096
-
 static pthread_mutex_t subs_mu = PTHREAD_MUTEX_INITIALIZER;
-static nrpc_subscription *subs_table[SUBS_BUCKETS];
-
-static size_t
-subs_bucket(const natsSubscription *sub)
-{
-    uintptr_t p = (uintptr_t)sub;
-    return (size_t)((p >> 4) ^ (p >> 16)) & (SUBS_BUCKETS - 1);
-}
+static nrpc_table subs;    /* every client's, by id; under subs_mu */
+static uint64_t subs_next; /* under subs_mu */
 
 static void
 client_on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -861,9 +784,7 @@ client_on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
     nrpc_subscription *s;
 
     pthread_mutex_lock(&subs_mu);
-    for (s = subs_table[subs_bucket(sub)]; s; s = s->next)
-        if (s->sub == sub)
-            break;
+    s = (nrpc_subscription *)nrpc_table_get(&subs, (uint64_t)(uintptr_t)closure);
     if (s) {
         nrpc_message m = {0};
         m.subject = natsMsg_GetSubject(msg);
@@ -899,7 +820,7 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
 {
     nrpc_subscription *s;
     natsStatus st;
-    size_t b;
+    uint64_t id;
 
     if (c == NULL || c->nc == NULL || subject == NULL || cb == NULL || out == NULL)
         return NRPC_ERR_INVALID_ARG;
@@ -911,16 +832,15 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
     /* Registered under the lock before any message can be looked up: the
      * callback cannot run before Subscribe has stored s->sub. */
     pthread_mutex_lock(&subs_mu);
-    st = natsConnection_Subscribe(&s->sub, c->nc, subject, client_on_message, NULL);
+    id = ++subs_next;
+    st = natsConnection_Subscribe(&s->sub, c->nc, subject, client_on_message,
+                                  (void *)(uintptr_t)id);
     /* A browser-facing fan-out must not lose events to nats.c's default
      * pending limit under a burst; the gateway bounds its own queues. */
     if (st == NATS_OK)
         st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
-    if (st == NATS_OK) {
-        b = subs_bucket(s->sub);
-        s->next = subs_table[b];
-        subs_table[b] = s;
-    }
+    if (st == NATS_OK && nrpc_table_put(&subs, &s->node, id) != 0)
+        st = NATS_NO_MEMORY;
     pthread_mutex_unlock(&subs_mu);
     if (st != NATS_OK) {
         nrpc_log(NRPC_LOG_WARN, "client: subscribe to %s failed: %s", subject,
@@ -928,6 +848,7 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
         natsSubscription_Destroy(s->sub);
         free(s);
         return st == NATS_INVALID_SUBJECT || st == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
+               : st == NATS_NO_MEMORY                               ? NRPC_ERR_NOMEM
                                                                     : NRPC_ERR_NATS;
     }
     *out = s;
@@ -937,17 +858,10 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
 void
 nrpc_client_unsubscribe(nrpc_subscription *s)
 {
-    nrpc_subscription **pp;
-
     if (s == NULL)
         return;
     pthread_mutex_lock(&subs_mu);
-    for (pp = &subs_table[subs_bucket(s->sub)]; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    }
+    nrpc_table_remove(&subs, &s->node);
     pthread_mutex_unlock(&subs_mu);
     natsSubscription_Unsubscribe(s->sub); /* fails harmlessly once closed */
     natsSubscription_Destroy(s->sub);
