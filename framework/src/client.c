@@ -416,6 +416,15 @@ client_on_sub_complete(void *closure)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* 1 if subject may go out: at most NRPC_MAX_SUBJECT bytes. A longer one
+ * could pass nats-server's limit for a protocol line, and the server closes
+ * a connection that sends such a line, for every user of the connection. */
+static int
+subject_ok(const char *subject)
+{
+    return subject != NULL && strnlen(subject, NRPC_MAX_SUBJECT + 1) <= NRPC_MAX_SUBJECT;
+}
+
 static int
 client_link_up(nrpc_client *c)
 {
@@ -615,7 +624,8 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     natsStatus s;
     nrpc_status st;
 
-    if (c == NULL || subject == NULL || cb == NULL || timeout_ms <= 0 || (data == NULL && len > 0))
+    if (c == NULL || !subject_ok(subject) || cb == NULL || timeout_ms <= 0 ||
+        (data == NULL && len > 0))
         return NRPC_ERR_INVALID_ARG;
     /* While disconnected nats.c would buffer the publish for later; callers
      * want an answer now (the gateway turns this into 503). */
@@ -713,7 +723,7 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     natsStatus s;
     nrpc_status st;
 
-    if (c == NULL || subject == NULL || on_reply == NULL || on_done == NULL || wait_ms <= 0 ||
+    if (c == NULL || !subject_ok(subject) || on_reply == NULL || on_done == NULL || wait_ms <= 0 ||
         (data == NULL && len > 0))
         return NRPC_ERR_INVALID_ARG;
     if (!client_link_up(c))
@@ -822,7 +832,7 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
     natsStatus st;
     uint64_t id;
 
-    if (c == NULL || c->nc == NULL || subject == NULL || cb == NULL || out == NULL)
+    if (c == NULL || c->nc == NULL || !subject_ok(subject) || cb == NULL || out == NULL)
         return NRPC_ERR_INVALID_ARG;
     s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -875,7 +885,7 @@ nrpc_client_publish(nrpc_client *c, const char *subject, const char *data, size_
     natsMsg *msg = NULL;
     natsStatus s;
 
-    if (c == NULL || subject == NULL || (data == NULL && len > 0))
+    if (c == NULL || !subject_ok(subject) || (data == NULL && len > 0))
         return NRPC_ERR_INVALID_ARG;
     if (!client_link_up(c))
         return NRPC_ERR_STATE;
