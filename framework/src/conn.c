@@ -12,7 +12,12 @@
 
 /* One per connection, registered by its natsConnection so that
  * nrpc__nats_close can tell on_closed that the close is ours. Freed by
- * whichever of on_closed and nrpc__nats_close comes last. */
+ * whichever of on_closed and nrpc__nats_close comes last.
+ *
+ * The owner's hooks run under reg_mu and only while the close is not ours:
+ * once nrpc__nats_close has set `ours` no hook runs any more, and one that
+ * was running has returned, so the owner may free what its closure points
+ * to. */
 typedef struct conn_state {
     struct conn_state *next;
     natsConnection *nc;
@@ -57,28 +62,36 @@ on_disconnected(natsConnection *nc, void *closure)
     nrpc_log(NRPC_LOG_WARN, "NATS disconnected; reconnecting with backoff");
 }
 
+/* Runs the owner's connected hook unless nrpc__nats_close has started.
+ * h is alive: nats.c runs connection events in order on one thread, and h
+ * is freed only after on_closed, the last of them. */
+static void
+hook_connected(conn_state *h)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (!h->ours && h->hooks.connected)
+        h->hooks.connected(h->hooks.closure);
+    pthread_mutex_unlock(&reg_mu);
+}
+
 static void
 on_reconnected(natsConnection *nc, void *closure)
 {
-    conn_state *h = closure;
     char url[256];
 
     conn_url(nc, url, sizeof url);
     nrpc_log(NRPC_LOG_INFO, "NATS reconnected to %s", url);
-    if (h->hooks.connected)
-        h->hooks.connected(h->hooks.closure);
+    hook_connected(closure);
 }
 
 static void
 on_connected(natsConnection *nc, void *closure)
 {
-    conn_state *h = closure;
     char url[256];
 
     conn_url(nc, url, sizeof url);
     nrpc_log(NRPC_LOG_INFO, "NATS connected to %s", url);
-    if (h->hooks.connected)
-        h->hooks.connected(h->hooks.closure);
+    hook_connected(closure);
 }
 
 static void
@@ -87,6 +100,9 @@ on_closed(natsConnection *nc, void *closure)
     conn_state *h = closure;
     int ours, last;
 
+    const char *err = NULL;
+    natsStatus s = natsConnection_GetLastError(nc, &err);
+
     pthread_mutex_lock(&reg_mu);
     ours = h->ours;
     h->closed = 1;
@@ -94,16 +110,14 @@ on_closed(natsConnection *nc, void *closure)
     last = ours || h->nc == NULL;
     if (last)
         reg_unlink(h);
-    pthread_mutex_unlock(&reg_mu);
     if (!ours) {
-        const char *err = NULL;
-        natsStatus s = natsConnection_GetLastError(nc, &err);
         atomic_fetch_add(&fatal_closes, 1);
         nrpc_log(NRPC_LOG_ERROR, "NATS connection closed for good (%s%s%s); building a new one",
                  natsStatus_GetText(s), err && *err ? ": " : "", err ? err : "");
         if (h->hooks.closed)
             h->hooks.closed(h->hooks.closure);
     }
+    pthread_mutex_unlock(&reg_mu);
     if (last)
         free(h);
 }
