@@ -442,8 +442,18 @@ void nrpc_client_unsubscribe(nrpc_subscription *sub);
  * connected (nothing is buffered for later). */
 nrpc_status nrpc_client_publish(nrpc_client *c, const char *subject, const char *data,
                                 size_t len, const char *const *headers);
-/** Times the connection was re-established since the client was created. */
+/** Times the connection was re-established by nats.c since the client was
+ * created, or since the last rebuild (see below). */
 uint64_t nrpc_client_reconnects(nrpc_client *c);
+/** Times the client built a new connection because NATS closed the old one
+ * for good: nats.c does not reconnect after some server errors (a protocol
+ * line over the server's limit, an authorization failure). Requests
+ * pending then fail at once with 503; subscriptions move to the new
+ * connection by themselves. */
+uint64_t nrpc_client_rebuilds(nrpc_client *c);
+/** 1 from the moment NATS closed the connection for good until the new one
+ * is connected, else 0. Meanwhile calls fail as while disconnected. */
+int nrpc_client_rebuilding(nrpc_client *c);
 
 /** Scatter-gather: publishes data (len bytes; NULL and 0 for an empty
  * payload) on subject with a reply inbox of its own and collects every reply
