@@ -236,20 +236,31 @@ http_reject(gw_req *r, int status, const char *type, const char *allow, const ch
     return MHD_YES;
 }
 
+/* 200 {"status": "ok", "nats_rebuilds": n} while connected, else 503 with
+ * a status saying why: the connection dropped (nats.c reconnects), or NATS
+ * closed it for good and the client is building a new one. */
 static enum MHD_Result
 http_send_health(gw_req *r, struct MHD_Connection *conn)
 {
-    static char ok[] = "{\"status\":\"ok\"}";
-    static char down[] = "{\"status\":\"nats disconnected\"}";
-    int up;
+    nrpc_client *c;
+    const char *status;
+    unsigned long long rebuilds = 0;
+    char body[128];
+    int up = 0, n;
 
     pthread_rwlock_rdlock(&r->gw->client_lock);
-    up = r->gw->client != NULL && nrpc_client_connected(r->gw->client);
+    c = r->gw->client;
+    if (c != NULL) {
+        up = nrpc_client_connected(c);
+        rebuilds = nrpc_client_rebuilds(c);
+    }
+    status = up                                       ? "ok"
+             : c != NULL && nrpc_client_rebuilding(c) ? "nats connection closed; rebuilding it"
+                                                      : "nats disconnected";
     pthread_rwlock_unlock(&r->gw->client_lock);
-    if (up)
-        return http_send(r, conn, MHD_HTTP_OK, ok, sizeof ok - 1, MHD_RESPMEM_PERSISTENT, NULL);
-    return http_send(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, down, sizeof down - 1,
-                     MHD_RESPMEM_PERSISTENT, NULL);
+    n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"nats_rebuilds\":%llu}", status, rebuilds);
+    return http_send(r, conn, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n,
+                     MHD_RESPMEM_MUST_COPY, NULL);
 }
 
 /* Queues the answer stored by http_on_reply. */

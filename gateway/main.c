@@ -2,7 +2,8 @@
  * main.c: natsrpc-gateway, an HTTP front end for natsrpc services.
  *
  *   POST /<service>.<method>   body [args, kwargs] -> NATS request -> reply body
- *   GET  /healthz              200 {"status":"ok"} / 503 while NATS is down
+ *   GET  /healthz              200 {"status":"ok", "nats_rebuilds": n} / 503 while NATS
+ *                              is down or its connection is being rebuilt
  *
  * Settings come from the environment; the table below is the single source
  * for parsing, defaults and --help. SIGTERM/SIGINT drain: stop accepting,
@@ -78,7 +79,8 @@ usage(FILE *f)
             "HTTP gateway for natsrpc services (natsrpc %s).\n"
             "  POST /<service>.<method>  sends the body as a NATS request to that subject\n"
             "                            and answers with the reply (JSON)\n"
-            "  GET  /healthz             200 {\"status\":\"ok\"}, 503 while NATS is down\n"
+            "  GET  /healthz             200 {\"status\":\"ok\"}, 503 while NATS is down or\n"
+            "                            its connection is being rebuilt\n"
             "  GET  /services            the services found on NATS ($SRV.INFO), ?refresh=1\n"
             "  GET  /openapi.json        OpenAPI 3.1 of every rpc found; Swagger UI at /docs\n"
             "  GET  /metadata            name, version, API version of the gateway\n"

@@ -362,6 +362,12 @@ int nrpc_topic_subject(const char *topic, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------------------
  * Asynchronous requests over one shared connection (used by the gateway).
+ *
+ * Subjects. nrpc_client_request, nrpc_client_gather, nrpc_client_subscribe
+ * and nrpc_client_publish refuse a subject longer than NRPC_MAX_SUBJECT
+ * bytes with NRPC_ERR_INVALID_ARG before anything reaches NATS, and run no
+ * callback: a longer protocol line can make nats-server close the
+ * connection that every caller of the client shares.
  */
 typedef struct nrpc_client nrpc_client;
 
@@ -392,7 +398,8 @@ void nrpc_client_destroy(nrpc_client *c);
 /** Sends data as a request on subject with the given timeout. Thread-safe.
  * headers, if not NULL, is a NULL-terminated list of name, value pairs
  * added to the request. If it returns an error the callback is never
- * called. */
+ * called: NRPC_ERR_INVALID_ARG for a subject over NRPC_MAX_SUBJECT bytes,
+ * NRPC_ERR_STATE while NATS is not connected. */
 nrpc_status nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_t len,
                                 int64_t timeout_ms, const char *const *headers,
                                 nrpc_response_cb cb, void *closure);
@@ -426,7 +433,8 @@ typedef struct nrpc_subscription nrpc_subscription;
  * subscriber gets every message). Thread-safe. *out is new: release it
  * with nrpc_client_unsubscribe, and do so before nrpc_client_destroy. The
  * subscription survives reconnects. If it returns an error the callback is
- * never called. */
+ * never called: NRPC_ERR_INVALID_ARG for a subject over NRPC_MAX_SUBJECT
+ * bytes. */
 nrpc_status nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb,
                                   void *closure, nrpc_subscription **out);
 /** Ends a subscription and frees it. Once it returns, cb is not running
@@ -434,12 +442,23 @@ nrpc_status nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_mess
  * NULL-safe. */
 void nrpc_client_unsubscribe(nrpc_subscription *sub);
 /** Publishes data on subject, with no reply expected. headers as in
- * nrpc_client_request. Thread-safe. Returns NRPC_ERR_STATE while NATS is
- * not connected (nothing is buffered for later). */
+ * nrpc_client_request. Thread-safe. Returns NRPC_ERR_INVALID_ARG for a
+ * subject over NRPC_MAX_SUBJECT bytes, NRPC_ERR_STATE while NATS is not
+ * connected (nothing is buffered for later). */
 nrpc_status nrpc_client_publish(nrpc_client *c, const char *subject, const char *data,
                                 size_t len, const char *const *headers);
-/** Times the connection was re-established since the client was created. */
+/** Times the connection was re-established by nats.c since the client was
+ * created, or since the last rebuild (see below). */
 uint64_t nrpc_client_reconnects(nrpc_client *c);
+/** Times the client built a new connection because NATS closed the old one
+ * for good: nats.c does not reconnect after some server errors (a protocol
+ * line over the server's limit, an authorization failure). Requests
+ * pending then fail at once with 503; subscriptions move to the new
+ * connection by themselves. */
+uint64_t nrpc_client_rebuilds(nrpc_client *c);
+/** 1 from the moment NATS closed the connection for good until the new one
+ * is connected, else 0. Meanwhile calls fail as while disconnected. */
+int nrpc_client_rebuilding(nrpc_client *c);
 
 /** Scatter-gather: publishes data (len bytes; NULL and 0 for an empty
  * payload) on subject with a reply inbox of its own and collects every reply
@@ -453,7 +472,8 @@ uint64_t nrpc_client_reconnects(nrpc_client *c);
  * wait_ms passed, 404 at once when nobody listens on subject, 503 when the
  * connection dropped or the client is being destroyed (resp->data is then an
  * error body). Neither callback may block. If it returns an error no callback
- * ever runs. */
+ * ever runs: NRPC_ERR_INVALID_ARG for a subject over NRPC_MAX_SUBJECT
+ * bytes. */
 nrpc_status nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t len,
                                int64_t wait_ms, nrpc_response_cb on_reply,
                                nrpc_response_cb on_done, void *closure);

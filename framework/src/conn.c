@@ -12,13 +12,22 @@
 
 /* One per connection, registered by its natsConnection so that
  * nrpc__nats_close can tell on_closed that the close is ours. Freed by
- * whichever of on_closed and nrpc__nats_close comes last. */
+ * whichever of on_closed and nrpc__nats_close comes last; while
+ * nrpc__nats_connect is still under way (connecting), by neither: a
+ * connection that is retrying in the background can be closed before
+ * natsConnection_Connect has even returned it.
+ *
+ * The owner's hooks run under reg_mu and only while the close is not ours:
+ * once nrpc__nats_close has set `ours` no hook runs any more, and one that
+ * was running has returned, so the owner may free what its closure points
+ * to. */
 typedef struct conn_state {
     struct conn_state *next;
     natsConnection *nc;
     nrpc__conn_hooks hooks;
-    int ours;   /* nrpc__nats_close has started: not an outage */
-    int closed; /* on_closed has run */
+    int ours;       /* nrpc__nats_close has started (or connect failed): not an outage */
+    int closed;     /* on_closed has run */
+    int connecting; /* nrpc__nats_connect has not registered it yet */
 } conn_state;
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -57,28 +66,36 @@ on_disconnected(natsConnection *nc, void *closure)
     nrpc_log(NRPC_LOG_WARN, "NATS disconnected; reconnecting with backoff");
 }
 
+/* Runs the owner's connected hook unless nrpc__nats_close has started.
+ * h is alive: nats.c runs connection events in order on one thread, and h
+ * is freed only after on_closed, the last of them. */
+static void
+hook_connected(conn_state *h)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (!h->ours && h->hooks.connected)
+        h->hooks.connected(h->hooks.closure);
+    pthread_mutex_unlock(&reg_mu);
+}
+
 static void
 on_reconnected(natsConnection *nc, void *closure)
 {
-    conn_state *h = closure;
     char url[256];
 
     conn_url(nc, url, sizeof url);
     nrpc_log(NRPC_LOG_INFO, "NATS reconnected to %s", url);
-    if (h->hooks.connected)
-        h->hooks.connected(h->hooks.closure);
+    hook_connected(closure);
 }
 
 static void
 on_connected(natsConnection *nc, void *closure)
 {
-    conn_state *h = closure;
     char url[256];
 
     conn_url(nc, url, sizeof url);
     nrpc_log(NRPC_LOG_INFO, "NATS connected to %s", url);
-    if (h->hooks.connected)
-        h->hooks.connected(h->hooks.closure);
+    hook_connected(closure);
 }
 
 static void
@@ -87,23 +104,24 @@ on_closed(natsConnection *nc, void *closure)
     conn_state *h = closure;
     int ours, last;
 
+    const char *err = NULL;
+    natsStatus s = natsConnection_GetLastError(nc, &err);
+
     pthread_mutex_lock(&reg_mu);
     ours = h->ours;
     h->closed = 1;
-    /* Before registration finished (connect failed) nobody else frees h. */
-    last = ours || h->nc == NULL;
+    /* While connecting, nrpc__nats_connect decides (it needs h after us). */
+    last = ours && !h->connecting;
     if (last)
         reg_unlink(h);
-    pthread_mutex_unlock(&reg_mu);
     if (!ours) {
-        const char *err = NULL;
-        natsStatus s = natsConnection_GetLastError(nc, &err);
         atomic_fetch_add(&fatal_closes, 1);
         nrpc_log(NRPC_LOG_ERROR, "NATS connection closed for good (%s%s%s); building a new one",
                  natsStatus_GetText(s), err && *err ? ": " : "", err ? err : "");
         if (h->hooks.closed)
             h->hooks.closed(h->hooks.closure);
     }
+    pthread_mutex_unlock(&reg_mu);
     if (last)
         free(h);
 }
@@ -181,7 +199,7 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     conn_state *h;
     const char *urls[32];
     char *copy;
-    int n;
+    int n, last = 0;
 
     if (url == NULL || *url == '\0')
         url = getenv("NATS_URL");
@@ -196,6 +214,7 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     }
     if (hooks)
         h->hooks = *hooks;
+    h->connecting = 1;
     n = split_urls(copy, urls, 32);
     if (n == 0) {
         free(copy);
@@ -257,15 +276,25 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     natsOptions_Destroy(o);
     free(copy);
     pthread_mutex_lock(&reg_mu);
+    h->connecting = 0;
     if (s == NATS_OK) {
+        /* Registered even when on_closed has run already: the owner gets a
+         * closed connection (its closed hook has run) and nrpc__nats_close
+         * frees h. */
         h->nc = *out;
         h->next = reg;
         reg = h;
+    } else {
+        /* The owner never gets the connection: no hook may run for it, and
+         * h goes with on_closed, now if that has run, else when it runs. */
+        h->ours = 1;
+        last = h->closed;
     }
     pthread_mutex_unlock(&reg_mu);
     if (s != NATS_OK) {
         nrpc_log(NRPC_LOG_ERROR, "NATS connect to %s failed: %s", url, natsStatus_GetText(s));
-        /* A connection that was created and closed has freed h in on_closed. */
+        if (last)
+            free(h);
         return NRPC_ERR_NATS;
     }
     return NRPC_OK;

@@ -12,8 +12,10 @@
 /* Default NATS server when neither the caller nor NATS_URL names one. */
 #define NRPC_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
 
-/* What a connection's owner hears about it. Both run on a nats.c thread and
- * must not block. */
+/* What a connection's owner hears about it. Both run on a nats.c thread,
+ * under a lock of conn.c: they must not block, nor call nrpc__nats_connect
+ * or nrpc__nats_close. Once nrpc__nats_close(nc) has returned, neither
+ * runs for nc any more, so the owner may free their closure. */
 typedef struct {
     /* Each time the connection is (re)established. */
     void (*connected)(void *closure);

@@ -86,6 +86,8 @@ struct nrpc_service {
     size_t nretired;
     uint64_t rebuilds;
     uv_async_t rebuild;
+    uv_timer_t rebuild_timer;    /* the next attempt (backoff) */
+    atomic_int rebuild_attempts; /* since a connection was last up */
 
     /* delivery thread -> loop thread */
     pthread_mutex_t qmu;

@@ -290,6 +290,7 @@ close_handles(nrpc_service *svc)
 {
     uv_close((uv_handle_t *)&svc->wake, NULL);
     uv_close((uv_handle_t *)&svc->rebuild, NULL);
+    uv_close((uv_handle_t *)&svc->rebuild_timer, NULL);
     uv_close((uv_handle_t *)&svc->sigterm, NULL);
     uv_close((uv_handle_t *)&svc->sigint, NULL);
     if (!uv_is_closing((uv_handle_t *)&svc->drain_timer))
@@ -395,26 +396,65 @@ on_nats_closed(void *closure)
     uv_async_send(&svc->rebuild);
 }
 
+/* nats.c thread: a connection is up; the next rebuild starts at once. */
+static void
+on_nats_connected(void *closure)
+{
+    nrpc_service *svc = closure;
+    atomic_store(&svc->rebuild_attempts, 0);
+}
+
+/* Connects; svc->nc changes only on success. */
 static nrpc_status
 service_connect(nrpc_service *svc)
 {
-    nrpc__conn_hooks hooks = {.closed = on_nats_closed, .closure = svc};
+    nrpc__conn_hooks hooks = {
+        .connected = on_nats_connected, .closed = on_nats_closed, .closure = svc};
     natsConnection *nc = NULL;
     nrpc_status st = nrpc__nats_connect(&nc, NULL, svc->def.name, &hooks);
 
     /* The delivery thread reads svc->nc to refuse calls; during a rebuild it
      * may still see the old connection, which stays allocated until exit. */
-    svc->nc = nc;
+    if (st == NRPC_OK)
+        svc->nc = nc;
     return st;
 }
 
-/* Loop thread: a new connection in place of one nats.c gave up on. The old
- * one is kept (closed) until exit: the delivery thread may still be inside
- * one of its callbacks. */
+static void rebuild_now(uv_timer_t *t);
+
+/* Loop thread: the next rebuild attempt, after a backoff that grows until a
+ * connection comes up, so that a server which closes every new connection
+ * (refused credentials) does not get one per millisecond. */
+static void
+rebuild_later(nrpc_service *svc)
+{
+    int n = atomic_fetch_add(&svc->rebuild_attempts, 1) + 1;
+
+    uv_timer_start(&svc->rebuild_timer, rebuild_now, (uint64_t)nrpc_backoff_ms(n, 100, 2000), 0);
+}
+
+/* Loop thread: the closed hook asked for a new connection. */
 static void
 on_rebuild(uv_async_t *a)
 {
     nrpc_service *svc = a->data;
+    int n = atomic_load(&svc->rebuild_attempts);
+
+    if (svc->draining || uv_is_active((uv_handle_t *)&svc->rebuild_timer))
+        return; /* an attempt is due already */
+    uv_timer_start(&svc->rebuild_timer, rebuild_now,
+                   n == 0 ? 0 : (uint64_t)nrpc_backoff_ms(n, 100, 2000), 0);
+}
+
+/* Loop thread: a new connection in place of one nats.c gave up on. The old
+ * one is kept (closed) until exit: the delivery thread may still be inside
+ * one of its callbacks. An attempt that fails (the new connection could
+ * not be built, or was closed again before it was ready) is tried again
+ * later: the service never stays without a connection. */
+static void
+rebuild_now(uv_timer_t *t)
+{
+    nrpc_service *svc = t->data;
     natsConnection *old = svc->nc;
     size_t i;
 
@@ -425,19 +465,31 @@ on_rebuild(uv_async_t *a)
         svc->rpcs[i].sub = NULL;
     }
     nrpc__discovery_stop(svc);
-    nrpc__outcall_lost(svc);
+    if (service_connect(svc) != NRPC_OK) {
+        nrpc_log(NRPC_LOG_WARN, "could not build a new NATS connection; trying again");
+        rebuild_later(svc);
+        return;
+    }
     if (svc->nretired < NRPC_MAX_RETIRED)
         svc->retired[svc->nretired++] = old;
     else
         nrpc__nats_close(old); /* rebuilds this often would be a loop; say so */
     svc->rebuilds++;
-    if (service_connect(svc) != NRPC_OK || service_subscribe(svc) != NRPC_OK ||
-        nrpc__discovery_subscribe(svc) != NRPC_OK) {
-        nrpc_log(NRPC_LOG_ERROR, "could not rebuild the NATS connection; exiting");
-        svc->exit_code = 1;
-        uv_stop(svc->loop);
+    if (service_subscribe(svc) != NRPC_OK || nrpc__discovery_subscribe(svc) != NRPC_OK) {
+        /* Mostly closed again already; if not, close it so that the next
+         * attempt replaces it as a whole. */
+        nrpc_log(NRPC_LOG_WARN, "the new NATS connection failed before it was ready; trying "
+                                "again");
+        natsConnection_Close(svc->nc);
+        rebuild_later(svc);
         return;
     }
+    if (natsConnection_Status(svc->nc) != NATS_CONN_STATUS_CONNECTED)
+        atomic_fetch_add(&svc->rebuild_attempts, 1); /* on_nats_connected resets it */
+    /* Outgoing calls waited on the old connection: they fail now that the
+     * new one is in place, so the calls they belong to are answered on it
+     * (on the old one the answers would be lost). */
+    nrpc__outcall_lost(svc);
     nrpc_log(NRPC_LOG_INFO, "new NATS connection built; %zu rpcs subscribed again", svc->nrpcs);
 }
 
@@ -492,6 +544,8 @@ nrpc__loop_setup(nrpc_service *svc, uv_loop_t *loop)
     svc->wake.data = svc;
     uv_async_init(loop, &svc->rebuild, on_rebuild);
     svc->rebuild.data = svc;
+    uv_timer_init(loop, &svc->rebuild_timer);
+    svc->rebuild_timer.data = svc;
     uv_signal_init(loop, &svc->sigterm);
     uv_signal_init(loop, &svc->sigint);
     svc->sigterm.data = svc->sigint.data = svc;

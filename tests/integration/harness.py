@@ -205,14 +205,17 @@ class Proc:
 
 
 class Nats:
-    """A nats-server on 127.0.0.1 with its monitoring port."""
+    """A nats-server on 127.0.0.1 with its monitoring port. config, if given,
+    is the text of a configuration file for settings that have no flag (such
+    as max_control_line); the flags for address and ports still apply."""
 
-    def __init__(self, stack, port=None, name="nats-server"):
+    def __init__(self, stack, port=None, name="nats-server", config=None):
         self.stack = stack
         self.auto_port = port is None
         self.port = port or free_port()
         self.mport = self._other_port(self.port)
         self.name = name
+        self.config = config
         self.proc = None
         self.started = False
 
@@ -233,7 +236,11 @@ class Nats:
         another test took them in the meantime."""
         for attempt in range(3):
             argv = [nats_server_path(), "-a", "127.0.0.1", "-p", str(self.port),
-                    "-m", str(self.mport), "-n", "nrpc-it-%d" % self.port]
+                    "-m", str(self.mport)]
+            if self.config is None:
+                argv += ["-n", "nrpc-it-%d" % self.port]
+            else:
+                argv += ["-c", self._write_config()]
             self.proc = self.stack.spawn(self.name, argv, kind="nats")
             try:
                 wait_for(lambda: (port_open(self.port) and port_open(self.mport)) or self._check_alive(),
@@ -246,6 +253,21 @@ class Nats:
                 self.port = free_port()
                 self.mport = self._other_port(self.port)
         return self
+
+    def _write_config(self):
+        # The name lives in the file: a reload would refuse a name that only
+        # the command line gave.
+        path = os.path.join(self.stack.dir, self.name + ".conf")
+        with open(path, "w") as f:
+            f.write("server_name: nrpc-it-%d\n%s" % (self.port, self.config))
+        return path
+
+    def reload(self, config):
+        """Rewrites the configuration file with config and has the server
+        reload it (SIGHUP), as an operator would."""
+        self.config = config
+        self._write_config()
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     def _check_alive(self):
         if not self.proc.alive():
@@ -316,8 +338,8 @@ class Stack:
     def postgres(self, port=None, name="postgres"):
         return start_postgres(self, port=port, name=name)
 
-    def nats(self, port=None, name="nats-server"):
-        return Nats(self, port=port, name=name).start()
+    def nats(self, port=None, name="nats-server", config=None):
+        return Nats(self, port=port, name=name, config=config).start()
 
     def service(self, binary_name, nats, env=None, ready_subject=None, replicas_expected=None,
                 args=()):
