@@ -19,12 +19,8 @@ HELLO = '[["Hello, Bob Ross"], {}]'
 class CliTest(harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
-        def start(stack):
-            cls.nats = stack.nats()
-            cls.svc = stack.service("greeting_service", cls.nats)
-            cls.nc = harness.NatsClient(cls.nats.url)
-            cls.bin = harness.binary("natsrpc")
-        cls.start_stack("cli", start)
+        cls.bin = harness.binary("natsrpc")
+        cls.start_greeting("cli")
 
     def run_cli(self, *args, env=None, timeout=30):
         e = dict(os.environ, NATS_URL=self.nats.url)
