@@ -61,8 +61,10 @@ conn_url(natsConnection *nc, char *buf, size_t len)
 static void
 on_disconnected(natsConnection *nc, void *closure)
 {
-    if (natsConnection_IsClosed(nc))
-        return; /* on_closed says what happened */
+    conn_state *h = closure;
+
+    if (h->hooks.fail_fast_ms > 0 || natsConnection_IsClosed(nc))
+        return; /* no reconnect to announce; on_closed says what happened */
     nrpc_log(NRPC_LOG_WARN, "NATS disconnected; reconnecting with backoff");
 }
 
@@ -114,7 +116,9 @@ on_closed(natsConnection *nc, void *closure)
     last = ours && !h->connecting;
     if (last)
         reg_unlink(h);
-    if (!ours) {
+    /* A one-command tool (fail_fast_ms) sees a lost connection in its next
+     * call, and has nothing to rebuild. */
+    if (!ours && h->hooks.fail_fast_ms <= 0) {
         atomic_fetch_add(&fatal_closes, 1);
         nrpc_log(NRPC_LOG_ERROR, "NATS connection closed for good (%s%s%s); building a new one",
                  natsStatus_GetText(s), err && *err ? ": " : "", err ? err : "");
@@ -190,6 +194,16 @@ split_urls(char *buf, const char **urls, int max)
     return n;
 }
 
+const char *
+nrpc__nats_url(const char *url)
+{
+    if (url == NULL || *url == '\0')
+        url = getenv("NATS_URL");
+    if (url == NULL || *url == '\0')
+        url = NRPC_DEFAULT_NATS_URL;
+    return url;
+}
+
 nrpc_status
 nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
                    const nrpc__conn_hooks *hooks)
@@ -199,12 +213,9 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     conn_state *h;
     const char *urls[32];
     char *copy;
-    int n, last = 0;
+    int n, last = 0, tried = 0, fast = hooks && hooks->fail_fast_ms > 0;
 
-    if (url == NULL || *url == '\0')
-        url = getenv("NATS_URL");
-    if (url == NULL || *url == '\0')
-        url = NRPC_DEFAULT_NATS_URL;
+    url = nrpc__nats_url(url);
     copy = strdup(url);
     h = calloc(1, sizeof *h);
     if (copy == NULL || h == NULL) {
@@ -219,7 +230,8 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     if (n == 0) {
         free(copy);
         free(h);
-        nrpc_log(NRPC_LOG_ERROR, "NATS_URL names no server: '%s'", url);
+        if (!fast)
+            nrpc_log(NRPC_LOG_ERROR, "NATS_URL names no server: '%s'", url);
         return NRPC_ERR_INVALID_ARG;
     }
 
@@ -239,12 +251,19 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
      * its flusher thread, which would add a millisecond to every hop. */
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(o, true);
-    if (s == NATS_OK)
+    if (s == NATS_OK && fast) {
+        /* One try of each server within the caller's time: a tool that runs
+         * one command says at once that NATS is not there. */
+        s = natsOptions_SetTimeout(o, h->hooks.fail_fast_ms);
+        if (s == NATS_OK)
+            s = natsOptions_SetAllowReconnect(o, false);
+    } else if (s == NATS_OK) {
         s = natsOptions_SetMaxReconnect(o, -1);
-    if (s == NATS_OK)
-        s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, NULL);
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, h);
+        if (s == NATS_OK)
+            s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, NULL);
+        if (s == NATS_OK)
+            s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, h);
+    }
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, h);
     if (s == NATS_OK)
@@ -262,12 +281,13 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK) {
+        tried = 1;
         s = natsConnection_Connect(out, o);
         if (s == NATS_NOT_YET_CONNECTED) {
             nrpc_log(NRPC_LOG_WARN, "NATS at %s not reachable yet; retrying in the background",
                      url);
             s = NATS_OK;
-        } else if (s == NATS_OK) {
+        } else if (s == NATS_OK && !fast) {
             char cur[256];
             conn_url(*out, cur, sizeof cur);
             nrpc_log(NRPC_LOG_INFO, "NATS connected to %s", cur);
@@ -292,8 +312,11 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     }
     pthread_mutex_unlock(&reg_mu);
     if (s != NATS_OK) {
-        nrpc_log(NRPC_LOG_ERROR, "NATS connect to %s failed: %s", url, natsStatus_GetText(s));
-        if (last)
+        if (!fast)
+            nrpc_log(NRPC_LOG_ERROR, "NATS connect to %s failed: %s", url, natsStatus_GetText(s));
+        /* Before the connect, or when failing fast, no callback can run and
+         * h is ours to free; else on_closed frees it if it has not yet. */
+        if (last || !tried || fast)
             free(h);
         return NRPC_ERR_NATS;
     }

@@ -12,10 +12,11 @@
 /* Default NATS server when neither the caller nor NATS_URL names one. */
 #define NRPC_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
 
-/* What a connection's owner hears about it. Both run on a nats.c thread,
- * under a lock of conn.c: they must not block, nor call nrpc__nats_connect
- * or nrpc__nats_close. Once nrpc__nats_close(nc) has returned, neither
- * runs for nc any more, so the owner may free their closure. */
+/* What a connection's owner hears about it, and how it connects. The two
+ * callbacks run on a nats.c thread, under a lock of conn.c: they must not
+ * block, nor call nrpc__nats_connect or nrpc__nats_close. Once
+ * nrpc__nats_close(nc) has returned, neither runs for nc any more, so the
+ * owner may free their closure. */
 typedef struct {
     /* Each time the connection is (re)established. */
     void (*connected)(void *closure);
@@ -26,16 +27,26 @@ typedef struct {
      * nrpc__nats_close. Never called for a close of nrpc__nats_close. */
     void (*closed)(void *closure);
     void *closure;
+    /* > 0: fail fast, for a tool that runs one command (the natsrpc CLI).
+     * Each server gets this many ms to answer, nothing retries in the
+     * background, a connection that drops is closed rather than rebuilt,
+     * and nothing is logged: the caller reports the NRPC_ERR_NATS it gets,
+     * with nats_GetLastError for the reason. */
+    int64_t fail_fast_ms;
 } nrpc__conn_hooks;
 
+/* The servers a connection uses: url when it is not NULL or empty, else
+ * $NATS_URL when set and not empty, else NRPC_DEFAULT_NATS_URL. Borrowed. */
+const char *nrpc__nats_url(const char *url);
+
 /*
- * Connects to NATS the way every natsrpc process does: url (NULL: $NATS_URL,
- * else the default; a comma-separated list is allowed), publishes written at
- * once (no 1 ms flusher delay), reconnects forever with nrpc_backoff_ms and
- * logs every disconnect, reconnect and close. When no server answers at
- * start, it keeps retrying in the background and returns NRPC_OK with a
- * connection that is not connected yet. *nc is new: nrpc__nats_close.
- * hooks may be NULL; it is copied.
+ * Connects to NATS the way every natsrpc process does: url (nrpc__nats_url
+ * picks it; a comma-separated list is allowed), publishes written at once
+ * (no 1 ms flusher delay), reconnects forever with nrpc_backoff_ms and logs
+ * every disconnect, reconnect and close. When no server answers at start,
+ * it keeps retrying in the background and returns NRPC_OK with a connection
+ * that is not connected yet (unless hooks->fail_fast_ms says otherwise).
+ * *nc is new: nrpc__nats_close. hooks may be NULL; it is copied.
  */
 nrpc_status nrpc__nats_connect(natsConnection **nc, const char *url, const char *name,
                                const nrpc__conn_hooks *hooks);

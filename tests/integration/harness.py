@@ -1121,6 +1121,16 @@ class IntegrationCase(unittest.TestCase):
             raise
 
     @classmethod
+    def start_greeting(cls, prefix):
+        """The smallest stack, by start_stack: cls.nats (a nats-server),
+        cls.svc (one greeting_service) and cls.nc (a client)."""
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("greeting_service", cls.nats)
+            cls.nc = NatsClient(cls.nats.url)
+        cls.start_stack(prefix, start)
+
+    @classmethod
     def tearDownClass(cls):
         nc = cls.__dict__.get("nc")  # a NatsClient the class opened, if any
         if nc is not None:

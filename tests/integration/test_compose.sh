@@ -24,4 +24,43 @@ for want in nats greeting_service gateway; do
   grep -qx "$want" <<<"$services" || fail "service '$want' missing from $compose (have: $listed)"
 done
 
-echo "ok: $compose is valid (services: $listed)"
+# .dockerignore keeps local state and build output out of the build context
+# (.run/pg/data, build trees, node_modules) and lets in everything the
+# Dockerfile copies. docker-compose 1.29 builds through docker-py, so its
+# own matcher decides, run on a scratch tree with both kinds of paths.
+[[ -f $root/.dockerignore ]] || fail "$root/.dockerignore not found"
+python3 - "$root" <<'PY' || fail ".dockerignore check failed"
+import os, re, sys, tempfile
+from docker.utils.build import exclude_paths
+
+root = sys.argv[1]
+# docker-py's reading of .dockerignore (docker/api/build.py)
+with open(os.path.join(root, ".dockerignore")) as f:
+    patterns = [l.strip() for l in f.read().splitlines()]
+patterns = [p for p in patterns if p and p[0] != "#"]
+
+must_leave = [".run/pg/data/PG_VERSION", ".run/pids", "build/bin/natsrpc", "build-asan/bin/natsrpc",
+              "build-fuzz/bin/fuzz_wire", "node_modules/autobahn/package.json",
+              "tests/node/node_modules/ajv/package.json"]
+# every source of a COPY without --from, as a file or a folder with a file
+must_stay = []
+with open(os.path.join(root, "Dockerfile")) as f:
+    for line in f:
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            for src in words[1:-1]:
+                must_stay.append(src + "x.c" if src.endswith("/") else src)
+
+with tempfile.TemporaryDirectory() as tree:
+    for path in must_leave + must_stay + ["Dockerfile"]:
+        os.makedirs(os.path.dirname(os.path.join(tree, path)), exist_ok=True)
+        open(os.path.join(tree, path), "w").close()
+    sent = exclude_paths(tree, list(patterns))
+problems = ["sent to the daemon: " + p for p in must_leave if p in sent]
+problems += ["left out, but the Dockerfile copies it: " + p for p in must_stay if p not in sent]
+for p in problems:
+    print("FAIL: .dockerignore: " + p, file=sys.stderr)
+sys.exit(1 if problems or not must_stay else 0)
+PY
+
+echo "ok: $compose is valid (services: $listed); .dockerignore keeps state and builds out"

@@ -5,8 +5,10 @@ io.nats.micro.v1 JSON schemas), and the gateway's GET /services,
 (traceparent and X-Request-Id, sent on to the service and logged)."""
 
 import json
+import math
 import os
 import re
+import subprocess
 import time
 import unittest
 
@@ -134,6 +136,52 @@ class ServiceApiTest(harness.IntegrationCase):
         last = [e["last_error"] for r in self.replies("$SRV.STATS.greeting_service", 2)
                 for e in r["endpoints"] if e["name"] == "hello" and e["num_errors"]]
         self.assertTrue(last and all(x.startswith("400:") for x in last), last)
+
+
+class StatsPercentileTest(harness.IntegrationCase):
+    """$SRV.STATS p50/p90/p99 of calls of known duration (hello_sleep), on an
+    instance that serves nothing else, and as `natsrpc stats` shows them."""
+
+    # Seconds each call sleeps. By nearest rank p50 is the 5th, p90 the 9th
+    # and p99 the 10th; buckets 19 % wide read them 10 to 17 % too high.
+    SLEEPS = [0.1, 0.2, 0.25, 0.35, 0.4, 0.5, 0.6, 0.75, 0.9, 1.1]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start_greeting("discovery-pct")
+
+    def test_percentiles_within_5_percent(self):
+        sent = []
+        for i, secs in enumerate(self.SLEEPS):
+            body = json.dumps([["p%d" % i], {"seconds": secs}])
+            sent.append((secs, time.monotonic(), self.nc.request_sub("greeting_service.hello_sleep", body)))
+        # A call took at least its sleep, and at most until its reply came.
+        least, most = [], []
+        for i, (secs, t0, sub) in enumerate(sent):
+            try:
+                msg = sub.next(10)
+            finally:
+                self.nc.unsubscribe(sub)
+            self.assertNatsOk(msg, '[["Hello, p%d"], {}]' % i)
+            least.append(secs)
+            most.append(msg.t - t0)
+        least.sort()
+        most.sort()
+        stats = self.nc.request("$SRV.STATS.greeting_service").json()
+        data = [e for e in stats["endpoints"] if e["name"] == "hello_sleep"][0]["data"]
+        cli = harness.binary("natsrpc")
+        table = subprocess.run([cli, "stats", "greeting_service", "--server", self.nats.url],
+                               capture_output=True, timeout=30).stdout.decode()
+        row = [l.split() for l in table.splitlines() if l.startswith("hello_sleep ")][0]
+        for q, key, col in ((0.50, "p50_ms", 5), (0.90, "p90_ms", 6), (0.99, "p99_ms", 7)):
+            k = math.ceil(q * len(self.SLEEPS)) - 1
+            got = data[key] / 1000.0
+            with self.subTest(key=key):
+                self.assertGreaterEqual(got, 0.95 * least[k], "%s %.4f s, the call took %.4f..%.4f s"
+                                        % (key, got, least[k], most[k]))
+                self.assertLessEqual(got, 1.05 * most[k], "%s %.4f s, the call took %.4f..%.4f s"
+                                     % (key, got, least[k], most[k]))
+                self.assertEqual(row[col], "%.3f" % data[key], table)
 
 
 class GatewayDiscoveryTest(harness.IntegrationCase):

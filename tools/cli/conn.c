@@ -1,5 +1,6 @@
 /* conn.c: the NATS side of the natsrpc command-line client. */
 #include "cli.h"
+#include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,56 +22,48 @@ cli_err(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+/* A server gets this long to greet us (nats.c's default), or --timeout
+ * when shorter. A NATS server answers within milliseconds when it is there. */
+#define CLI_CONNECT_MS 2000
+
+/* Connects through the framework (nrpc__nats_connect: the one URL list
+ * parser and set of options), failing fast: a command-line tool reports an
+ * unreachable or malformed server at once instead of retrying in the
+ * background until its request times out. */
 natsConnection *
 cli_connect(const cli_opts *o)
 {
-    const char *url = o->server;
-    const char *urls[32];
+    nrpc__conn_hooks fast = {.fail_fast_ms = o->timeout_ms < CLI_CONNECT_MS ? o->timeout_ms
+                                                                            : CLI_CONNECT_MS};
+    const char *url = nrpc__nats_url(o->server), *why;
     natsConnection *nc = NULL;
-    natsOptions *opts = NULL;
-    char *copy, *save = NULL, *tok;
-    int n = 0;
-    natsStatus s;
+    natsStatus s = NATS_OK;
+    nrpc_status st;
 
-    if (url == NULL || *url == '\0')
-        url = getenv("NATS_URL");
-    if (url == NULL || *url == '\0')
-        url = "nats://127.0.0.1:4222";
-    copy = strdup(url);
-    if (copy == NULL)
+    if (o->server && *o->server == '\0') {
+        cli_err("cannot connect to NATS: --server is empty");
         return NULL;
-    for (tok = strtok_r(copy, ",", &save); tok && n < 32; tok = strtok_r(NULL, ",", &save))
-        if (*tok)
-            urls[n++] = tok;
-    s = n > 0 ? natsOptions_Create(&opts) : NATS_INVALID_ARG;
-    if (s == NATS_OK)
-        s = natsOptions_SetServers(opts, urls, n);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(opts, "natsrpc-cli");
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(opts, o->timeout_ms < 5000 ? o->timeout_ms : 5000);
-    if (s == NATS_OK)
-        s = natsOptions_SetAllowReconnect(opts, false);
-    if (s == NATS_OK)
-        s = natsOptions_SetSendAsap(opts, true);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&nc, opts);
-    natsOptions_Destroy(opts);
-    if (s != NATS_OK) {
-        cli_err("cannot connect to NATS at %s: %s", url, natsStatus_GetText(s));
-        nc = NULL;
     }
-    free(copy);
+    st = nrpc__nats_connect(&nc, url, "natsrpc-cli", &fast);
+    if (st == NRPC_ERR_INVALID_ARG) {
+        cli_err("cannot connect to NATS: '%s' names no server", url);
+        return NULL;
+    }
+    if (st != NRPC_OK) {
+        why = nats_GetLastError(&s);
+        if (why && why[0] == '(' && strstr(why, "): ")) /* "(conn.c:2088): " */
+            why = strstr(why, "): ") + 3;
+        cli_err("cannot connect to NATS at %s: %s", url,
+                s != NATS_OK && why && *why ? why : nrpc_status_text(st));
+        return NULL;
+    }
     return nc;
 }
 
 void
 cli_close(natsConnection *nc)
 {
-    if (nc) {
-        natsConnection_Close(nc);
-        natsConnection_Destroy(nc);
-    }
+    nrpc__nats_close(nc);
 }
 
 int

@@ -6,10 +6,9 @@
  *   natsrpc ls | ping [service] | info <service> | stats <service>
  *   natsrpc pub <subject> [body or words]     natsrpc sub <subject> [--count N]
  *
- * Options go before the command's words (for call and pub, before the
- * subject: words after it are the rpc's arguments). Exit status: 0, 1 for an
- * rpc error (or no such rpc, no reply in time, no service), 2 for a bad
- * command line, 3 when NATS cannot be reached.
+ * Options may stand anywhere before `--` (see "options" below). Exit
+ * status: 0, 1 for an rpc error (or no such rpc, no reply in time, no
+ * service), 2 for a bad command line, 3 when NATS cannot be reached.
  */
 #include "cli.h"
 
@@ -20,7 +19,7 @@
 typedef struct {
     const char *name;
     int (*run)(const cli_opts *o, int argc, char **argv);
-    int words_are_args; /* call, pub: words after the subject are not options */
+    int words_are_args; /* call, pub: after the subject, unknown --NAME are the rpc's */
     const char *usage;
     const char *help;
 } cli_command;
@@ -32,6 +31,8 @@ static const cli_command commands[] = {
      "arguments; each value is parsed as JSON when it parses (42, true, null, [1,2],\n"
      "\"quoted\"), else taken as a string. A single word that is a JSON array or object\n"
      "is sent as the body itself: '[[\"Bob\"], {\"last_name\": \"Ross\"}]' or '{\"name\": 1}'.\n"
+     "--server, --timeout, --json and --help (-s, -t, -h) are natsrpc's own options\n"
+     "wherever they stand; after `--` they too are the rpc's: `-- --timeout 3`.\n"
      "An error reply is printed on stderr (with --json its body on stdout) and the\n"
      "exit status is 1."},
     {"ls", cli_cmd_ls, 0, "ls", "Lists the services that answer $SRV.INFO: one line per instance."},
@@ -57,7 +58,7 @@ usage(FILE *f)
     const cli_command *c;
 
     fprintf(f,
-            "usage: natsrpc [OPTIONS] <command> [OPTIONS] [WORDS...]\n"
+            "usage: natsrpc <command> [WORDS and OPTIONS...] [-- WORDS...]\n"
             "\n"
             "Calls natsrpc rpcs and inspects services over NATS (natsrpc %s).\n"
             "\n"
@@ -74,6 +75,10 @@ usage(FILE *f)
                "  -h, --help           this help; `natsrpc <command> --help` for a command\n"
                "  --version            print the version\n"
                "\n"
+               "Options may stand before the command, between its words or after them,\n"
+               "and the last of a repeated one counts. After `--` every word is the\n"
+               "command's: for call and pub, the rpc's arguments.\n"
+               "\n"
                "Exit status: 0 ok, 1 rpc error (or no such rpc, no reply in time, no\n"
                "service), 2 bad command line, 3 NATS unreachable.\n");
 }
@@ -87,70 +92,142 @@ command_usage(FILE *f, const cli_command *c)
             c->usage, c->help, strcmp(c->name, "sub") == 0 ? ", --count N, --raw" : "");
 }
 
-/* Parses the option at argv[*i] into o. Returns 1 when it was one (and
- * advances *i past its value), 0 when argv[*i] is not an option, 2 for
- * --help, -1 (printed) for a bad option. */
+/* ---- options ------------------------------------------------------------
+ *
+ * An option may stand anywhere before `--`: before the command, between its
+ * words or after them. After `--` every word is the command's. For call and
+ * pub, a word after the subject that is not one of these options is the
+ * rpc's (--NAME VALUE, a keyword argument); `--` sends even these names to
+ * the rpc. A value is the next word (or follows `=`), never a word that
+ * starts with `--`. Given twice, the last one counts. */
+
 static int
-parse_option(cli_opts *o, int argc, char **argv, int *i)
+set_server(cli_opts *o, const char *v)
 {
-    const char *a = argv[*i], *v = NULL, *eq;
-    char name[32];
-    size_t n;
+    o->server = v; /* an empty or unreachable one fails at connect: exit 3 */
+    return 0;
+}
+
+static int
+set_timeout(cli_opts *o, const char *v)
+{
+    char *end = NULL;
+    double s = strtod(v, &end);
+
+    if (end == v || *end != '\0' || !(s > 0) || s > 3600) {
+        cli_err("--timeout must be seconds in (0, 3600], got '%s'", v);
+        return -1;
+    }
+    o->timeout_ms = (int64_t)(s * 1000.0 + 0.5);
+    if (o->timeout_ms < 1)
+        o->timeout_ms = 1;
+    return 0;
+}
+
+static int
+set_json(cli_opts *o, const char *v)
+{
+    o->json = 1;
+    return 0;
+}
+
+static int
+set_count(cli_opts *o, const char *v)
+{
+    char *end = NULL;
+
+    o->count = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || o->count <= 0) {
+        cli_err("--count must be a positive integer, got '%s'", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+set_raw(cli_opts *o, const char *v)
+{
+    o->raw = 1;
+    return 0;
+}
+
+typedef struct {
+    const char *name;  /* "--server" */
+    const char *alias; /* "-s", or NULL */
+    int takes_value;
+    const char *only; /* the one command that takes it; NULL: all */
+    int (*set)(cli_opts *o, const char *value); /* value NULL for a flag; -1: printed */
+} cli_option;
+
+static const cli_option options[] = {
+    {"--server", "-s", 1, NULL, set_server},
+    {"--timeout", "-t", 1, NULL, set_timeout},
+    {"--json", NULL, 0, NULL, set_json},
+    {"--count", NULL, 1, "sub", set_count},
+    {"--raw", NULL, 0, "sub", set_raw},
+    {NULL},
+};
+
+enum { OPT_WORD, OPT_TAKEN, OPT_HELP, OPT_BAD };
+
+static const cli_option *
+option_find(const char *a, size_t n)
+{
+    const cli_option *opt;
+
+    for (opt = options; opt->name; opt++)
+        if ((strlen(opt->name) == n && strncmp(a, opt->name, n) == 0) ||
+            (opt->alias && strlen(opt->alias) == n && strncmp(a, opt->alias, n) == 0))
+            return opt;
+    return NULL;
+}
+
+/* Reads the option at argv[*i] into o, for cmd (NULL: not known yet, so
+ * every option is accepted). rpc_words: the words now belong to an rpc, so
+ * an unknown --NAME is one of them. Returns OPT_TAKEN with *i on the last
+ * word used, OPT_WORD when argv[*i] is a word, OPT_HELP, or OPT_BAD
+ * (printed). *taken is the option. */
+static int
+parse_option(cli_opts *o, const cli_command *cmd, int rpc_words, int argc, char **argv, int *i,
+             const cli_option **taken)
+{
+    const char *a = argv[*i], *eq = strchr(a, '='), *v = NULL;
+    size_t n = eq ? (size_t)(eq - a) : strlen(a);
+    const cli_option *opt;
 
     if (a[0] != '-' || a[1] == '\0')
-        return 0;
+        return OPT_WORD;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-        return 2;
-    eq = strchr(a, '=');
-    n = eq ? (size_t)(eq - a) : strlen(a);
-    if (n >= sizeof name)
-        n = sizeof name - 1;
-    memcpy(name, a, n);
-    name[n] = '\0';
-    if (strcmp(name, "--json") == 0 || strcmp(name, "--raw") == 0) {
-        if (name[2] == 'j')
-            o->json = 1;
+        return OPT_HELP;
+    opt = option_find(a, n);
+    if (opt && opt->only && cmd && strcmp(opt->only, cmd->name) != 0)
+        opt = NULL; /* not this command's: an rpc's keyword, or an error */
+    if (opt == NULL) {
+        if (rpc_words)
+            return OPT_WORD;
+        if (cmd)
+            cli_err("unknown option '%s' for %s (see natsrpc %s --help)", a, cmd->name,
+                    cmd->name);
         else
-            o->raw = 1;
-        (*i)++;
-        return 1;
+            cli_err("unknown option '%s' (see natsrpc --help)", a);
+        return OPT_BAD;
     }
-    if (strcmp(name, "-s") != 0 && strcmp(name, "--server") != 0 && strcmp(name, "-t") != 0 &&
-        strcmp(name, "--timeout") != 0 && strcmp(name, "--count") != 0) {
-        cli_err("unknown option '%s' (see natsrpc --help)", a);
-        return -1;
+    if (!opt->takes_value && eq) {
+        cli_err("option %s takes no value, got '%s'", opt->name, a);
+        return OPT_BAD;
     }
-    if (eq) {
-        v = eq + 1;
-        (*i)++;
-    } else if (*i + 1 < argc) {
-        v = argv[*i + 1];
-        *i += 2;
-    } else {
-        cli_err("option %s needs a value", a);
-        return -1;
-    }
-    if (name[1] == 's' || strcmp(name, "--server") == 0) {
-        o->server = v;
-    } else if (strcmp(name, "--count") == 0) {
-        char *end = NULL;
-        o->count = strtol(v, &end, 10);
-        if (end == v || *end != '\0' || o->count <= 0) {
-            cli_err("--count must be a positive integer, got '%s'", v);
-            return -1;
+    if (opt->takes_value) {
+        if (eq)
+            v = eq + 1;
+        else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
+            v = argv[++*i];
+        else {
+            cli_err("option %s needs a value", a);
+            return OPT_BAD;
         }
-    } else {
-        char *end = NULL;
-        double s = strtod(v, &end);
-        if (end == v || *end != '\0' || !(s > 0) || s > 3600) {
-            cli_err("--timeout must be seconds in (0, 3600], got '%s'", v);
-            return -1;
-        }
-        o->timeout_ms = (int64_t)(s * 1000.0 + 0.5);
-        if (o->timeout_ms < 1)
-            o->timeout_ms = 1;
     }
-    return 1;
+    *taken = opt;
+    return opt->set(o, v) == 0 ? OPT_TAKEN : OPT_BAD;
 }
 
 int
@@ -158,71 +235,68 @@ main(int argc, char **argv)
 {
     cli_opts o = {.server = NULL, .timeout_ms = 5000};
     const cli_command *cmd = NULL;
+    const cli_option *early = NULL; /* a command's own option, before the command */
     char **words;
-    int i = 1, nwords = 0, r;
+    int i, nwords = 0, ended = 0, r;
 
     nrpc_log_set_program("natsrpc");
-    /* Options before the command. */
-    while (i < argc) {
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("natsrpc %s\n", NRPC_VERSION);
-            return CLI_EXIT_OK;
-        }
-        r = parse_option(&o, argc, argv, &i);
-        if (r == 2) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r == 0)
-            break;
-    }
-    if (i >= argc) {
-        usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    for (cmd = commands; cmd->name && strcmp(cmd->name, argv[i]) != 0; cmd++)
-        ;
-    if (cmd->name == NULL) {
-        cli_err("unknown command '%s' (see natsrpc --help)", argv[i]);
-        return CLI_EXIT_USAGE;
-    }
-    i++;
-
-    /* The command's options and words. For call and pub the first word is
-     * the subject and everything after it belongs to the rpc (but --help
-     * still shows help). */
     words = calloc((size_t)argc + 1, sizeof *words);
     if (words == NULL)
         return CLI_EXIT_CONN;
-    while (i < argc) {
-        if (cmd->words_are_args && nwords > 0) {
-            if (strcmp(argv[i], "--help") == 0) {
-                command_usage(stdout, cmd);
-                free(words);
-                return CLI_EXIT_OK;
-            }
-            words[nwords++] = argv[i++];
+    for (i = 1; i < argc; i++) {
+        const cli_option *opt = NULL;
+
+        if (!ended && strcmp(argv[i], "--") == 0) {
+            ended = 1;
             continue;
         }
-        if (strcmp(argv[i], "--") == 0) {
-            for (i++; i < argc; i++)
-                words[nwords++] = argv[i];
-            break;
-        }
-        r = parse_option(&o, argc, argv, &i);
-        if (r == 2) {
-            command_usage(stdout, cmd);
+        if (!ended && cmd == NULL && strcmp(argv[i], "--version") == 0) {
+            printf("natsrpc %s\n", NRPC_VERSION);
             free(words);
             return CLI_EXIT_OK;
         }
-        if (r < 0) {
+        r = ended ? OPT_WORD
+                  : parse_option(&o, cmd, cmd && cmd->words_are_args && nwords > 0, argc, argv,
+                                 &i, &opt);
+        if (r == OPT_HELP) {
+            if (cmd)
+                command_usage(stdout, cmd);
+            else
+                usage(stdout);
+            free(words);
+            return CLI_EXIT_OK;
+        }
+        if (r == OPT_BAD) {
             free(words);
             return CLI_EXIT_USAGE;
         }
-        if (r == 0)
-            words[nwords++] = argv[i++];
+        if (r == OPT_TAKEN) {
+            if (cmd == NULL && opt->only)
+                early = opt;
+            continue;
+        }
+        if (cmd) {
+            words[nwords++] = argv[i];
+            continue;
+        }
+        for (cmd = commands; cmd->name && strcmp(cmd->name, argv[i]) != 0; cmd++)
+            ;
+        if (cmd->name == NULL) {
+            cli_err("unknown command '%s' (see natsrpc --help)", argv[i]);
+            free(words);
+            return CLI_EXIT_USAGE;
+        }
+        if (early && strcmp(early->only, cmd->name) != 0) {
+            cli_err("%s is an option of natsrpc %s, not of %s", early->name, early->only,
+                    cmd->name);
+            free(words);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (cmd == NULL) {
+        usage(stderr);
+        free(words);
+        return CLI_EXIT_USAGE;
     }
     r = cmd->run(&o, nwords, words);
     if (r == CLI_EXIT_USAGE)
