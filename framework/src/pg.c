@@ -29,7 +29,7 @@
 typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_IDLE, CONN_BUSY } conn_state;
 
 typedef struct pg_request {
-    struct pg_request *prev, *next; /* the wait queue, or the finished list */
+    struct pg_request *next; /* the wait queue, or the finished list */
     nrpc_call *call;                /* held until the callback has run */
     const char *statement;          /* borrowed from the caller's static table */
     int nparams;
@@ -203,29 +203,28 @@ pool_up_count(nrpc_pg *pg)
     return n;
 }
 
-static void
-wait_unlink(nrpc_pg *pg, pg_request *r)
+/* The oldest waiting request, taken off the queue; NULL when empty. */
+static pg_request *
+wait_pop(nrpc_pg *pg)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
+    pg_request *r = pg->wait_head;
+
+    if (r) {
         pg->wait_head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        pg->wait_tail = r->prev;
-    r->prev = r->next = NULL;
-    pg->nwaiting--;
+        if (pg->wait_head == NULL)
+            pg->wait_tail = NULL;
+        r->next = NULL;
+        pg->nwaiting--;
+    }
+    return r;
 }
 
 static void
 finish_all_waiting(nrpc_pg *pg, int code, const char *message)
 {
-    while (pg->wait_head) {
-        pg_request *r = pg->wait_head;
-        wait_unlink(pg, r);
+    pg_request *r;
+    while ((r = wait_pop(pg)) != NULL)
         request_finish(r, code, NULL, message);
-    }
 }
 
 static void on_sweep(uv_timer_t *t);
@@ -561,11 +560,8 @@ pool_dispatch(nrpc_pg *pg)
     int i;
     for (i = 0; i < pg->nconns && pg->wait_head; i++) {
         pg_conn *conn = &pg->conns[i];
-        if (conn->state == CONN_IDLE && !conn->cancel_pending) {
-            pg_request *r = pg->wait_head;
-            wait_unlink(pg, r);
-            conn_send(conn, r);
-        }
+        if (conn->state == CONN_IDLE && !conn->cancel_pending)
+            conn_send(conn, wait_pop(pg));
     }
 }
 
@@ -703,13 +699,21 @@ on_sweep(uv_timer_t *t)
     pg_request *r = pg->wait_head, *next, *expired = NULL;
 
     /* Unlink first, call back after: a callback may start a query, and a
-     * failing one may empty the queue under this walk. */
+     * failing one may empty the queue under this walk. The queue is rebuilt
+     * in order from the requests that still have time. */
+    pg->wait_head = pg->wait_tail = NULL;
     for (; r; r = next) {
         next = r->next;
+        r->next = NULL;
         if (r->deadline_ms <= now) {
-            wait_unlink(pg, r);
+            pg->nwaiting--;
             r->next = expired;
             expired = r;
+        } else if (pg->wait_tail) {
+            pg->wait_tail->next = r;
+            pg->wait_tail = r;
+        } else {
+            pg->wait_head = pg->wait_tail = r;
         }
     }
     for (r = expired; r; r = next) {
@@ -779,7 +783,6 @@ nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
         request_finish_later(pg, r, NRPC_CODE_UNAVAILABLE, m);
         return NRPC_OK;
     }
-    r->prev = pg->wait_tail;
     if (pg->wait_tail)
         pg->wait_tail->next = r;
     else

@@ -112,6 +112,23 @@ exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+/* Runs a query that returns rows: 0 with *out (PQclear it), or -1 with err
+ * set. */
+static int
+query_rows(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **out,
+           char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
 /* Applies every migration not yet recorded, in one transaction under an
  * advisory lock, so replicas starting together apply each exactly once.
  * Returns 0, or -1 with err set (the transaction is rolled back). */
@@ -133,14 +150,11 @@ migrate(PGconn *c, const char *dir, atomic_int *stop, char *err, size_t errlen)
     /* Try, not wait: a blocking lock would leave a stop waiting on another
      * replica's migrations (or a stuck session) for as long as they last. */
     for (int tries = 0;; tries++) {
-        PGresult *r = PQexec(c, lock);
-        int got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-                  strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-            PQclear(r);
+        PGresult *r;
+        int got;
+        if (query_rows(c, lock, 0, NULL, &r, err, errlen) != 0)
             goto done;
-        }
+        got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
         PQclear(r);
         if (got)
             break;
@@ -167,14 +181,10 @@ migrate(PGconn *c, const char *dir, atomic_int *stop, char *err, size_t errlen)
         int known;
 
         snprintf(v, sizeof v, "%lld", list[i].version);
-        r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
-                         NULL, NULL, 0);
-        known = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-            PQclear(r);
+        if (query_rows(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, params, &r, err,
+                       errlen) != 0)
             goto done;
-        }
+        known = PQntuples(r) > 0;
         PQclear(r);
         if (known)
             continue;
