@@ -26,16 +26,13 @@ static const double metrics_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
                                         0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define METRICS_NBOUNDS (sizeof metrics_bounds / sizeof metrics_bounds[0])
 
-/* Slots of the open-addressing table: more than twice the entries it can
- * hold (the rpcs plus "other" and "invalid"), so probes stay short. */
-#define METRICS_SLOTS 4096
-
 typedef struct {
     int status;
     uint64_t n;
 } metrics_status;
 
 typedef struct {
+    nrpc_tnode node; /* in gw_metrics.by_name, keyed by the name's hash; first */
     char *name;
     metrics_status *statuses; /* one per HTTP status seen (at most ~200) */
     size_t nstatuses;
@@ -46,7 +43,9 @@ typedef struct {
 
 struct gw_metrics {
     pthread_mutex_t mu;
-    metrics_rpc *slots[METRICS_SLOTS];
+    nrpc_table by_name; /* the lookup */
+    metrics_rpc **all;  /* every entry, for rendering: nall of them */
+    size_t nall, capall;
     size_t nrpcs; /* named rpcs, not counting "other" and "invalid" */
 };
 
@@ -66,52 +65,52 @@ gw_metrics_free(gw_metrics *m)
 
     if (m == NULL)
         return;
-    for (i = 0; i < METRICS_SLOTS; i++) {
-        if (m->slots[i]) {
-            free(m->slots[i]->name);
-            free(m->slots[i]->statuses);
-            free(m->slots[i]);
-        }
+    for (i = 0; i < m->nall; i++) {
+        free(m->all[i]->name);
+        free(m->all[i]->statuses);
+        free(m->all[i]);
     }
+    free(m->all);
+    nrpc_table_free(&m->by_name);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
-static uint64_t
-metrics_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    size_t i;
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-/* The entry for name (len bytes), created if there is room. Locked. NULL
- * when out of memory or when the table of names is full and create is 0. */
+/* The entry for name (len bytes), created if create is 1. Locked. NULL
+ * when out of memory, or not there and create is 0. */
 static metrics_rpc *
 metrics_find(gw_metrics *m, const char *name, size_t len, int create)
 {
-    size_t i = (size_t)metrics_hash(name, len) & (METRICS_SLOTS - 1);
+    uint64_t key = nrpc_hash_bytes(name, len);
+    nrpc_tnode *n;
     metrics_rpc *e;
 
-    for (; m->slots[i]; i = (i + 1) & (METRICS_SLOTS - 1)) {
-        e = m->slots[i];
+    for (n = nrpc_table_get(&m->by_name, key); n; n = nrpc_table_next(&m->by_name, n, key)) {
+        e = (metrics_rpc *)n;
         if (strlen(e->name) == len && memcmp(e->name, name, len) == 0)
             return e;
     }
     if (!create)
         return NULL;
+    if (m->nall == m->capall) {
+        size_t cap = m->capall ? m->capall * 2 : 64;
+        metrics_rpc **bigger = realloc(m->all, cap * sizeof *bigger);
+        if (bigger == NULL)
+            return NULL;
+        m->all = bigger;
+        m->capall = cap;
+    }
     e = calloc(1, sizeof *e);
-    if (e == NULL || (e->name = malloc(len + 1)) == NULL) {
+    if (e == NULL || (e->name = malloc(len + 1)) == NULL ||
+        nrpc_table_put(&m->by_name, &e->node, key) != 0) {
+        if (e)
+            free(e->name);
         free(e);
         return NULL;
     }
     memcpy(e->name, name, len);
     e->name[len] = '\0';
-    m->slots[i] = e;
+    m->all[m->nall++] = e;
     return e;
 }
 
@@ -267,10 +266,9 @@ gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len)
     b.p[0] = '\0';
 
     pthread_mutex_lock(&m->mu);
-    list = malloc(sizeof *list * (m->nrpcs + 2));
-    for (i = 0; list && i < METRICS_SLOTS; i++)
-        if (m->slots[i])
-            list[n++] = m->slots[i];
+    list = malloc(sizeof *list * (m->nall + 1));
+    for (i = 0; list && i < m->nall; i++)
+        list[n++] = m->all[i];
     if (list)
         qsort(list, n, sizeof *list, metrics_by_name);
 

@@ -543,6 +543,8 @@ nrpc_tnode *nrpc_table_take(nrpc_table *t, uint64_t key);
 nrpc_tnode *nrpc_table_take_any(nrpc_table *t);
 void nrpc_table_free(nrpc_table *t);
 uint64_t nrpc_hash_str(const char *s);
+/** The same hash over n bytes (nrpc_hash_str(s) == nrpc_hash_bytes(s, strlen(s))). */
+uint64_t nrpc_hash_bytes(const void *p, size_t n);
 
 /** W3C trace context for one hop. */
 #define NRPC_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */

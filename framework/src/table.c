@@ -20,14 +20,23 @@ slot(const nrpc_table *t, uint64_t key)
 }
 
 uint64_t
-nrpc_hash_str(const char *s)
+nrpc_hash_bytes(const void *p, size_t n)
 {
+    const unsigned char *s = p;
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h ^= s[i];
         h *= 1099511628211ULL;
     }
     return h;
+}
+
+uint64_t
+nrpc_hash_str(const char *s)
+{
+    return nrpc_hash_bytes(s, strlen(s));
 }
 
 static int

@@ -61,6 +61,8 @@ test_table(void)
     nrpc_table_free(&t);
     free(items);
     CHECK(nrpc_hash_str("a") != nrpc_hash_str("b"));
+    CHECK(nrpc_hash_bytes("events.a.b", 10) == nrpc_hash_str("events.a.b"));
+    CHECK(nrpc_hash_bytes("events.a.b", 8) == nrpc_hash_str("events.a"));
 }
 
 static void
