@@ -10,6 +10,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libnats-dev libmicrohttpd-dev libjansson-dev libuv1-dev libpq-dev libgnutls28-dev \
+      libcurl4-gnutls-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the build reads, so editing tests or docs does not bust the cache.
@@ -35,7 +36,7 @@ FROM debian:bookworm-slim AS runtime
 # Runtime counterparts of the -dev packages above.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libnats3.4 libmicrohttpd12 libjansson4 libuv1 libpq5 ca-certificates \
+      libnats3.4 libmicrohttpd12 libjansson4 libuv1 libpq5 libcurl3-gnutls ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin natsrpc
 # Every binary in build/bin: the gateway and all services.

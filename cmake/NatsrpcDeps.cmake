@@ -1,5 +1,6 @@
 # Imported targets for the Debian packages natsrpc builds on:
-#   jansson::jansson, cnats::nats, libuv::uv, MHD::microhttpd, PostgreSQL::PostgreSQL
+#   jansson::jansson, cnats::nats, libuv::uv, MHD::microhttpd, PostgreSQL::PostgreSQL,
+#   CURL::libcurl
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(LIBNATS REQUIRED IMPORTED_TARGET libnats)
@@ -16,3 +17,6 @@ add_library(PostgreSQL::PostgreSQL ALIAS PkgConfig::LIBPQ)
 # gnutls: SHA-1 for the WebSocket handshake (libmicrohttpd depends on it).
 pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 add_library(GnuTLS::gnutls ALIAS PkgConfig::GNUTLS)
+# libcurl (GnuTLS flavour): outbound HTTP from handlers (natsrpc_http).
+pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
+add_library(CURL::libcurl ALIAS PkgConfig::LIBCURL)

@@ -120,6 +120,23 @@ const char *nrpc_code_type(int code);
 #define NRPC_HDR_TRACEPARENT "traceparent"
 #define NRPC_HDR_REQUEST_ID "X-Request-Id"
 
+/** W3C trace context for one hop. */
+#define NRPC_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define NRPC_REQUEST_ID_MAX 64  /* longer X-Request-Id values are replaced */
+typedef struct {
+    char traceparent[NRPC_TRACEPARENT_LEN + 1]; /**< to send on: caller's trace, new span */
+    char trace_id[33];
+    char request_id[NRPC_REQUEST_ID_MAX + 1];
+} nrpc_trace;
+/** 1 if s is "00-<32 hex>-<16 hex>-<2 hex>" (lower case, ids not all zero). */
+int nrpc_traceparent_valid(const char *s);
+/** 1 if s is 1..NRPC_REQUEST_ID_MAX printable ASCII characters, no spaces. */
+int nrpc_request_id_valid(const char *s);
+/** Fills t for one hop from the caller's headers (either may be NULL): the
+ * caller's trace (or a new one) with a new span id, the caller's request id
+ * (or the trace id). */
+void nrpc_trace_begin(nrpc_trace *t, const char *traceparent, const char *request_id);
+
 /** Builds the error body {"error": {"code", "type", "message"}}: new. type may
  * be NULL for the code's default type. */
 json_t *nrpc_error_body(int code, const char *type, const char *message);
@@ -227,6 +244,12 @@ nrpc_service *nrpc_call_service(nrpc_call *call);
 int64_t nrpc_call_time_left_ms(nrpc_call *call);
 /** The caller's trace id (32 hex digits, from traceparent), or NULL. */
 const char *nrpc_call_trace_id(nrpc_call *call);
+/** The caller's X-Request-Id, or NULL. Borrowed. */
+const char *nrpc_call_request_id(nrpc_call *call);
+/** Fills t for an outgoing hop of call (another rpc, an HTTP request): the
+ * caller's trace with a new span id, or a new trace; the caller's request
+ * id, or the trace id. */
+void nrpc_call_trace_hop(nrpc_call *call, nrpc_trace *t);
 /** Logs a line about this call: with its trace and request ids. */
 void nrpc_call_log(nrpc_call *call, nrpc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -546,22 +569,6 @@ uint64_t nrpc_hash_str(const char *s);
 /** The same hash over n bytes (nrpc_hash_str(s) == nrpc_hash_bytes(s, strlen(s))). */
 uint64_t nrpc_hash_bytes(const void *p, size_t n);
 
-/** W3C trace context for one hop. */
-#define NRPC_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
-#define NRPC_REQUEST_ID_MAX 64  /* longer X-Request-Id values are replaced */
-typedef struct {
-    char traceparent[NRPC_TRACEPARENT_LEN + 1]; /**< to send on: caller's trace, new span */
-    char trace_id[33];
-    char request_id[NRPC_REQUEST_ID_MAX + 1];
-} nrpc_trace;
-/** 1 if s is "00-<32 hex>-<16 hex>-<2 hex>" (lower case, ids not all zero). */
-int nrpc_traceparent_valid(const char *s);
-/** 1 if s is 1..NRPC_REQUEST_ID_MAX printable ASCII characters, no spaces. */
-int nrpc_request_id_valid(const char *s);
-/** Fills t for one hop from the caller's headers (either may be NULL): the
- * caller's trace (or a new one) with a new span id, the caller's request id
- * (or the trace id). */
-void nrpc_trace_begin(nrpc_trace *t, const char *traceparent, const char *request_id);
 
 #ifdef __cplusplus
 }

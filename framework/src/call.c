@@ -53,6 +53,19 @@ nrpc_call_trace_id(nrpc_call *call)
     return call->trace_id[0] ? call->trace_id : NULL;
 }
 
+const char *
+nrpc_call_request_id(nrpc_call *call)
+{
+    return call->request_id[0] ? call->request_id : NULL;
+}
+
+void
+nrpc_call_trace_hop(nrpc_call *call, nrpc_trace *t)
+{
+    nrpc_trace_begin(t, call->traceparent[0] ? call->traceparent : NULL,
+                     call->request_id[0] ? call->request_id : NULL);
+}
+
 nrpc_call *
 nrpc__call_new(nrpc_service *svc, rpc_entry *rpc, natsMsg *msg, int64_t deadline_ms)
 {

@@ -184,8 +184,7 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     snprintf(reply, sizeof reply, "%s.%" PRIx64, svc->inbox, o->node.key);
     snprintf(tmo, sizeof tmo, "%lld", (long long)timeout_ms);
     /* A child span of the caller's trace, or a new trace. */
-    nrpc_trace_begin(&tr, call->traceparent[0] ? call->traceparent : NULL,
-                     call->request_id[0] ? call->request_id : NULL);
+    nrpc_call_trace_hop(call, &tr);
 
     s = natsMsg_Create(&m, subject, reply, body, (int)strlen(body));
     free(body);
