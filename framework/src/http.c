@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
 #include <uv.h>
 
@@ -28,7 +29,7 @@ struct nrpc_http {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    transfer *live; /* every transfer in flight, for the stop */
+    nrpc_table live; /* every transfer in flight, by address, for the stop */
     int pending;
     int stopping;
     int closing; /* handles whose close callback has not run yet */
@@ -50,7 +51,7 @@ struct nrpc_http_response {
 };
 
 struct transfer {
-    transfer *prev, *next;
+    nrpc_tnode node; /* in h->live; first */
     nrpc_http *h;
     CURL *easy;
     struct curl_slist *hdrs;
@@ -116,6 +117,25 @@ nrpc_http_header(const nrpc_http_response *r, const char *name)
 
 /* ---- transfers --------------------------------------------------------- */
 
+/* Makes room for need bytes in *buf (capacity *cap, doubling). -1 when out
+ * of memory. */
+static int
+buf_reserve(char **buf, size_t *cap, size_t need, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+    char *bigger;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    if ((bigger = realloc(*buf, c)) == NULL)
+        return -1;
+    *buf = bigger;
+    *cap = c;
+    return 0;
+}
+
 static size_t
 on_body(char *data, size_t size, size_t n, void *userp)
 {
@@ -126,16 +146,8 @@ on_body(char *data, size_t size, size_t n, void *userp)
         t->too_large = 1;
         return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
     }
-    if (t->len + add + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        char *bigger;
-        while (cap < t->len + add + 1)
-            cap *= 2;
-        if ((bigger = realloc(t->buf, cap)) == NULL)
-            return 0;
-        t->buf = bigger;
-        t->cap = cap;
-    }
+    if (buf_reserve(&t->buf, &t->cap, t->len + add + 1, 4096) != 0)
+        return 0;
     memcpy(t->buf + t->len, data, add);
     t->len += add;
     t->buf[t->len] = '\0';
@@ -158,16 +170,8 @@ on_header(char *data, size_t size, size_t n, void *userp)
         len--;
     if (len == 0 || t->hlen + len + 1 > MAX_HEADER_BYTES)
         return size * n;
-    if (t->hlen + len + 1 > t->hcap) {
-        size_t cap = t->hcap ? t->hcap * 2 : 1024;
-        char *bigger;
-        while (cap < t->hlen + len + 1)
-            cap *= 2;
-        if ((bigger = realloc(t->hbuf, cap)) == NULL)
-            return 0;
-        t->hbuf = bigger;
-        t->hcap = cap;
-    }
+    if (buf_reserve(&t->hbuf, &t->hcap, t->hlen + len + 1, 1024) != 0)
+        return 0;
     memcpy(t->hbuf + t->hlen, data, len);
     t->hbuf[t->hlen + len] = '\0';
     t->hlen += len + 1;
@@ -195,12 +199,7 @@ transfer_finish(transfer *t, int code, const char *error)
     nrpc_call *call = t->call;
     nrpc_http_response r = {0};
 
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        h->live = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    nrpc_table_remove(&h->live, &t->node); /* already out when the stop took it */
     h->pending--;
     if (t->easy)
         curl_multi_remove_handle(h->multi, t->easy);
@@ -381,11 +380,14 @@ http_timer_closed(uv_handle_t *handle)
 void
 nrpc_http_stop(nrpc_http *h)
 {
+    nrpc_tnode *n;
+
     if (h == NULL)
         return;
     h->stopping = 1;
-    while (h->live)
-        transfer_finish(h->live, NRPC_CODE_CANCELED, "the service is stopping");
+    while ((n = nrpc_table_take_any(&h->live)) != NULL)
+        transfer_finish((transfer *)n, NRPC_CODE_CANCELED, "the service is stopping");
+    nrpc_table_free(&h->live);
     uv_close((uv_handle_t *)&h->timer, http_timer_closed);
 }
 
@@ -493,12 +495,13 @@ nrpc_http_request(nrpc_http *h, nrpc_call *call, const nrpc_http_req *req, nrpc_
         transfer_free(t);
         return NRPC_ERR_NOMEM;
     }
+    if (nrpc_table_put(&h->live, &t->node, (uint64_t)(uintptr_t)t) != 0) {
+        curl_multi_remove_handle(h->multi, t->easy);
+        transfer_free(t);
+        return NRPC_ERR_NOMEM;
+    }
     t->call = nrpc_call_hold(call);
     nrpc_call_defer(call);
-    t->next = h->live;
-    if (h->live)
-        h->live->prev = t;
-    h->live = t;
     h->pending++;
     return NRPC_OK;
 }

@@ -1068,6 +1068,16 @@ def http_call(port, method, path, body=None, headers=None, timeout=30.0):
         conn.close()
 
 
+def nats_error(m):
+    """(code, type, message) of an error reply over NATS, or None for a
+    result."""
+    code = m.headers.get("Nats-Service-Error-Code")
+    if code is None:
+        return None
+    e = json.loads(m.data)["error"]
+    return int(code), e["type"], e["message"]
+
+
 def post(port, rpc, body=None, **kw):
     return http_call(port, "POST", "/" + rpc, body=body, **kw)
 

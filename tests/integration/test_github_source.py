@@ -22,12 +22,7 @@ def body(*args, **kwargs):
     return json.dumps([list(args), kwargs])
 
 
-def error_of(m):
-    code = m.headers.get("Nats-Service-Error-Code")
-    if code is None:
-        return None
-    e = json.loads(m.data)["error"]
-    return int(code), e["type"], e["message"]
+error_of = harness.nats_error
 
 
 class GithubSourceTest(harness.IntegrationCase):

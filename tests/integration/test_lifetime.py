@@ -23,13 +23,7 @@ def body(*args, **kwargs):
     return json.dumps([list(args), kwargs]).encode()
 
 
-def error_of(m):
-    """(code, type, message) of an error reply, or None for a result."""
-    code = m.headers.get("Nats-Service-Error-Code")
-    if code is None:
-        return None
-    e = json.loads(m.data)["error"]
-    return int(code), e["type"], e["message"]
+error_of = harness.nats_error
 
 
 class TableLock:
