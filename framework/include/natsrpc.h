@@ -193,7 +193,43 @@ typedef struct {
     const nrpc_param *params; /**< terminated by {NULL}; NULL for none */
     const char *description;  /**< one line */
     unsigned flags;           /**< NRPC_VARARGS | NRPC_VARKW */
+    /** REST routes of the rpc, NULL-terminated, or NULL: see nrpc_route. The
+     * gateway serves them next to POST /<service>.<method>. Checked at
+     * start: a bad rule stops the service with a message. */
+    const char *const *http;
 } nrpc_rpc;
+
+/* ---------------------------------------------------------------------------
+ * REST routes. A rule is "METHOD /path [STATUS [LOCATION]]":
+ *   "GET /things"                       query parameters bind by name
+ *   "GET /things/{uuid}"                a path segment binds to parameter uuid
+ *   "PUT /things/{uuid}"                a JSON object body binds by field name
+ *   "POST /things 201 /things/{uuid}"   201, Location filled from the result
+ *   "DELETE /things/{uuid} 204"         204, no body
+ * METHOD is GET, POST, PUT, PATCH or DELETE; path segments are literal
+ * tokens (letters, digits, '_', '-', '.') or {name} of a declared parameter.
+ * A reply's body is the rpc's single result value (result_args[0]); errors
+ * keep the usual error body with their code as the HTTP status.
+ */
+#define NRPC_MAX_ROUTE 200 /* bytes of a rule's path or location */
+typedef struct {
+    char method[8];
+    char path[NRPC_MAX_ROUTE + 1];
+    int status; /**< 200 unless the rule says otherwise */
+    char location[NRPC_MAX_ROUTE + 1]; /**< "" when none */
+} nrpc_route;
+
+/** Parses rule into *out. Returns 0, or -1 with a message in err. */
+int nrpc_route_parse(const char *rule, nrpc_route *out, char *err, size_t errlen);
+/** 1 if the request's method and path (len bytes, no query string) match
+ * route; then the {name} segments are set in params (a JSON object:
+ * name -> percent-decoded string). 0 otherwise (params untouched). */
+int nrpc_route_match(const nrpc_route *route, const char *method, const char *path, size_t len,
+                     json_t *params);
+/** The Location of a reply: route's location with each {name} replaced by
+ * that field of value (an object; strings and integers, percent-encoded).
+ * Returns 0, or -1 when there is none or a field is missing. */
+int nrpc_route_location(const nrpc_route *route, json_t *value, char *out, size_t outlen);
 
 typedef struct {
     const char *name;        /**< service name: letters, digits, '_' and '-' */

@@ -153,6 +153,20 @@ info_response(nrpc_service *svc)
                                "varargs", rpc->flags & NRPC_VARARGS ? "true" : "false", "varkw",
                                rpc->flags & NRPC_VARKW ? "true" : "false");
         free(params);
+        if (rpc->http && rpc->http[0]) {
+            /* Metadata values are strings (the service API): a JSON array
+             * as text, like params. */
+            json_t *rules = json_array();
+            const char *const *rule;
+            char *text;
+            for (rule = rpc->http; *rule; rule++)
+                json_array_append_new(rules, json_string(*rule));
+            text = json_dumps(rules, JSON_COMPACT);
+            json_decref(rules);
+            if (text)
+                json_object_set_new(md, "http", json_string(text));
+            free(text);
+        }
         json_array_append_new(eps, json_pack("{s:s, s:s, s:s, s:o}", "name", rpc->name, "subject",
                                              svc->rpcs[i].subject, "queue_group",
                                              svc->def.queue_group, "metadata", md));

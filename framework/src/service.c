@@ -36,6 +36,35 @@ name_ok(const char *s)
 
 /* ---- set-up and tear-down ---------------------------------------------- */
 
+/* Every REST rule of r parses, and each {name} in its path and location is
+ * a declared parameter (path) or may be any result field (location). */
+static int
+rpc_routes_check(const char *service, const nrpc_rpc *r, char *err, size_t errlen)
+{
+    const char *const *rule;
+
+    for (rule = r->http; rule && *rule; rule++) {
+        nrpc_route route;
+        const char *t;
+
+        if (nrpc_route_parse(*rule, &route, err, errlen) != 0)
+            return -1;
+        for (t = strchr(route.path, '{'); t; t = strchr(t + 1, '{')) {
+            const nrpc_param *p;
+            size_t n = strcspn(t + 1, "}");
+            for (p = r->params; p && p->name; p++)
+                if (strlen(p->name) == n && strncmp(p->name, t + 1, n) == 0)
+                    break;
+            if (p == NULL || p->name == NULL) {
+                snprintf(err, errlen, "route '%s': {%.*s} is not a parameter of %s.%s", *rule,
+                         (int)n, t + 1, service, r->name);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 void
 nrpc__service_free(nrpc_service *svc)
 {
@@ -117,6 +146,11 @@ nrpc__service_new(nrpc_service **out, const nrpc_service_def *def)
             return NRPC_ERR_NOMEM;
         }
         snprintf(e->subject, len, "%s.%s", def->name, r->name);
+        if (rpc_routes_check(def->name, r, err, sizeof err) != 0) {
+            nrpc_log(NRPC_LOG_ERROR, "%s: %s", e->subject, err);
+            nrpc__service_free(svc);
+            return NRPC_ERR_INVALID_ARG;
+        }
         if (nrpc__parse_defaults(r->params, &e->defaults, err, sizeof err) != 0) {
             nrpc_log(NRPC_LOG_ERROR, "%s: %s", e->subject, err);
             nrpc__service_free(svc);

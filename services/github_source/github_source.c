@@ -262,9 +262,11 @@ static const nrpc_param repos_params[] = {
     {NULL},
 };
 
+static const char *const repos_routes[] = {"GET /github/{org}/repos", NULL};
+
 static const nrpc_rpc github_rpcs[] = {
     {"repos", repos, repos_params,
-     "An organization's repositories as entities with _id and _updated.", 0},
+     "An organization's repositories as entities with _id and _updated.", 0, repos_routes},
     {NULL},
 };
 

@@ -398,12 +398,24 @@ static const nrpc_param rename_params[] = {
     {NULL},
 };
 
+/* The seed's todo-style CRUD, on things (served by the gateway next to
+ * POST /thing_service.<method>). */
+static const char *const create_routes[] = {"POST /things 201 /things/{uuid}", NULL};
+static const char *const list_routes[] = {"GET /things", NULL};
+static const char *const get_routes[] = {"GET /things/{uuid}", NULL};
+static const char *const rename_routes[] = {"PUT /things/{uuid}", NULL};
+static const char *const delete_routes[] = {"DELETE /things/{uuid} 204", NULL};
+
 static const nrpc_rpc thing_rpcs[] = {
-    {"create_thing", create_thing, create_params, "Creates a thing and returns it.", 0},
-    {"get_things", get_things, page_params, "Lists things oldest first, a page at a time.", 0},
-    {"get_thing", get_thing, uuid_params, "Returns one thing.", 0},
-    {"rename_thing", rename_thing, rename_params, "Renames a thing and returns it.", 0},
-    {"delete_thing", delete_thing, uuid_params, "Deletes a thing and returns it.", 0},
+    {"create_thing", create_thing, create_params, "Creates a thing and returns it.", 0,
+     create_routes},
+    {"get_things", get_things, page_params, "Lists things oldest first, a page at a time.", 0,
+     list_routes},
+    {"get_thing", get_thing, uuid_params, "Returns one thing.", 0, get_routes},
+    {"rename_thing", rename_thing, rename_params, "Renames a thing and returns it.", 0,
+     rename_routes},
+    {"delete_thing", delete_thing, uuid_params, "Deletes a thing and returns it.", 0,
+     delete_routes},
     {NULL},
 };
 

@@ -49,6 +49,12 @@ class GithubSourceTest(harness.IntegrationCase):
     def repos(self, org, **kw):
         return post(self.port, "github_source.repos", body(org, **kw), timeout=30)
 
+    def test_info_publishes_the_rest_route(self):
+        m = self.nc.request("$SRV.INFO.github_source", b"", timeout=5)
+        info = json.loads(m.data)
+        md = info["endpoints"][0]["metadata"]
+        self.assertEqual(json.loads(md["http"]), ["GET /github/{org}/repos"])
+
     # -- paging --------------------------------------------------------------
 
     def test_pages_through_link_headers(self):

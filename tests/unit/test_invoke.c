@@ -171,6 +171,30 @@ check_typo_arg(void)
 #endif
 }
 
+/* A service whose REST rules are wrong does not start, and says why. */
+static const char *const bad_param_route[] = {"GET /odd/{nope}", NULL};
+static const char *const bad_syntax_route[] = {"FETCH /odd", NULL};
+static const nrpc_rpc bad_param_rpcs[] = {
+    {"custom_error", custom_error, n_param, NULL, 0, bad_param_route}, {NULL}};
+static const nrpc_rpc bad_syntax_rpcs[] = {
+    {"custom_error", custom_error, NULL, NULL, 0, bad_syntax_route}, {NULL}};
+static const nrpc_rpc good_route_rpcs[] = {
+    {"later", later, n_param, NULL, 0, (const char *const[]){"GET /odd/{n}", NULL}}, {NULL}};
+
+static void
+check_bad_routes(void)
+{
+    nrpc_service_def bad1 = {.name = "odd", .rpcs = bad_param_rpcs};
+    nrpc_service_def bad2 = {.name = "odd", .rpcs = bad_syntax_rpcs};
+    nrpc_service_def good = {.name = "odd", .rpcs = good_route_rpcs};
+    char *out = NULL;
+    int code = -1;
+
+    CHECK_INT(nrpc_test_invoke(&bad1, "custom_error", "", &code, &out), NRPC_ERR_INVALID_ARG);
+    CHECK_INT(nrpc_test_invoke(&bad2, "custom_error", "", &code, &out), NRPC_ERR_INVALID_ARG);
+    expect(&good, "later", "[[21]]", 0, "[[42], {}]");
+}
+
 int
 main(void)
 {
@@ -206,5 +230,6 @@ main(void)
     CHECK_INT(canceled_code, NRPC_CODE_CANCELED);
     expect(&odd, "hold_past_answer", "[[7]]", 0, "[[7], {}]");
     check_typo_arg();
+    check_bad_routes();
     return check_done("test_invoke");
 }

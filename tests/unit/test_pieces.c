@@ -151,6 +151,64 @@ test_subjects(void)
     CHECK_INT(nrpc_subject_is_rpc(big, NRPC_MAX_SUBJECT + 1), 0);
 }
 
+static void
+test_routes(void)
+{
+    nrpc_route r;
+    char err[256], loc[256];
+    json_t *params = json_object(), *thing;
+
+    CHECK_INT(nrpc_route_parse("GET /things", &r, err, sizeof err), 0);
+    CHECK_STR(r.method, "GET");
+    CHECK_STR(r.path, "/things");
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.location, "");
+    CHECK_INT(nrpc_route_parse("POST /things 201 /things/{uuid}", &r, err, sizeof err), 0);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(r.location, "/things/{uuid}");
+    CHECK_INT(nrpc_route_parse("DELETE /things/{uuid} 204", &r, err, sizeof err), 0);
+    CHECK_INT(r.status, 204);
+    /* refused rules, each with a reason */
+    CHECK_INT(nrpc_route_parse("FETCH /x", &r, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "method must be");
+    CHECK_INT(nrpc_route_parse("GET things", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a//b", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a/", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a/{}", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a/{b", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a/b{c}", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a/*", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a 500", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("DELETE /a 204 /a", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET /a 200 /b extra", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse("GET", &r, err, sizeof err), -1);
+    CHECK_INT(nrpc_route_parse(NULL, &r, err, sizeof err), -1);
+
+    /* matching */
+    CHECK_INT(nrpc_route_parse("GET /things/{uuid}", &r, err, sizeof err), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/ab%20c", 14, params), 1);
+    CHECK_STR(json_string_value(json_object_get(params, "uuid")), "ab c");
+    CHECK_INT(nrpc_route_match(&r, "PUT", "/things/x", 9, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things", 7, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/", 8, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/x/y", 11, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/%2F", 11, params), 0); /* no '/' inside */
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/%00", 11, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/%4", 10, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/thingsx/1", 10, params), 0);
+
+    /* Location from the result */
+    CHECK_INT(nrpc_route_parse("POST /things 201 /things/{uuid}", &r, err, sizeof err), 0);
+    thing = json_pack("{s:s, s:s}", "uuid", "5f0c/x y", "name", "n");
+    CHECK_INT(nrpc_route_location(&r, thing, loc, sizeof loc), 0);
+    CHECK_STR(loc, "/things/5f0c%2Fx%20y");
+    CHECK_INT(nrpc_route_location(&r, thing, loc, 12), -1); /* does not fit */
+    json_object_del(thing, "uuid");
+    CHECK_INT(nrpc_route_location(&r, thing, loc, sizeof loc), -1);
+    json_decref(thing);
+    json_decref(params);
+}
+
 int
 main(void)
 {
@@ -159,5 +217,6 @@ main(void)
     test_backoff();
     test_ids();
     test_subjects();
+    test_routes();
     return check_done("test_pieces");
 }
