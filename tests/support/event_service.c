@@ -5,6 +5,7 @@
  *   EMITS           events it emits, comma-separated ("ping,pong")
  *   HANDLES         events it handles, comma-separated "<service>.<event>"
  *   FAIL_FIRST      a handler fails the first N deliveries of each event
+ *   QUIET           1: handlers report only failures
  *
  * Each delivery to a handler is reported as a core NATS publish on the
  * topic "handled.<service>" (subject events.handled.<service>): [[], {id,
@@ -42,6 +43,8 @@ report(nrpc_call *call, int ok)
                                    ok));
 }
 
+static int quiet; /* QUIET=1: no reports (the benchmark counts acks instead) */
+
 static void
 on_event(nrpc_call *call)
 {
@@ -58,7 +61,8 @@ on_event(nrpc_call *call)
                   nrpc_event_attempt(call));
         return;
     }
-    report(call, 1);
+    if (!quiet)
+        report(call, 1);
     nrpc_reply(call, NULL, NULL);
 }
 
@@ -226,6 +230,7 @@ main(int argc, char **argv)
     int rc;
 
     fail_first = (int)nrpc_env_int("FAIL_FIRST", 0, 0, 1000);
+    quiet = (int)nrpc_env_int("QUIET", 0, 0, 1);
     for (i = 0; i < ne; i++)
         ev[i].name = emits[i];
     for (i = 0; i < nh; i++) {
