@@ -222,6 +222,70 @@
     });
   });
 
+  // ---- things, live: the list of thing_service, kept current by its events
+  // (thing_service.thing_created, .thing_renamed, .thing_deleted: each
+  // [[], {uuid, name, is_created_at}]), which its outbox publishes as each
+  // change commits.
+
+  var THING_EVENTS = ["thing_created", "thing_renamed", "thing_deleted"];
+  var things = {}; // uuid -> li
+
+  function thingsState(state, text) {
+    $("things-state").setAttribute("data-state", state);
+    $("things-state").textContent = text;
+  }
+
+  function showThing(t, event) {
+    var li = things[t.uuid];
+    if (event === "thing_deleted") {
+      if (li) li.parentNode.removeChild(li);
+      delete things[t.uuid];
+    } else {
+      if (!li) {
+        li = document.createElement("li");
+        li.setAttribute("data-uuid", t.uuid);
+        var name = document.createElement("span");
+        name.className = "name";
+        var id = document.createElement("code");
+        id.textContent = t.uuid.slice(0, 8);
+        id.title = t.uuid;
+        li.appendChild(name);
+        li.appendChild(id);
+        $("things").insertBefore(li, $("things").firstChild);
+        things[t.uuid] = li;
+      }
+      li.setAttribute("data-name", t.name);
+      li.firstChild.textContent = t.name;
+      if (event) {
+        li.classList.remove("flash");
+        void li.offsetWidth; // restart the animation
+        li.classList.add("flash");
+      }
+    }
+    $("thing-count").textContent = String(Object.keys(things).length);
+  }
+
+  function watchThings(s) {
+    $("things").textContent = "";
+    things = {};
+    thingsState("loading", "loading…");
+    // Subscribe first, then load: a change in between shows up twice, which
+    // showThing absorbs, rather than not at all.
+    Promise.all(THING_EVENTS.map(function (ev) {
+      return s.subscribe("thing_service." + ev, function (args, kwargs) {
+        if (kwargs && typeof kwargs.uuid === "string") showThing(kwargs, ev);
+      });
+    })).then(function () {
+      return s.call("thing_service.get_things", [], { limit: 1000 });
+    }).then(function (res) {
+      // get_things answers [things, {next}]: the things are the args.
+      (res && res.args ? res.args : []).forEach(function (t) { showThing(t, null); });
+      thingsState("live", "live: changes show as they commit");
+    }).catch(function (e) {
+      thingsState("error", "thing_service: " + errorText(e));
+    });
+  }
+
   // ---- the connection
 
   var connection = new autobahn.Connection({
@@ -242,6 +306,7 @@
     subscriptions = {};
     renderSubscriptions();
     topics.forEach(subscribe);
+    watchThings(s);
   };
 
   connection.onclose = function (reason, details) {

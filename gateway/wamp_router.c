@@ -245,8 +245,9 @@ router_on_nats(const nrpc_message *msg, void *closure)
     nats_event *e;
 
     /* A request (it wants a reply) is not a publication: subscribers see
-     * publications only. */
-    if (msg->reply != NULL)
+     * publications only. A JetStream publish of an event (nrpc_service_emit)
+     * also wants a reply, its acknowledgment, and is told by its id. */
+    if (msg->reply != NULL && nrpc_message_header(msg, NRPC_HDR_MSG_ID) == NULL)
         return;
     e = calloc(1, sizeof *e);
     if (e == NULL)

@@ -231,6 +231,61 @@ int nrpc_route_match(const nrpc_route *route, const char *method, const char *pa
  * Returns 0, or -1 when there is none or a field is missing. */
 int nrpc_route_location(const nrpc_route *route, json_t *value, char *out, size_t outlen);
 
+/* ---------------------------------------------------------------------------
+ * Declaring events.
+ *
+ * Next to its rpcs a service declares the events it emits and the events of
+ * other services it handles, as Nameko's event_handler and Moleculer's emit
+ * do. An event "e" of service "s" is the topic "s.e", so the NATS subject
+ * NRPC_EVENT_PREFIX "s.e" (a WAMP client subscribes to topic "s.e"), and its
+ * body is [args, kwargs] like a request's.
+ *
+ * Delivery is durable and at least once, on NATS JetStream (nats-server -js):
+ *   - each emitting service has a stream NRPC_STREAM_PREFIX "<s>" over
+ *     "events.<s>.>", created by the first service that needs it;
+ *   - each handler is a durable consumer "<handling service>__<e>" on that
+ *     stream with explicit acks, shared by the replicas of the handling
+ *     service: each event is handled once per handling service;
+ *   - the handler answers like an rpc handler: a reply acknowledges the
+ *     event; an error sends it back for redelivery after nrpc_backoff_ms
+ *     (NRPC_EVENT_BACKOFF_MS doubled up to 60 s); a 400 (the body does not
+ *     bind to the handler's parameters) or the last of NRPC_EVENT_MAX_DELIVER
+ *     tries (default 5) moves it to the dead-letter subject
+ *     NRPC_DEADLETTER_PREFIX "<handling service>.<s>.<e>", kept in the
+ *     stream NRPC_DEADLETTER_STREAM_PREFIX "<handling service>", with the
+ *     headers Nrpc-Event-Id, Nrpc-Event-Subject, Nrpc-Deliveries and
+ *     Nrpc-Error, and counts in $SRV.STATS;
+ *   - the event id travels in Nats-Msg-Id, so a publish repeated within the
+ *     stream's duplicate window (2 min) is stored once; handlers use
+ *     nrpc_event_id() to be idempotent across redeliveries.
+ * Handlers run on the loop thread and follow the callback contract of rpc
+ * handlers: they may answer later (a query, a timer, another call).
+ */
+
+/** An event the service emits. */
+typedef struct {
+    const char *name;        /**< letters, digits, '_' and '-' */
+    const char *description; /**< one line */
+} nrpc_event;
+
+/** An event of a service (possibly this one) that the service handles. The
+ * handler receives a call bound to params like an rpc's; params NULL and
+ * flags 0 accept any body (nrpc_call_varargs/nrpc_call_varkw). */
+typedef struct {
+    const char *service; /**< the emitting service */
+    const char *event;   /**< the event's name */
+    nrpc_handler handler;
+    const nrpc_param *params; /**< terminated by {NULL}; NULL for none */
+    const char *description;  /**< one line */
+    unsigned flags;           /**< NRPC_VARARGS | NRPC_VARKW */
+} nrpc_event_handler;
+
+#define NRPC_STREAM_PREFIX "EVENTS_"
+#define NRPC_DEADLETTER_PREFIX "deadletter."
+#define NRPC_DEADLETTER_STREAM_PREFIX "DEADLETTER_"
+/** The event id header (JetStream's de-duplication key). */
+#define NRPC_HDR_MSG_ID "Nats-Msg-Id"
+
 typedef struct {
     const char *name;        /**< service name: letters, digits, '_' and '-' */
     const char *version;     /**< SemVer, default "0.0.0" */
@@ -246,6 +301,11 @@ typedef struct {
     int (*on_start)(nrpc_service *svc);
     /** Called on the loop thread after the drain, before exit. Optional. */
     void (*on_stop)(nrpc_service *svc);
+    /** Events this service emits (nrpc_service_emit), terminated by {NULL};
+     * NULL for none. */
+    const nrpc_event *emits;
+    /** Events this service handles, terminated by {NULL}; NULL for none. */
+    const nrpc_event_handler *handles;
 } nrpc_service_def;
 
 /* ---------------------------------------------------------------------------
@@ -359,6 +419,37 @@ nrpc_status nrpc_call_request(nrpc_call *call, const char *subject, json_t *args
  * kwargs (NULL: []/{}). Loop thread. */
 nrpc_status nrpc_service_publish(nrpc_service *svc, const char *topic, json_t *args,
                                  json_t *kwargs);
+/** Receives the end of an emit, exactly once, on the loop thread: code 0
+ * once the stream has stored the event (or had stored it already: a
+ * duplicate id), 503 when JetStream cannot store it (NATS down, no
+ * JetStream, no stream), 504 when no acknowledgment came within
+ * NRPC_EMIT_TIMEOUT_MS (default 5000; the event may still have been
+ * stored), NRPC_CODE_CANCELED when the service stops first. error says why
+ * for codes other than 0. */
+typedef void (*nrpc_emit_cb)(nrpc_service *svc, int code, const char *error, void *arg);
+
+/** Emits this service's declared event `event` with body [args, kwargs]
+ * (steals both; NULL: []/{}): a JetStream publish on "events.<service>.<
+ * event>" with id (at most 64 printable characters; NULL: 32 random hex
+ * digits) in Nats-Msg-Id. cb may be NULL (failures are then logged). Loop
+ * thread. Returns NRPC_ERR_INVALID_ARG for an undeclared event or a bad id,
+ * NRPC_ERR_STATE without NATS (nrpc_test_invoke) or with too many emits
+ * waiting for their acknowledgment, and then calls nothing. */
+nrpc_status nrpc_service_emit(nrpc_service *svc, const char *event, const char *id, json_t *args,
+                              json_t *kwargs, nrpc_emit_cb cb, void *arg);
+/** nrpc_service_emit with a body already encoded as [args, kwargs] text
+ * (len bytes, copied): for relays that stored it (natsrpc_pg's outbox). */
+nrpc_status nrpc_service_emit_text(nrpc_service *svc, const char *event, const char *id,
+                                   const char *body, size_t len, nrpc_emit_cb cb, void *arg);
+
+/** Inside an event handler: the event's id (its Nats-Msg-Id), borrowed;
+ * NULL in an rpc handler or for an event published without one. The same
+ * event redelivered has the same id. */
+const char *nrpc_event_id(nrpc_call *call);
+/** Inside an event handler: which delivery of the event this is, 1 the
+ * first time; 0 in an rpc handler. */
+int nrpc_event_attempt(nrpc_call *call);
+
 /** The service's libuv loop (a uv_loop_t), which runs every handler and
  * callback: for extensions that watch sockets or timers of their own.
  * Borrowed. */

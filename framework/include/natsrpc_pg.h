@@ -42,7 +42,63 @@ typedef struct {
     /** Calls allowed to wait for a free connection; past it they get 503
      * overloaded. 0: 1000. */
     int max_waiting;
+    /** 1: relay the transactional outbox (below) of this service to
+     * JetStream. */
+    int outbox;
 } nrpc_pg_opts;
+
+/*
+ * THE TRANSACTIONAL OUTBOX. An event written to the database in the same
+ * transaction as the change it reports is published exactly when the change
+ * commits: never for a transaction that aborted, never lost for one that
+ * committed, whatever crashes between the commit and the publish.
+ *
+ * A statement writes its event as one more part of the statement, with
+ * NRPC_PG_OUTBOX_INSERT in a data-modifying CTE:
+ *
+ *   WITH t AS (INSERT INTO thing (name) VALUES ($1) RETURNING uuid, name),
+ *        e AS (NRPC_PG_OUTBOX_INSERT("thing_service", "thing_created",
+ *                                    "json_build_object('uuid', uuid, 'name', name)", "t"))
+ *   SELECT uuid, name FROM t
+ *
+ * With opts.outbox set, a relay on the service's loop thread claims pending
+ * rows of this service oldest first (a lease of NRPC_OUTBOX_LEASE_S, 10 s,
+ * so replicas share the work and a crashed relay's rows come back), emits
+ * each with nrpc_service_emit_text (the service must declare the event)
+ * with the row's id as its event id, so Nats-Msg-Id, and marks the stored
+ * ones sent. A failed publish or mark is retried with backoff: through a
+ * NATS outage, a PostgreSQL restart and a crash of the service, every
+ * committed row is published, and a row published twice (a crash between
+ * publish and mark) is dropped by the stream's duplicate window. A
+ * statement that writes the outbox wakes the relay when it commits; the
+ * relay also looks every NRPC_OUTBOX_POLL_MS (1000) for rows of replicas
+ * and expired leases. Sent rows are deleted after NRPC_OUTBOX_KEEP_S (1
+ * day).
+ *
+ * The table, created by one of the service's migrations:
+ *
+ *   CREATE TABLE nrpc_outbox (
+ *       id uuid PRIMARY KEY DEFAULT gen_random_uuid(),  -- the event id
+ *       seq bigserial NOT NULL,                           -- publish order
+ *       service text NOT NULL,
+ *       event text NOT NULL,
+ *       body text NOT NULL,                               -- [args, kwargs]
+ *       created_at timestamptz NOT NULL DEFAULT now(),
+ *       claimed_by text,
+ *       claimed_until timestamptz,
+ *       sent_at timestamptz
+ *   );
+ *   CREATE INDEX nrpc_outbox_pending ON nrpc_outbox (service, seq)
+ *       WHERE sent_at IS NULL;
+ */
+
+/** SQL text of an INSERT of event `event` of `service` into the outbox, for
+ * a CTE: one row per row of from_sql, with body [[], kwargs_sql] where
+ * kwargs_sql is a json expression over from_sql's columns. All four are
+ * string literals. */
+#define NRPC_PG_OUTBOX_INSERT(service, event, kwargs_sql, from_sql)                                \
+    "INSERT INTO nrpc_outbox (service, event, body) SELECT '" service "', '" event "', "          \
+    "json_build_array('[]'::json, " kwargs_sql ")::text FROM " from_sql
 
 /** Starts the pool for svc (call it from on_start). Start-up never fails
  * because the database is down: a background thread applies the migrations,

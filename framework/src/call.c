@@ -157,7 +157,10 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
     else if (call->svc->access_log)
         nrpc_call_log(call, NRPC_LOG_INFO, "%s answered 200 in %.3f ms", call->rpc->subject,
                       (double)(nrpc__now_ns() - call->started_ns) / 1e6);
-    nrpc__service_send(call->svc, call->msg, code, type, message, body);
+    if (call->evh)
+        nrpc__event_answer(call, code, message);
+    else
+        nrpc__service_send(call->svc, call->msg, code, type, message, body);
     nrpc__service_call_done(call->svc, call);
     /* A pending timer is owed its callback: run it now, canceled. */
     if (call->timer_pending)

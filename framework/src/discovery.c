@@ -145,6 +145,19 @@ info_response(nrpc_service *svc)
 
     json_object_set_new(r, "description",
                         json_string(svc->def.description ? svc->def.description : ""));
+    /* Declared events, as JSON text (metadata values are strings). */
+    {
+        static const char *const kinds[] = {"emits", "handles"};
+        size_t k;
+        for (k = 0; k < 2; k++) {
+            json_t *list = nrpc__events_info(svc, kinds[k]);
+            char *text = json_array_size(list) ? json_dumps(list, JSON_COMPACT) : NULL;
+            if (text)
+                json_object_set_new(json_object_get(r, "metadata"), kinds[k], json_string(text));
+            free(text);
+            json_decref(list);
+        }
+    }
     for (i = 0; i < svc->nrpcs; i++) {
         const nrpc_rpc *rpc = svc->rpcs[i].rpc;
         char *params = params_text(rpc);
@@ -215,6 +228,8 @@ stats_response(nrpc_service *svc)
                            "overloaded", (json_int_t)snap.refused));
     }
     json_object_set_new(r, "endpoints", eps);
+    if (svc->nemits > 0 || svc->nevhs > 0)
+        json_object_set_new(r, "events", nrpc__events_stats(svc));
     return r;
 }
 

@@ -78,7 +78,9 @@ on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
         natsMsg_Destroy(msg); /* the call will time out */
         return;
     }
+    in->kind = IN_REPLY;
     in->rpc = NULL;
+    in->ack = NULL;
     in->msg = msg;
     in->deadline_ms = INT64_MAX;
     nrpc__queue_push(svc, in);

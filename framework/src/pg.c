@@ -30,7 +30,8 @@ typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_IDLE, CONN_BUSY 
 
 typedef struct pg_request {
     struct pg_request *next; /* the wait queue, or the finished list */
-    nrpc_call *call;                /* held until the callback has run */
+    nrpc_pg *pg;
+    nrpc_call *call; /* held until the callback has run; NULL: the pool's own */
     const char *statement;          /* borrowed from the caller's static table */
     int nparams;
     char **params; /* copies */
@@ -38,6 +39,7 @@ typedef struct pg_request {
     void *arg;
     int64_t deadline_ms; /* monotonic; INT64_MAX when the caller set none */
     int code;            /* on the finished list: the code to call back with */
+    int wakes_outbox;    /* the statement writes the outbox: wake the relay */
     char error[256];
 } pg_request;
 
@@ -67,6 +69,8 @@ struct nrpc_pg {
     nrpc_service *svc;
     uv_loop_t *loop;
     nrpc_pg_opts opts;
+    nrpc_pg_statement *statements; /* opts.statements, then the outbox's */
+    nrpc__outbox *outbox;          /* opts.outbox */
     char *conninfo;
     pg_conn *conns;
     int nconns;
@@ -150,13 +154,15 @@ request_finish(pg_request *r, int code, const PGresult *res, const char *error)
 {
     nrpc_call *call = r->call;
 
-    if (nrpc_call_answered(call) && code != NRPC_CODE_CANCELED) {
+    if (call && nrpc_call_answered(call) && code != NRPC_CODE_CANCELED) {
         code = NRPC_CODE_CANCELED;
         res = NULL;
         error = "the call was answered before the database did";
     }
     if (code != 0)
         res = NULL;
+    if (code == 0 && r->wakes_outbox && PQresultStatus(res) != PGRES_FATAL_ERROR)
+        nrpc__outbox_kick(r->pg->outbox);
     r->cb(call, code, res, code != 0 ? (error ? error : "") : NULL, r->arg);
     nrpc_call_release(call);
     request_free(r);
@@ -457,7 +463,7 @@ conn_fail(pg_conn *conn, const char *why)
 static void
 conn_start_prepare(pg_conn *conn)
 {
-    const nrpc_pg_statement *st = conn->pg->opts.statements;
+    const nrpc_pg_statement *st = conn->pg->statements;
 
     if (st == NULL || st[conn->prepare_next].name == NULL) {
         conn->state = CONN_IDLE;
@@ -587,7 +593,7 @@ conn_read_results(pg_conn *conn)
         char why[512];
         if (!ok)
             snprintf(why, sizeof why, "preparing %s: %s",
-                     conn->pg->opts.statements[conn->prepare_next].name,
+                     conn->pg->statements[conn->prepare_next].name,
                      conn->first ? PQresultErrorMessage(conn->first) : "no result");
         PQclear(conn->first);
         conn->first = NULL;
@@ -724,18 +730,21 @@ on_sweep(uv_timer_t *t)
     sweep_arm(pg);
 }
 
-nrpc_status
-nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
-              const char *const *params, nrpc_pg_cb cb, void *arg)
+/* Queues statement for call (NULL: the pool's own work, such as the
+ * outbox relay) with the deadline deadline_ms (monotonic, INT64_MAX for
+ * none). */
+static nrpc_status
+pg_submit(nrpc_pg *pg, nrpc_call *call, int64_t deadline_ms, const char *statement, int nparams,
+          const char *const *params, nrpc_pg_cb cb, void *arg)
 {
     pg_request *r;
     int64_t left;
     int i;
 
-    if (pg == NULL || call == NULL || statement == NULL || cb == NULL || nparams < 0 ||
+    if (pg == NULL || statement == NULL || cb == NULL || nparams < 0 ||
         (nparams > 0 && params == NULL))
         return NRPC_ERR_INVALID_ARG;
-    if (pg->stopping || nrpc_call_answered(call))
+    if (pg->stopping || (call && nrpc_call_answered(call)))
         return NRPC_ERR_STATE;
     r = calloc(1, sizeof *r);
     if (r == NULL || (nparams > 0 && (r->params = calloc((size_t)nparams, sizeof(char *))) == NULL)) {
@@ -748,13 +757,18 @@ nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
             request_free(r);
             return NRPC_ERR_NOMEM;
         }
+    for (i = 0; pg->outbox && pg->statements[i].name; i++)
+        if (strcmp(pg->statements[i].name, statement) == 0)
+            r->wakes_outbox = strstr(pg->statements[i].sql, "INSERT INTO nrpc_outbox") != NULL;
+    r->pg = pg;
     r->call = nrpc_call_hold(call);
     r->statement = statement;
     r->cb = cb;
     r->arg = arg;
-    left = nrpc_call_time_left_ms(call);
-    r->deadline_ms = left == INT64_MAX ? INT64_MAX : nrpc_now_ms() + left;
-    nrpc_call_defer(call);
+    r->deadline_ms = deadline_ms;
+    left = deadline_ms == INT64_MAX ? INT64_MAX : deadline_ms - nrpc_now_ms();
+    if (call)
+        nrpc_call_defer(call);
 
     if (!pg->migrated) {
         request_finish_later(pg, r, NRPC_CODE_UNAVAILABLE,
@@ -794,6 +808,26 @@ nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
          (int64_t)uv_timer_get_due_in(&pg->sweep) > left))
         uv_timer_start(&pg->sweep, on_sweep, (uint64_t)left, 0);
     return NRPC_OK;
+}
+
+nrpc_status
+nrpc_pg_query(nrpc_pg *pg, nrpc_call *call, const char *statement, int nparams,
+              const char *const *params, nrpc_pg_cb cb, void *arg)
+{
+    int64_t left;
+
+    if (call == NULL)
+        return NRPC_ERR_INVALID_ARG;
+    left = nrpc_call_time_left_ms(call);
+    return pg_submit(pg, call, left == INT64_MAX ? INT64_MAX : nrpc_now_ms() + left, statement,
+                     nparams, params, cb, arg);
+}
+
+nrpc_status
+nrpc__pg_run(nrpc_pg *pg, int64_t timeout_ms, const char *statement, int nparams,
+             const char *const *params, nrpc_pg_cb cb, void *arg)
+{
+    return pg_submit(pg, NULL, nrpc_now_ms() + timeout_ms, statement, nparams, params, cb, arg);
 }
 
 int
@@ -857,6 +891,7 @@ on_migrated(uv_async_t *a)
     pg->migrated = 1;
     for (i = 0; i < pg->nconns; i++)
         conn_connect(&pg->conns[i]);
+    nrpc__outbox_kick(pg->outbox);
 }
 
 nrpc_status
@@ -884,14 +919,18 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
     pg->loop = nrpc_service_loop(svc);
     pg->nconns = pg->opts.pool_size;
     pg->conns = calloc((size_t)pg->nconns, sizeof *pg->conns);
-    if (pg->conninfo == NULL || pg->conns == NULL) {
+    pg->statements = nrpc__pg_statements(pg->opts.statements, pg->opts.outbox);
+    if (pg->conninfo == NULL || pg->conns == NULL || pg->statements == NULL) {
         free(pg->conninfo);
         free(pg->conns);
+        free(pg->statements);
         free(pg);
         return NRPC_ERR_NOMEM;
     }
     pthread_mutex_init(&pg->cmu, NULL);
     pthread_cond_init(&pg->ccv, NULL);
+    if (pg->opts.outbox)
+        pg->outbox = nrpc__outbox_new(pg, svc);
     for (i = 0; i < pg->nconns; i++) {
         pg_conn *conn = &pg->conns[i];
         conn->pg = pg;
@@ -932,6 +971,7 @@ pg_handle_closed(uv_handle_t *h)
     pthread_cond_destroy(&pg->ccv);
     free(pg->conns);
     free(pg->conninfo);
+    free(pg->statements);
     free(pg);
 }
 
@@ -963,6 +1003,8 @@ nrpc_pg_stop(nrpc_pg *pg)
     if (pg == NULL)
         return;
     pg->stopping = 1;
+    nrpc__outbox_stop(pg->outbox); /* its queries end canceled below */
+    pg->outbox = NULL;
     if (pg->migrator_started) {
         atomic_store(&pg->migrator_stop, 1);
         pthread_join(pg->migrator, NULL);

@@ -22,4 +22,21 @@ void nrpc__pg_notice(void *arg, const char *message);
 /* Folds a multi-line libpq message onto one line, in place. */
 void nrpc__pg_one_line(char *s);
 
+/* The pool's own queries (no call): cb gets call NULL, exactly once. The
+ * deadline is timeout_ms from now. */
+nrpc_status nrpc__pg_run(nrpc_pg *pg, int64_t timeout_ms, const char *statement, int nparams,
+                         const char *const *params, nrpc_pg_cb cb, void *arg);
+
+/* The statements every connection prepares: the caller's, then (outbox
+ * set) the relay's. New, free(); NULL when out of memory. */
+nrpc_pg_statement *nrpc__pg_statements(const nrpc_pg_statement *user, int outbox);
+
+/* pg_outbox.c: the relay of the transactional outbox. */
+typedef struct nrpc__outbox nrpc__outbox;
+nrpc__outbox *nrpc__outbox_new(nrpc_pg *pg, nrpc_service *svc); /* NULL when out of memory */
+/* A pass soon (now, or after the one running). NULL-safe. */
+void nrpc__outbox_kick(nrpc__outbox *ob);
+/* Stops for good; frees itself when its emits have come back. NULL-safe. */
+void nrpc__outbox_stop(nrpc__outbox *ob);
+
 #endif

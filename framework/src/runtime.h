@@ -42,12 +42,39 @@ typedef struct {
     rpc_stats stats;
 } rpc_entry;
 
+/* One declared event handler (events.c): an rpc entry whose subject is the
+ * event's, plus its JetStream consumer. */
+typedef struct evh_entry {
+    rpc_entry e;  /* e.rpc points at rpc; e.subject "events.<service>.<event>" */
+    nrpc_rpc rpc; /* the handler as an rpc: name "<service>.<event>" */
+    const nrpc_event_handler *h;
+    char *stream, *consumer, *deliver, *deadletter;
+    natsSubscription *sub;
+    int ready; /* consumer ensured and subscribed */
+    /* under e.stats.mu */
+    uint64_t redelivered, dead_letters, dead_letter_errors;
+} evh_entry;
+
+/* What an inbound item is. */
+enum { IN_RPC, IN_REPLY, IN_EVENT, IN_PUBACK };
+
+/* A JetStream publish acknowledgment, for the loop thread. */
+typedef struct {
+    int code; /* 0 stored, else 503 */
+    int duplicate;
+    uint64_t seq;
+    char error[200];
+    char id[];
+} puback;
+
 /* A request handed from the NATS delivery thread to the loop thread. */
 typedef struct inbound {
     struct inbound *next;
-    rpc_entry *rpc;      /* NULL: a reply to one of our own outgoing calls */
-    natsMsg *msg;        /* owned */
+    int kind;
+    rpc_entry *rpc;      /* IN_RPC; IN_EVENT: &evh->e */
+    natsMsg *msg;        /* owned; NULL for IN_PUBACK */
     int64_t deadline_ms; /* monotonic; INT64_MAX when none */
+    puback *ack;         /* IN_PUBACK, owned */
 } inbound;
 
 struct nrpc_call {
@@ -61,6 +88,10 @@ struct nrpc_call {
     char trace_id[33];   /* from the caller's traceparent, "" when none */
     char request_id[65]; /* from X-Request-Id, "" when none */
     void *data;
+    evh_entry *evh; /* an event handler's call: answers ack, nak or dead-letter */
+    int attempt;    /* events: delivery number, 1 the first time */
+    uint64_t stream_seq;
+    char event_id[NRPC_REQUEST_ID_MAX + 1]; /* events: Nats-Msg-Id, "" when none */
     /* References: the runtime's own until the answer, plus one per piece of
      * pending work (nrpc_call_hold). The last release frees the call. */
     int refs;
@@ -116,6 +147,23 @@ struct nrpc_service {
     uint64_t next_token;
     nrpc_table outcalls; /* by token */
 
+    /* events (events.c): loop thread, except the counters (atomics) */
+    evh_entry *evhs;
+    size_t nevhs, nemits;
+    jsCtx *js; /* on nc; NULL until connected once */
+    int events_ready;
+    int events_attempts;
+    uv_async_t events_async; /* (re)connected: check streams and consumers */
+    uv_timer_t events_timer; /* set-up retries */
+    uv_timer_t emit_sweep;   /* emits past NRPC_EMIT_TIMEOUT_MS */
+    nrpc_table emits;        /* pending emits by hash of id */
+    struct pending_emit *emit_head, *emit_tail;
+    int nemitting;
+    int64_t emit_timeout_ms;
+    int ev_max_deliver;
+    int64_t ev_backoff_ms, ev_ack_wait_ms;
+    atomic_ullong emitted, emit_errors;
+
     /* shutdown */
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_timer;
@@ -136,6 +184,9 @@ void nrpc__call_run(nrpc_call *call, const char *body, size_t len);
 /* Answers a call from the framework (drain deadline, tests). NRPC_ERR_STATE
  * when it was answered already. */
 nrpc_status nrpc__call_abandon(nrpc_call *call, int code, const char *type, const char *message);
+
+/* service.c: 1 if s is a name of letters, digits, '_' and '-'. */
+int nrpc__name_ok(const char *s);
 
 /* service.c: a service from its definition (validated, rpcs resolved), and
  * its loop's own handles (wake-up, rebuild, signals, drain timer). */
@@ -164,6 +215,30 @@ void nrpc__outcall_lost(nrpc_service *svc);
 /* service.c: the deadline of a call from its Nrpc-Timeout-Ms header text:
  * INT64_MAX when the text is not a whole number or the sum would overflow. */
 int64_t nrpc__deadline_from_header(const char *v, int64_t now_ms);
+
+/* events.c */
+nrpc_status nrpc__events_new(nrpc_service *svc);
+void nrpc__events_free(nrpc_service *svc);
+void nrpc__events_loop_setup(nrpc_service *svc);
+/* After (re)connecting: a jsCtx for nc, and streams, consumers and
+ * subscriptions ensured (retried with backoff until they are). */
+void nrpc__events_connected(nrpc_service *svc);
+/* Delivery thread: the connection is up again. */
+void nrpc__events_reconnected(nrpc_service *svc);
+void nrpc__events_drain(nrpc_service *svc);
+int nrpc__events_drained(nrpc_service *svc);
+/* Unsubscribes, cancels pending emits (callbacks run) and drops the
+ * jsCtx: at exit, or before a rebuild of the connection. */
+void nrpc__events_stop(nrpc_service *svc, int final);
+/* Loop thread: one delivered event, and one publish acknowledgment. */
+void nrpc__event_run(nrpc_service *svc, evh_entry *evh, natsMsg *msg);
+void nrpc__event_puback(nrpc_service *svc, puback *ack);
+/* Answers an event's call: ack, nak with backoff, or dead-letter. */
+void nrpc__event_answer(nrpc_call *call, int code, const char *message);
+/* An event still queued at exit: back to the stream at once. */
+void nrpc__event_return(natsMsg *msg);
+json_t *nrpc__events_info(nrpc_service *svc, const char *what);
+json_t *nrpc__events_stats(nrpc_service *svc);
 
 /* discovery.c */
 void nrpc__discovery_init(nrpc_service *svc);

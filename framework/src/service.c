@@ -19,8 +19,8 @@
 #define DEFAULT_DRAIN_TIMEOUT_S 30
 #define DRAIN_POLL_MS 10
 
-static int
-name_ok(const char *s)
+int
+nrpc__name_ok(const char *s)
 {
     size_t i;
     if (s == NULL || *s == '\0')
@@ -72,6 +72,7 @@ nrpc__service_free(nrpc_service *svc)
 
     if (svc == NULL)
         return;
+    nrpc__events_free(svc);
     for (i = 0; i < svc->nrpcs; i++) {
         natsSubscription_Destroy(svc->rpcs[i].sub);
         pthread_mutex_destroy(&svc->rpcs[i].stats.mu);
@@ -95,7 +96,7 @@ nrpc__service_new(nrpc_service **out, const nrpc_service_def *def)
     char err[256];
 
     *out = NULL;
-    if (def == NULL || !name_ok(def->name) || def->rpcs == NULL) {
+    if (def == NULL || !nrpc__name_ok(def->name) || def->rpcs == NULL) {
         nrpc_log(NRPC_LOG_ERROR, "a service needs a name of letters, digits, '_' and '-' and "
                                  "an rpc table");
         return NRPC_ERR_INVALID_ARG;
@@ -131,7 +132,7 @@ nrpc__service_new(nrpc_service **out, const nrpc_service_def *def)
 
         e->rpc = r;
         e->svc = svc;
-        if (!name_ok(r->name) || r->handler == NULL) {
+        if (!nrpc__name_ok(r->name) || r->handler == NULL) {
             nrpc_log(NRPC_LOG_ERROR, "rpc #%zu of %s needs a name of letters, digits, '_' and "
                                      "'-' and a handler", i, def->name);
             nrpc__service_free(svc);
@@ -158,6 +159,10 @@ nrpc__service_new(nrpc_service **out, const nrpc_service_def *def)
         }
     }
     nrpc__discovery_init(svc);
+    if (nrpc__events_new(svc) != NRPC_OK) {
+        nrpc__service_free(svc);
+        return NRPC_ERR_INVALID_ARG;
+    }
     *out = svc;
     return NRPC_OK;
 }
@@ -257,8 +262,10 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
     pthread_mutex_lock(&rpc->stats.mu);
     rpc->stats.in_flight++;
     pthread_mutex_unlock(&rpc->stats.mu);
+    in->kind = IN_RPC;
     in->rpc = rpc;
     in->msg = msg;
+    in->ack = NULL;
     in->deadline_ms = deadline;
     nrpc__queue_push(svc, in);
 }
@@ -298,8 +305,18 @@ on_wake(uv_async_t *a)
     for (; in; in = next) {
         nrpc_call *call;
         next = in->next;
-        if (in->rpc == NULL) { /* a reply to an outgoing call */
+        if (in->kind == IN_REPLY) { /* a reply to an outgoing call */
             nrpc__outcall_reply(svc, in->msg);
+            free(in);
+            continue;
+        }
+        if (in->kind == IN_EVENT) {
+            nrpc__event_run(svc, (evh_entry *)in->rpc, in->msg);
+            free(in);
+            continue;
+        }
+        if (in->kind == IN_PUBACK) {
+            nrpc__event_puback(svc, in->ack);
             free(in);
             continue;
         }
@@ -325,6 +342,9 @@ close_handles(nrpc_service *svc)
     uv_close((uv_handle_t *)&svc->wake, NULL);
     uv_close((uv_handle_t *)&svc->rebuild, NULL);
     uv_close((uv_handle_t *)&svc->rebuild_timer, NULL);
+    uv_close((uv_handle_t *)&svc->events_async, NULL);
+    uv_close((uv_handle_t *)&svc->events_timer, NULL);
+    uv_close((uv_handle_t *)&svc->emit_sweep, NULL);
     uv_close((uv_handle_t *)&svc->sigterm, NULL);
     uv_close((uv_handle_t *)&svc->sigint, NULL);
     if (!uv_is_closing((uv_handle_t *)&svc->drain_timer))
@@ -343,7 +363,7 @@ subs_drained(nrpc_service *svc)
         if (svc->rpcs[i].sub &&
             natsSubscription_DrainCompletionStatus(svc->rpcs[i].sub) == NATS_ILLEGAL_STATE)
             return 0;
-    return 1;
+    return nrpc__events_drained(svc);
 }
 
 static void
@@ -401,6 +421,7 @@ on_signal(uv_signal_t *h, int signum)
     for (i = 0; i < svc->nrpcs; i++)
         if (svc->rpcs[i].sub)
             natsSubscription_Drain(svc->rpcs[i].sub);
+    nrpc__events_drain(svc);
     uv_timer_start(&svc->drain_timer, drain_check, DRAIN_POLL_MS, DRAIN_POLL_MS);
 }
 
@@ -430,12 +451,14 @@ on_nats_closed(void *closure)
     uv_async_send(&svc->rebuild);
 }
 
-/* nats.c thread: a connection is up; the next rebuild starts at once. */
+/* nats.c thread: a connection is up (again): the next rebuild starts at
+ * once, and events set up their JetStream side again. */
 static void
 on_nats_connected(void *closure)
 {
     nrpc_service *svc = closure;
     atomic_store(&svc->rebuild_attempts, 0);
+    nrpc__events_reconnected(closure);
 }
 
 /* Connects; svc->nc changes only on success. */
@@ -499,6 +522,7 @@ rebuild_now(uv_timer_t *t)
         svc->rpcs[i].sub = NULL;
     }
     nrpc__discovery_stop(svc);
+    nrpc__events_stop(svc, 0);
     if (service_connect(svc) != NRPC_OK) {
         nrpc_log(NRPC_LOG_WARN, "could not build a new NATS connection; trying again");
         rebuild_later(svc);
@@ -524,6 +548,7 @@ rebuild_now(uv_timer_t *t)
      * new one is in place, so the calls they belong to are answered on it
      * (on the old one the answers would be lost). */
     nrpc__outcall_lost(svc);
+    nrpc__events_connected(svc);
     nrpc_log(NRPC_LOG_INFO, "new NATS connection built; %zu rpcs subscribed again", svc->nrpcs);
 }
 
@@ -531,6 +556,7 @@ static void
 usage(FILE *f, const nrpc_service_def *def)
 {
     const nrpc_rpc *r;
+    size_t i;
     fprintf(f,
             "Usage: %s [--help]\n\n"
             "%s %s: %s\n\n"
@@ -552,6 +578,15 @@ usage(FILE *f, const nrpc_service_def *def)
                     (r->params && r->params->name) || (r->flags & NRPC_VARARGS) ? ", " : "");
         fprintf(f, ")%s%s\n", r->description ? "  " : "", r->description ? r->description : "");
     }
+    for (i = 0; def->emits && def->emits[i].name; i++)
+        fprintf(f, "%s  events.%s.%s%s%s\n", i == 0 ? "\nEmits these events (JetStream):\n" : "",
+                def->name, def->emits[i].name, def->emits[i].description ? "  " : "",
+                def->emits[i].description ? def->emits[i].description : "");
+    for (i = 0; def->handles && def->handles[i].service; i++)
+        fprintf(f, "%s  events.%s.%s%s%s\n", i == 0 ? "\nHandles these events:\n" : "",
+                def->handles[i].service, def->handles[i].event,
+                def->handles[i].description ? "  " : "",
+                def->handles[i].description ? def->handles[i].description : "");
     fprintf(f,
             "\nEnvironment:\n"
             "  NATS_URL             NATS server(s), comma-separated (default %s)\n"
@@ -560,6 +595,10 @@ usage(FILE *f, const nrpc_service_def *def)
             "  NRPC_DRAIN_TIMEOUT   seconds to finish calls in flight after SIGTERM "
             "(default %d)\n"
             "  NRPC_ACCESS_LOG      1: log one line per answered call (errors always are)\n"
+            "  NRPC_EVENT_MAX_DELIVER  tries of an event before its dead letter (default 5)\n"
+            "  NRPC_EVENT_BACKOFF_MS   first redelivery delay, doubled up to 60 s (default 500)\n"
+            "  NRPC_EVENT_ACK_WAIT_MS  time a handler has before redelivery (default 30000)\n"
+            "  NRPC_EMIT_TIMEOUT_MS    wait for JetStream to store an emit (default 5000)\n"
             "  LOG_FORMAT           json: log JSON lines\n\n"
             "Request body: [args, kwargs], [args], [], empty, or {kwargs}.\n"
             "Reply: [result_args, result_kwargs], or an error with the headers "
@@ -585,6 +624,7 @@ nrpc__loop_setup(nrpc_service *svc, uv_loop_t *loop)
     svc->sigterm.data = svc->sigint.data = svc;
     uv_timer_init(loop, &svc->drain_timer);
     svc->drain_timer.data = svc;
+    nrpc__events_loop_setup(svc);
     return 0;
 }
 
@@ -631,6 +671,8 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
     uv_signal_start(&svc->sigint, on_signal, SIGINT);
 
     rc = service_connect(svc) == NRPC_OK ? 0 : 1;
+    if (rc == 0)
+        nrpc__events_connected(svc); /* before on_start: an outbox relay emits */
     if (rc == 0 && def->on_start && def->on_start(svc) != 0) {
         nrpc_log(NRPC_LOG_ERROR, "start-up of %s failed", def->name);
         rc = 1;
@@ -648,6 +690,22 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
         rc = svc->exit_code;
     }
     nrpc__outcall_stop(svc);
+    /* Requests delivered after the drain finished are dropped unanswered:
+     * the queue group already routes new calls to replicas. Events go back
+     * to their stream at once, for a replica or the next start. */
+    {
+        inbound *in = queue_take_all(svc), *next;
+        for (; in; in = next) {
+            next = in->next;
+            if (in->kind == IN_EVENT)
+                nrpc__event_return(in->msg);
+            else
+                natsMsg_Destroy(in->msg);
+            free(in->ack);
+            free(in);
+        }
+    }
+    nrpc__events_stop(svc, 1);
     if (svc->nc) {
         nrpc__discovery_stop(svc);
         for (i = 0; i < (int)svc->nrpcs; i++) {
@@ -659,16 +717,6 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
     }
     for (i = 0; i < (int)svc->nretired; i++)
         nrpc__nats_close(svc->retired[i]);
-    /* Requests delivered after the drain finished are dropped unanswered:
-     * the queue group already routes new calls to replicas. */
-    {
-        inbound *in = queue_take_all(svc), *next;
-        for (; in; in = next) {
-            next = in->next;
-            natsMsg_Destroy(in->msg);
-            free(in);
-        }
-    }
     nrpc__loop_teardown(&loop);
     nrpc__service_free(svc);
     nats_CloseAndWait(2000);

@@ -1,10 +1,14 @@
 /* thing.c: thing_service, things kept in PostgreSQL.
  * Subjects: thing_service.create_thing, .get_things, .get_thing,
- * .rename_thing, .delete_thing.
+ * .rename_thing, .delete_thing. Events: thing_service.thing_created,
+ * .thing_renamed, .thing_deleted, each [[], {uuid, name, is_created_at}].
  *
  * Every handler validates its input, runs one prepared statement through
  * the pool (natsrpc_pg.h) and answers from the result callback; the pool
- * answers 503 by itself while the database is down. */
+ * answers 503 by itself while the database is down. The statements that
+ * change a thing write its event to the outbox in the same statement, so
+ * the event is published (by the pool's relay) exactly when the change
+ * commits. */
 #include <natsrpc.h>
 #include <natsrpc_pg.h>
 
@@ -22,8 +26,17 @@
     "uuid::text, name, to_char(is_created_at AT TIME ZONE 'UTC', "                                 \
     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
+/* A changed thing as the kwargs of its event, from a CTE's columns. */
+#define THING_JSON                                                                                 \
+    "json_build_object('uuid', uuid, 'name', name, 'is_created_at', "                              \
+    "to_char(is_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+#define THING_EVENT(event, from) NRPC_PG_OUTBOX_INSERT("thing_service", event, THING_JSON, from)
+
 static const nrpc_pg_statement thing_statements[] = {
-    {"create_thing", "INSERT INTO thing (name) VALUES ($1) RETURNING " THING_COLUMNS},
+    {"create_thing",
+     "WITH ins AS (INSERT INTO thing (name) VALUES ($1) RETURNING uuid, name, is_created_at),"
+     " ev AS (" THING_EVENT("thing_created", "ins") ")"
+     " SELECT " THING_COLUMNS " FROM ins"},
     /* One statement: if request_id was seen before, the unique violation
      * rolls the whole statement back, thing included, and the handler reads
      * the first result instead. A concurrent retry waits on the index entry
@@ -31,7 +44,8 @@ static const nrpc_pg_statement thing_statements[] = {
     {"create_thing_once",
      "WITH ins AS (INSERT INTO thing (name) VALUES ($1) RETURNING uuid, name, is_created_at),"
      " req AS (INSERT INTO thing_request (request_id, thing_uuid, name, is_created_at)"
-     "         SELECT $2, uuid, name, is_created_at FROM ins)"
+     "         SELECT $2, uuid, name, is_created_at FROM ins),"
+     " ev AS (" THING_EVENT("thing_created", "ins") ")"
      " SELECT " THING_COLUMNS " FROM ins"},
     {"first_result", "SELECT thing_uuid::text, name, to_char(is_created_at AT TIME ZONE 'UTC', "
                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM thing_request WHERE request_id = $1"},
@@ -39,8 +53,14 @@ static const nrpc_pg_statement thing_statements[] = {
     {"next_page", "SELECT " THING_COLUMNS " FROM thing WHERE (is_created_at, uuid) > "
                   "($2::timestamptz, $3::uuid) ORDER BY is_created_at, uuid LIMIT $1"},
     {"get_thing", "SELECT " THING_COLUMNS " FROM thing WHERE uuid = $1"},
-    {"rename_thing", "UPDATE thing SET name = $2 WHERE uuid = $1 RETURNING " THING_COLUMNS},
-    {"delete_thing", "DELETE FROM thing WHERE uuid = $1 RETURNING " THING_COLUMNS},
+    {"rename_thing",
+     "WITH up AS (UPDATE thing SET name = $2 WHERE uuid = $1 RETURNING uuid, name, is_created_at),"
+     " ev AS (" THING_EVENT("thing_renamed", "up") ")"
+     " SELECT " THING_COLUMNS " FROM up"},
+    {"delete_thing",
+     "WITH del AS (DELETE FROM thing WHERE uuid = $1 RETURNING uuid, name, is_created_at),"
+     " ev AS (" THING_EVENT("thing_deleted", "del") ")"
+     " SELECT " THING_COLUMNS " FROM del"},
     {NULL, NULL},
 };
 
@@ -359,6 +379,7 @@ thing_start(nrpc_service *svc)
     nrpc_pg_opts opts = {
         .migrations_dir = dir && *dir ? dir : THING_MIGRATIONS_DIR,
         .statements = thing_statements,
+        .outbox = 1, /* the events the statements write */
     };
 
     if (nrpc_pg_start(&pg, svc, &opts) != NRPC_OK)
@@ -419,6 +440,13 @@ static const nrpc_rpc thing_rpcs[] = {
     {NULL},
 };
 
+static const nrpc_event thing_events[] = {
+    {"thing_created", "A thing was created: [[], {uuid, name, is_created_at}]."},
+    {"thing_renamed", "A thing was renamed: [[], {uuid, name, is_created_at}]."},
+    {"thing_deleted", "A thing was deleted: [[], {uuid, name, is_created_at}]."},
+    {NULL},
+};
+
 const nrpc_service_def thing_service = {
     .name = "thing_service",
     .version = "1.0.0",
@@ -426,4 +454,5 @@ const nrpc_service_def thing_service = {
     .rpcs = thing_rpcs,
     .on_start = thing_start,
     .on_stop = thing_stop,
+    .emits = thing_events,
 };

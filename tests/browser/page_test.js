@@ -17,11 +17,9 @@
 // Exits 0 when every step passed; any page error fails the run.
 "use strict";
 
-const fs = require("fs");
-const os = require("os");
 const path = require("path");
 const http = require("http");
-const { chromium } = require("playwright-core");
+const { open: openChromium } = require("./chromium");
 
 const GATEWAY_URL = process.env.GATEWAY_URL;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -64,20 +62,10 @@ function eventSelector(topic, args, kwargs) {
 }
 
 async function main() {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "nrpc-chromium-"));
-  const errors = [];
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1280, height: 900 },
-  });
+  const browser = await openChromium(CHROMIUM);
+  const { page, errors } = browser;
   let failed = false;
   try {
-    const page = context.pages()[0] || await context.newPage();
-    page.on("pageerror", (e) => errors.push("page error: " + e.message));
-    page.on("console", (m) => { if (m.type() === "error") errors.push("console: " + m.text()); });
     page.setDefaultTimeout(STEP_MS);
 
     await step("page loads and connects", async () => {
@@ -167,8 +155,7 @@ async function main() {
     failed = true;
     if (errors.length) console.log("page errors:\n  " + errors.join("\n  "));
   } finally {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    await browser.close();
   }
   console.log(failed ? "page_test: FAILED" : "page_test: all steps passed");
   process.exit(failed ? 1 : 0);

@@ -12,6 +12,7 @@ Contents:
   openapi_examples()     the example body of every rpc in the gateway's /openapi.json
   IntegrationCase        unittest.TestCase base that prints log tails on failure
   start_postgres()       a private PostgreSQL (initdb in a temp dir), stopped by PID
+  js_api(), js_messages(), js_publish()   JetStream through its API subjects
 
 Logs go to a temp dir per module, removed afterwards unless something failed
 at teardown or NRPC_KEEP_LOGS=1 is set. Run one module by hand with:
@@ -218,6 +219,7 @@ class Nats:
         self.config = config
         self.proc = None
         self.started = False
+        self.store_dir = tempfile.mkdtemp(prefix="js-", dir=stack.dir)
 
     @staticmethod
     def _other_port(port):
@@ -235,8 +237,9 @@ class Nats:
         accept. A first start on kernel-picked ports retries on new ones if
         another test took them in the meantime."""
         for attempt in range(3):
+            # JetStream, its store kept across restarts of this server
             argv = [nats_server_path(), "-a", "127.0.0.1", "-p", str(self.port),
-                    "-m", str(self.mport)]
+                    "-m", str(self.mport), "-js", "-sd", self.store_dir]
             if self.config is None:
                 argv += ["-n", "nrpc-it-%d" % self.port]
             else:
@@ -1006,6 +1009,53 @@ class NatsClient:
         sub = self._subs.get(msg.sid)
         if sub is not None:
             sub.queue.put(msg)
+
+
+# ---------------------------------------------------------------------------
+# JetStream, through its API subjects ($JS.API.*)
+
+
+def js_api(nc, what, req=None, timeout=5.0):
+    """One JetStream API request ($JS.API.<what>); returns the JSON answer."""
+    m = nc.request("$JS.API." + what, b"" if req is None else json.dumps(req), timeout=timeout)
+    if m.no_responders:
+        raise AssertionError("no JetStream (is nats-server running with -js?)")
+    return m.json()
+
+
+def js_messages(nc, stream, subject=None):
+    """Every message of stream (only subject's, with a filter; wildcards
+    allowed), oldest first, as (seq, subject, headers, data) tuples."""
+    info = js_api(nc, "STREAM.INFO." + stream)
+    if "error" in info:
+        raise AssertionError("stream %s: %r" % (stream, info["error"]))
+    out, seq, last = [], info["state"]["first_seq"], info["state"]["last_seq"]
+    import base64
+    while seq and seq <= last:
+        req = {"seq": seq}
+        if subject:
+            req = {"seq": seq, "next_by_subj": subject}
+        r = js_api(nc, "STREAM.MSG.GET." + stream, req)
+        if "error" in r:
+            break  # nothing more (after the last match)
+        m = r["message"]
+        hdrs = {}
+        if m.get("hdrs"):
+            hdrs, _, _ = parse_headers(base64.b64decode(m["hdrs"]))
+        data = base64.b64decode(m.get("data") or b"")
+        out.append((m["seq"], m["subject"], hdrs, data))
+        seq = m["seq"] + 1
+    return out
+
+
+def js_publish(nc, subject, data, msg_id=None, timeout=5.0):
+    """A JetStream publish (a request answered by the stream): returns the
+    PubAck JSON, or raises when no stream takes the subject."""
+    m = nc.request(subject, data, headers={"Nats-Msg-Id": msg_id} if msg_id else None,
+                   timeout=timeout)
+    if m.no_responders:
+        raise AssertionError("no stream takes %s" % subject)
+    return m.json()
 
 
 # ---------------------------------------------------------------------------

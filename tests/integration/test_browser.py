@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -78,6 +79,35 @@ class _WampStack(harness.IntegrationCase):
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
+
+
+class ThingsLiveTest(harness.IntegrationCase):
+    """The page's live list of things: thing_service's events (published by
+    its outbox as each change commits) reach chromium within 1 s of curl's
+    answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        require(True)
+
+        def start(stack):
+            from test_things import MIGRATIONS
+            cls.nats = stack.nats()
+            pg = stack.postgres()
+            stack.service("thing_service", cls.nats, ready_subject="thing_service.get_things",
+                          env={"DATABASE_URL": pg.url, "THING_MIGRATIONS": MIGRATIONS})
+            cls.gw, cls.port = stack.gateway(cls.nats)
+            harness.wait_for(lambda: harness.post(cls.port, "thing_service.get_things",
+                                                  "[]").status == 200,
+                             harness.START_TIMEOUT, what="thing_service to answer")
+        cls.start_stack("things_live", start)
+
+    def test_curl_changes_show_live(self):
+        out = run_node(self, "things_live.js", [],
+                       {"GATEWAY_URL": "http://127.0.0.1:%d" % self.port, "CHROMIUM": CHROMIUM},
+                       timeout=120)
+        sys.stderr.write(out)  # the latencies, for the log
+        self.assertIn("all steps passed", out)
 
 
 class BrowserTest(_WampStack):
