@@ -257,53 +257,6 @@ typed_value(json_t *param, const char *name, const char *text, char *err, size_t
     return v;
 }
 
-static int
-hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Decodes a query component (%XX and '+'); NULL when malformed or NUL. */
-static char *
-query_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *w = out;
-    size_t i;
-
-    if (out == NULL)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= n) { /* a '%' needs two hex digits after it */
-                free(out);
-                return NULL;
-            }
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0) {
-                free(out);
-                return NULL;
-            }
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (c == '\0') {
-            free(out);
-            return NULL;
-        }
-        *w++ = c;
-    }
-    *w = '\0';
-    return out;
-}
-
 /* Binds name=text (already decoded) into kwargs. 0, or -1 with err. */
 static int
 bind_text(gw_rest_call *c, const char *name, const char *text, const char *where, char *err,
@@ -339,8 +292,8 @@ bind_query(gw_rest_call *c, const char *q, char *err, size_t errlen)
             q++;
             continue;
         }
-        name = query_decode(q, eq ? (size_t)(eq - q) : n);
-        value = eq ? query_decode(eq + 1, n - (size_t)(eq - q) - 1) : strdup("");
+        name = nrpc_percent_decode(q, eq ? (size_t)(eq - q) : n, NRPC_PCT_PLUS);
+        value = eq ? nrpc_percent_decode(eq + 1, n - (size_t)(eq - q) - 1, NRPC_PCT_PLUS) : strdup("");
         if (name == NULL || value == NULL || name[0] == '\0') {
             free(name);
             free(value);

@@ -231,6 +231,13 @@ int nrpc_route_match(const nrpc_route *route, const char *method, const char *pa
  * Returns 0, or -1 when there is none or a field is missing. */
 int nrpc_route_location(const nrpc_route *route, json_t *value, char *out, size_t outlen);
 
+#define NRPC_PCT_PLUS 0x1     /**< '+' is a space (query strings) */
+#define NRPC_PCT_NO_SLASH 0x2 /**< a decoded '/' is refused (path segments) */
+/** Percent-decodes n bytes of s into a new string (free()). NULL when a '%'
+ * is not followed by two hex digits, when it decodes to a NUL byte, or to a
+ * '/' with NRPC_PCT_NO_SLASH. */
+char *nrpc_percent_decode(const char *s, size_t n, unsigned flags);
+
 /* ---------------------------------------------------------------------------
  * Declaring events.
  *

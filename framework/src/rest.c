@@ -125,10 +125,8 @@ hexval(char c)
                                   : -1;
 }
 
-/* Percent-decodes n bytes of s into a new string; NULL when malformed, or
- * when it decodes to a NUL or a '/'. */
-static char *
-decode(const char *s, size_t n)
+char *
+nrpc_percent_decode(const char *s, size_t n, unsigned flags)
 {
     char *out = malloc(n + 1), *w = out;
     size_t i;
@@ -137,7 +135,9 @@ decode(const char *s, size_t n)
         return NULL;
     for (i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '%') {
+        if (c == '+' && (flags & NRPC_PCT_PLUS)) {
+            c = ' ';
+        } else if (c == '%') {
             int hi, lo;
             if (i + 2 >= n) { /* a '%' needs two hex digits after it */
                 free(out);
@@ -152,7 +152,7 @@ decode(const char *s, size_t n)
             c = (char)(hi * 16 + lo);
             i += 2;
         }
-        if (c == '\0' || c == '/') {
+        if (c == '\0' || (c == '/' && (flags & NRPC_PCT_NO_SLASH))) {
             free(out);
             return NULL;
         }
@@ -186,7 +186,7 @@ nrpc_route_match(const nrpc_route *route, const char *method, const char *path, 
         if (pn == 0)
             goto no;
         if (tseg[0] == '{') {
-            char name[NRPC_MAX_ROUTE + 1], *v = decode(pseg, pn);
+            char name[NRPC_MAX_ROUTE + 1], *v = nrpc_percent_decode(pseg, pn, NRPC_PCT_NO_SLASH);
             if (v == NULL)
                 goto no;
             snprintf(name, sizeof name, "%.*s", (int)(tn - 2), tseg + 1);
