@@ -6,6 +6,7 @@
  *   call.c      natsrpc call: arguments -> [args, kwargs], the reply
  *   services.c  natsrpc ls / ping / info / stats: tables from $SRV
  *   pubsub.c    natsrpc pub / sub
+ *   table.c     the tables they print
  */
 #ifndef NRPC_CLI_H
 #define NRPC_CLI_H
@@ -51,6 +52,22 @@ int cli_gather(natsConnection *nc, const cli_opts *o, const char *subject, json_
 
 /* Prints a JSON value on stdout, compact or indented, with a newline. */
 void cli_print_json(json_t *v, int indent);
+
+/* ---- table.c: columns padded to their widest cell, row 0 the header */
+
+#define CLI_TABLE_COLS 10
+
+typedef struct {
+    int ncols; /* at most CLI_TABLE_COLS */
+    size_t nrows;
+    char **cells; /* nrows * ncols */
+} cli_table;
+
+void cli_table_init(cli_table *t, int ncols);
+/* Adds a row of ncols strings (copied; NULL prints as ""). */
+void cli_table_row(cli_table *t, const char *const *cols);
+/* Prints every row, each line after indent, and empties the table. */
+void cli_table_print(cli_table *t, const char *indent);
 
 /* ---- call.c */
 
