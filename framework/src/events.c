@@ -38,12 +38,6 @@
 #define SETUP_RETRY_MAX_MS 5000
 #define NS_PER_MS 1000000LL
 
-#define HDR_EVENT_ID "Nrpc-Event-Id"
-#define HDR_EVENT_SUBJECT "Nrpc-Event-Subject"
-#define HDR_EVENT_SEQ "Nrpc-Event-Stream-Seq"
-#define HDR_DELIVERIES "Nrpc-Deliveries"
-#define HDR_ERROR "Nrpc-Error"
-
 typedef struct pending_emit {
     nrpc_tnode node; /* in svc->emits by nrpc_hash_str(id); first */
     struct pending_emit *prev, *next; /* oldest first: the sweep's order */
@@ -556,6 +550,13 @@ nrpc__event_puback(nrpc_service *svc, puback *a)
     free(a);
 }
 
+void
+nrpc__event_new_id(char out[NRPC_EVENT_ID_LEN + 1])
+{
+    nrpc_random_hex(out, NRPC_EVENT_ID_LEN);
+    out[NRPC_EVENT_ID_LEN] = '\0';
+}
+
 static int
 id_ok(const char *id)
 {
@@ -626,7 +627,7 @@ nrpc_status
 nrpc_service_emit_text(nrpc_service *svc, const char *event, const char *id, const char *body,
                        size_t len, nrpc_emit_cb cb, void *arg)
 {
-    char subject[NRPC_MAX_SUBJECT + 1], rid[33];
+    char subject[NRPC_MAX_SUBJECT + 1], rid[NRPC_EVENT_ID_LEN + 1];
     size_t i;
 
     if (svc == NULL || event == NULL || (body == NULL && len > 0) || (id && !id_ok(id)))
@@ -642,8 +643,7 @@ nrpc_service_emit_text(nrpc_service *svc, const char *event, const char *id, con
                          event) >= sizeof subject)
         return NRPC_ERR_INVALID_ARG;
     if (id == NULL) {
-        nrpc_random_hex(rid, 32);
-        rid[32] = '\0';
+        nrpc__event_new_id(rid);
         id = rid;
     }
     return emit_start(svc, subject, id, body ? body : "", len, NULL, cb, arg);
@@ -812,15 +812,15 @@ event_dead_letter(nrpc_call *call, natsMsg *msg, int code, const char *message)
     for (char *p = err; *p; p++)
         if (*p == '\r' || *p == '\n')
             *p = ' ';
-    headers[0] = HDR_EVENT_ID;
+    headers[0] = NRPC_HDR_EVENT_ID;
     headers[1] = call->event_id;
-    headers[2] = HDR_EVENT_SUBJECT;
+    headers[2] = NRPC_HDR_EVENT_SUBJECT;
     headers[3] = v->e.subject;
-    headers[4] = HDR_EVENT_SEQ;
+    headers[4] = NRPC_HDR_EVENT_SEQ;
     headers[5] = seq;
-    headers[6] = HDR_DELIVERIES;
+    headers[6] = NRPC_HDR_DELIVERIES;
     headers[7] = tries;
-    headers[8] = HDR_ERROR;
+    headers[8] = NRPC_HDR_EVENT_ERROR;
     headers[9] = err;
     headers[10] = NULL;
     if (d) {

@@ -86,4 +86,23 @@ typedef struct {
 } nrpc__reply;
 void nrpc__reply_read(natsMsg *msg, nrpc__reply *r);
 
+/* Events on the wire (events.c; the natsrpc CLI's emit and events tail).
+ * An event carries its id in NRPC_HDR_MSG_ID; a dead letter also carries
+ * the event's id, subject and stream sequence, how often it was delivered
+ * and the handler's last error. */
+#define NRPC_HDR_EVENT_ID "Nrpc-Event-Id"
+#define NRPC_HDR_EVENT_SUBJECT "Nrpc-Event-Subject"
+#define NRPC_HDR_EVENT_SEQ "Nrpc-Event-Stream-Seq"
+#define NRPC_HDR_DELIVERIES "Nrpc-Deliveries"
+#define NRPC_HDR_EVENT_ERROR "Nrpc-Error"
+
+/* A new event id: NRPC_EVENT_ID_LEN random hex digits and a NUL. */
+#define NRPC_EVENT_ID_LEN 32
+void nrpc__event_new_id(char out[NRPC_EVENT_ID_LEN + 1]);
+
+/* Like nrpc_topic_subject, for a pattern of topics: a token may also be
+ * '*' (any one token) and the last one '>' (one or more), as NATS reads
+ * them; within a token they are refused ("a*" is not a wildcard). */
+int nrpc__topic_pattern_subject(const char *pattern, char *out, size_t outlen);
+
 #endif /* NRPC_INTERNAL_H */

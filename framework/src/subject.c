@@ -35,25 +35,46 @@ nrpc_subject_is_rpc(const char *s, size_t len)
     return 1;
 }
 
-int
-nrpc_topic_subject(const char *topic, char *out, size_t outlen)
+/* out = NRPC_EVENT_PREFIX + topic, for topics or, with wildcards, patterns. */
+static int
+topic_to_subject(const char *topic, int wildcards, char *out, size_t outlen)
 {
-    size_t len = topic ? strlen(topic) : 0, i;
+    size_t len = topic ? strlen(topic) : 0, i, start = 0;
+    int wild = 0; /* the token so far holds a wildcard */
 
     if (len == 0 || len + sizeof NRPC_EVENT_PREFIX - 1 > NRPC_MAX_SUBJECT ||
         len + sizeof NRPC_EVENT_PREFIX > outlen)
         return -1;
-    /* Tokens of rpc characters separated by single dots: no wildcards, no
-     * '$', no empty tokens. */
-    for (i = 0; i < len; i++) {
-        if (topic[i] == '.') {
-            if (i == 0 || i == len - 1 || topic[i + 1] == '.')
+    /* Tokens of rpc characters separated by single dots: no '$', no empty
+     * tokens, and wildcards only as whole tokens of a pattern, '>' last. */
+    for (i = 0; i <= len; i++) {
+        if (i < len && topic[i] != '.') {
+            if (wildcards && (topic[i] == '*' || topic[i] == '>'))
+                wild = 1;
+            else if (!subject_token_char((unsigned char)topic[i]))
                 return -1;
-        } else if (!subject_token_char((unsigned char)topic[i])) {
-            return -1;
+            continue;
         }
+        if (i == start)
+            return -1;
+        if (wild && (i - start != 1 || (topic[start] == '>' && i != len)))
+            return -1; /* "a*", "**", "a.>.b" */
+        start = i + 1;
+        wild = 0;
     }
     memcpy(out, NRPC_EVENT_PREFIX, sizeof NRPC_EVENT_PREFIX - 1);
     memcpy(out + sizeof NRPC_EVENT_PREFIX - 1, topic, len + 1);
     return 0;
+}
+
+int
+nrpc_topic_subject(const char *topic, char *out, size_t outlen)
+{
+    return topic_to_subject(topic, 0, out, outlen);
+}
+
+int
+nrpc__topic_pattern_subject(const char *pattern, char *out, size_t outlen)
+{
+    return topic_to_subject(pattern, 1, out, outlen);
 }

@@ -13,6 +13,7 @@ Contents:
   IntegrationCase        unittest.TestCase base that prints log tails on failure
   start_postgres()       a private PostgreSQL (initdb in a temp dir), stopped by PID
   js_api(), js_messages(), js_publish()   JetStream through its API subjects
+  CliMixin               run_cli()/assertExit() for tests of the natsrpc command-line client
 
 Logs go to a temp dir per module, removed afterwards unless something failed
 at teardown or NRPC_KEEP_LOGS=1 is set. Run one module by hand with:
@@ -1258,3 +1259,27 @@ class IntegrationCase(unittest.TestCase):
         self.assertNotIn("Nats-Service-Error-Code", msg.headers, "unexpected error reply: %s" % ctx)
         self.assertIsNone(msg.status, "unexpected status: %s" % ctx)
         self.assertEqual(msg.data.decode(), expected_body, "reply body: %s" % ctx)
+
+
+class CliMixin:
+    """For an IntegrationCase that runs the natsrpc command-line client
+    (build/bin/natsrpc) against its self.nats."""
+
+    def run_cli(self, *args, env=None, timeout=30):
+        """Runs natsrpc with args (NATS_URL: self.nats, env on top); the
+        result has .out, .err and .what (a description for messages)."""
+        e = dict(os.environ, NATS_URL=self.nats.url)
+        e.update(env or {})
+        try:
+            r = subprocess.run([binary("natsrpc")] + list(args), env=e, capture_output=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("natsrpc %s did not exit within %d s" % (" ".join(args), timeout))
+        r.out = r.stdout.decode()
+        r.err = r.stderr.decode()
+        r.what = "natsrpc %s -> exit %d\nstdout: %s\nstderr: %s" % (" ".join(args), r.returncode,
+                                                                   r.out, r.err)
+        return r
+
+    def assertExit(self, r, code):
+        self.assertEqual(r.returncode, code, r.what)

@@ -4,10 +4,8 @@ raw forms, options anywhere before `--`, errors and exit statuses (a bad
 sub."""
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import time
 import unittest
 
@@ -16,26 +14,11 @@ import harness
 HELLO = '[["Hello, Bob Ross"], {}]'
 
 
-class CliTest(harness.IntegrationCase):
+class CliTest(harness.CliMixin, harness.IntegrationCase):
     @classmethod
     def setUpClass(cls):
         cls.bin = harness.binary("natsrpc")
         cls.start_greeting("cli")
-
-    def run_cli(self, *args, env=None, timeout=30):
-        e = dict(os.environ, NATS_URL=self.nats.url)
-        e.update(env or {})
-        try:
-            r = subprocess.run([self.bin] + list(args), env=e, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.fail("natsrpc %s did not exit within %d s" % (" ".join(args), timeout))
-        r.out = r.stdout.decode()
-        r.err = r.stderr.decode()
-        r.what = "natsrpc %s -> exit %d\nstdout: %s\nstderr: %s" % (" ".join(args), r.returncode, r.out, r.err)
-        return r
-
-    def assertExit(self, r, code):
-        self.assertEqual(r.returncode, code, r.what)
 
     # -- help
 

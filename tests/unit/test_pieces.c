@@ -116,6 +116,10 @@ test_ids(void)
     CHECK(strspn(a, "0123456789abcdef") == 32);
     CHECK(strcmp(a, b) != 0);
     CHECK(nrpc_random64() != nrpc_random64());
+    /* event ids: what emit puts in Nats-Msg-Id when the caller gives none */
+    nrpc__event_new_id(a);
+    CHECK(strlen(a) == NRPC_EVENT_ID_LEN && strspn(a, "0123456789abcdef") == NRPC_EVENT_ID_LEN);
+    CHECK(nrpc_request_id_valid(a));
 }
 
 static void
@@ -143,6 +147,32 @@ test_subjects(void)
     big[NRPC_MAX_SUBJECT - 7] = 'a';
     big[NRPC_MAX_SUBJECT - 6] = '\0';
     CHECK_INT(nrpc_topic_subject(big, out, sizeof out), -1);
+
+    /* topic patterns: wildcards as whole tokens, '>' last */
+    CHECK_INT(nrpc__topic_pattern_subject("thing_service.>", out, sizeof out), 0);
+    CHECK_STR(out, "events.thing_service.>");
+    CHECK_INT(nrpc__topic_pattern_subject("*.thing_created", out, sizeof out), 0);
+    CHECK_STR(out, "events.*.thing_created");
+    CHECK_INT(nrpc__topic_pattern_subject(">", out, sizeof out), 0);
+    CHECK_INT(nrpc__topic_pattern_subject("a.*.*", out, sizeof out), 0);
+    CHECK_INT(nrpc__topic_pattern_subject("a.b", out, sizeof out), 0);
+    CHECK_STR(out, "events.a.b");
+    CHECK_INT(nrpc__topic_pattern_subject("a*.b", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a.*b", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a.**", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a.>>", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a.>.b", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject(">.b", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("$JS.>", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a..>", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a.", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject("a >", out, sizeof out), -1);
+    CHECK_INT(nrpc__topic_pattern_subject(NULL, out, sizeof out), -1);
+    big[NRPC_MAX_SUBJECT - 6] = '\0';
+    CHECK_INT(nrpc__topic_pattern_subject(big, out, sizeof out), -1);
+    big[NRPC_MAX_SUBJECT - 7] = '\0';
+    CHECK_INT(nrpc__topic_pattern_subject(big, out, sizeof out), 0);
 
     /* rpc subjects: at most NRPC_MAX_SUBJECT bytes */
     memset(big, 'a', sizeof big);

@@ -5,16 +5,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A command-line value: JSON when it parses as JSON, else the string. */
-static json_t *
-call_value(const char *word)
+json_t *
+cli_value(const char *word, int strict)
 {
-    json_t *v = json_loads(word, JSON_DECODE_ANY, NULL);
-    return v ? v : json_string(word);
+    const char *first = word + strspn(word, " \t\r\n");
+    json_error_t e;
+    json_t *v = json_loads(word, JSON_DECODE_ANY, &e);
+
+    if (v)
+        return v;
+    if (strict && (*first == '[' || *first == '{')) {
+        cli_err("not valid JSON: '%.60s%s': %s (line %d, column %d)", word,
+                strlen(word) > 60 ? "..." : "", e.text, e.line, e.column);
+        return NULL;
+    }
+    return json_string(word);
 }
 
 char *
-cli_body_from_words(int argc, char **argv)
+cli_body_from_words(int argc, char **argv, int strict)
 {
     json_t *args, *kwargs;
     int i;
@@ -34,38 +43,40 @@ cli_body_from_words(int argc, char **argv)
         json_t *value;
 
         if (strncmp(w, "--", 2) != 0 || w[2] == '\0' || w[2] == '-') {
-            json_array_append_new(args, call_value(w));
+            if ((value = cli_value(w, strict)) == NULL)
+                goto bad;
+            json_array_append_new(args, value);
             continue;
         }
         w += 2;
         eq = strchr(w, '=');
         if (eq) {
             snprintf(key, sizeof key, "%.*s", (int)(eq - w), w);
-            value = call_value(eq + 1);
+            value = cli_value(eq + 1, strict);
         } else {
             snprintf(key, sizeof key, "%s", w);
             if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
-                value = call_value(argv[++i]);
+                value = cli_value(argv[++i], strict);
             else
                 value = json_true(); /* a bare --flag */
         }
-        if (key[0] == '\0') {
-            cli_err("empty keyword name in '%s'", argv[i]);
+        if (value == NULL)
+            goto bad;
+        if (key[0] == '\0' || json_object_get(kwargs, key) != NULL) {
+            if (key[0] == '\0')
+                cli_err("empty keyword name in '%s'", argv[i]);
+            else
+                cli_err("keyword argument '%s' given twice", key);
             json_decref(value);
-            json_decref(args);
-            json_decref(kwargs);
-            return NULL;
-        }
-        if (json_object_get(kwargs, key) != NULL) {
-            cli_err("keyword argument '%s' given twice", key);
-            json_decref(value);
-            json_decref(args);
-            json_decref(kwargs);
-            return NULL;
+            goto bad;
         }
         json_object_set_new(kwargs, key, value);
     }
     return nrpc_reply_encode(args, kwargs); /* "[args, kwargs]"; steals both */
+bad:
+    json_decref(args);
+    json_decref(kwargs);
+    return NULL;
 }
 
 /* Prints an error reply: its body's message on stderr. */
@@ -106,7 +117,7 @@ cli_cmd_call(const cli_opts *o, int argc, char **argv)
         cli_err("call: '%s' is not an rpc subject (<service>.<method>)", argv[0]);
         return CLI_EXIT_USAGE;
     }
-    body = cli_body_from_words(argc - 1, argv + 1);
+    body = cli_body_from_words(argc - 1, argv + 1, 0);
     if (body == NULL)
         return CLI_EXIT_USAGE;
     nc = cli_connect(o);

@@ -17,7 +17,7 @@ cli_cmd_pub(const cli_opts *o, int argc, char **argv)
         cli_err("pub: which subject?");
         return CLI_EXIT_USAGE;
     }
-    body = cli_body_from_words(argc - 1, argv + 1);
+    body = cli_body_from_words(argc - 1, argv + 1, 0);
     if (body == NULL)
         return CLI_EXIT_USAGE;
     nc = cli_connect(o);

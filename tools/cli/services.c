@@ -7,69 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a small table printer ---------------------------------------------- */
-
-#define TABLE_COLS 10
-
-typedef struct {
-    int ncols;
-    size_t nrows;
-    char **cells; /* nrows * ncols, row 0 is the header */
-} table;
-
-static void
-table_init(table *t, int ncols)
-{
-    t->ncols = ncols;
-    t->nrows = 0;
-    t->cells = NULL;
-}
-
-/* Adds a row of ncols strings (copied). */
-static void
-table_row(table *t, const char *const *cols)
-{
-    char **c = realloc(t->cells, (t->nrows + 1) * (size_t)t->ncols * sizeof *c);
-    int i;
-
-    if (c == NULL)
-        return;
-    t->cells = c;
-    for (i = 0; i < t->ncols; i++)
-        c[t->nrows * (size_t)t->ncols + (size_t)i] = strdup(cols[i] ? cols[i] : "");
-    t->nrows++;
-}
-
-static void
-table_print(table *t, const char *indent)
-{
-    size_t w[TABLE_COLS] = {0}, r;
-    int i;
-
-    for (r = 0; r < t->nrows; r++)
-        for (i = 0; i < t->ncols; i++) {
-            const char *s = t->cells[r * (size_t)t->ncols + (size_t)i];
-            size_t n = s ? strlen(s) : 0;
-            if (n > w[i])
-                w[i] = n;
-        }
-    for (r = 0; r < t->nrows; r++) {
-        fputs(indent, stdout);
-        for (i = 0; i < t->ncols; i++) {
-            const char *s = t->cells[r * (size_t)t->ncols + (size_t)i];
-            if (i == t->ncols - 1)
-                printf("%s\n", s ? s : "");
-            else
-                printf("%-*s  ", (int)w[i], s ? s : "");
-        }
-    }
-    for (r = 0; r < t->nrows * (size_t)t->ncols; r++)
-        free(t->cells[r]);
-    free(t->cells);
-    t->cells = NULL;
-    t->nrows = 0;
-}
-
 static const char *
 str(json_t *o, const char *key)
 {
@@ -166,7 +103,7 @@ int
 cli_cmd_ls(const cli_opts *o, int argc, char **argv)
 {
     json_t *replies, *r;
-    table t;
+    cli_table t;
     size_t i;
     int rc;
 
@@ -187,16 +124,16 @@ cli_cmd_ls(const cli_opts *o, int argc, char **argv)
         json_decref(replies);
         return CLI_EXIT_OK;
     }
-    table_init(&t, 5);
-    table_row(&t, (const char *[]){"NAME", "VERSION", "ID", "RPCS", "DESCRIPTION"});
+    cli_table_init(&t, 5);
+    cli_table_row(&t, (const char *[]){"NAME", "VERSION", "ID", "RPCS", "DESCRIPTION"});
     json_array_foreach(replies, i, r)
     {
         char n[16];
         snprintf(n, sizeof n, "%zu", json_array_size(json_object_get(r, "endpoints")));
-        table_row(&t, (const char *[]){str(r, "name"), str(r, "version"), str(r, "id"), n,
+        cli_table_row(&t, (const char *[]){str(r, "name"), str(r, "version"), str(r, "id"), n,
                                        str(r, "description")});
     }
-    table_print(&t, "");
+    cli_table_print(&t, "");
     json_decref(replies);
     return CLI_EXIT_OK;
 }
@@ -205,7 +142,7 @@ int
 cli_cmd_ping(const cli_opts *o, int argc, char **argv)
 {
     json_t *replies, *r;
-    table t;
+    cli_table t;
     size_t i;
     int rc;
 
@@ -219,11 +156,11 @@ cli_cmd_ping(const cli_opts *o, int argc, char **argv)
     if (o->json) {
         cli_print_json(replies, 1);
     } else if (json_array_size(replies) > 0) {
-        table_init(&t, 3);
-        table_row(&t, (const char *[]){"NAME", "VERSION", "ID"});
+        cli_table_init(&t, 3);
+        cli_table_row(&t, (const char *[]){"NAME", "VERSION", "ID"});
         json_array_foreach(replies, i, r)
-            table_row(&t, (const char *[]){str(r, "name"), str(r, "version"), str(r, "id")});
-        table_print(&t, "");
+            cli_table_row(&t, (const char *[]){str(r, "name"), str(r, "version"), str(r, "id")});
+        cli_table_print(&t, "");
     }
     rc = json_array_size(replies) == 0 && argc ? CLI_EXIT_RPC : CLI_EXIT_OK;
     if (json_array_size(replies) == 0)
@@ -257,7 +194,7 @@ int
 cli_cmd_info(const cli_opts *o, int argc, char **argv)
 {
     json_t *replies, *r, *ep;
-    table t;
+    cli_table t;
     size_t i, j;
     int rc = one_service(o, "INFO", argc, argv, &replies);
 
@@ -274,16 +211,16 @@ cli_cmd_info(const cli_opts *o, int argc, char **argv)
         if (*str(r, "description"))
             printf("  %s\n", str(r, "description"));
         printf("\n");
-        table_init(&t, 4);
-        table_row(&t, (const char *[]){"RPC", "SUBJECT", "PARAMETERS", "DESCRIPTION"});
+        cli_table_init(&t, 4);
+        cli_table_row(&t, (const char *[]){"RPC", "SUBJECT", "PARAMETERS", "DESCRIPTION"});
         json_array_foreach(json_object_get(r, "endpoints"), j, ep)
         {
             char params[1024];
             params_line(ep, params, sizeof params);
-            table_row(&t, (const char *[]){str(ep, "name"), str(ep, "subject"), params,
+            cli_table_row(&t, (const char *[]){str(ep, "name"), str(ep, "subject"), params,
                                            str(json_object_get(ep, "metadata"), "description")});
         }
-        table_print(&t, "  ");
+        cli_table_print(&t, "  ");
     }
     json_decref(replies);
     return CLI_EXIT_OK;
@@ -293,7 +230,7 @@ int
 cli_cmd_stats(const cli_opts *o, int argc, char **argv)
 {
     json_t *replies, *r, *ep;
-    table t;
+    cli_table t;
     size_t i, j;
     json_int_t total = 0, errors = 0;
     int rc = one_service(o, "STATS", argc, argv, &replies);
@@ -305,8 +242,8 @@ cli_cmd_stats(const cli_opts *o, int argc, char **argv)
         json_decref(replies);
         return CLI_EXIT_OK;
     }
-    table_init(&t, 10);
-    table_row(&t, (const char *[]){"RPC", "ID", "REQUESTS", "ERRORS", "AVG MS", "P50 MS", "P90 MS",
+    cli_table_init(&t, 10);
+    cli_table_row(&t, (const char *[]){"RPC", "ID", "REQUESTS", "ERRORS", "AVG MS", "P50 MS", "P90 MS",
                                    "P99 MS", "IN FLIGHT", "LAST ERROR"});
     json_array_foreach(replies, i, r)
     {
@@ -330,12 +267,12 @@ cli_cmd_stats(const cli_opts *o, int argc, char **argv)
                 char inflight[32];
                 snprintf(inflight, sizeof inflight, "%lld",
                          (long long)json_integer_value(json_object_get(d, "in_flight")));
-                table_row(&t, (const char *[]){str(ep, "name"), str(r, "id"), c[0], c[1], c[2],
+                cli_table_row(&t, (const char *[]){str(ep, "name"), str(r, "id"), c[0], c[1], c[2],
                                                c[3], c[4], c[5], inflight, str(ep, "last_error")});
             }
         }
     }
-    table_print(&t, "");
+    cli_table_print(&t, "");
     printf("\n%s: %zu instance%s, %lld requests, %lld errors\n", argv[0], json_array_size(replies),
            json_array_size(replies) == 1 ? "" : "s", (long long)total, (long long)errors);
     json_decref(replies);
