@@ -20,9 +20,47 @@ docker-compose -f "$compose" config -q || fail "docker-compose config rejected $
 # The three parts of the stack must all be there.
 services=$(docker-compose -f "$compose" config --services) || fail "docker-compose config --services failed"
 listed=$(paste -sd ' ' <<<"$services")
-for want in nats greeting_service gateway; do
+for want in nats-1 nats-2 nats-3 postgres greeting_service thing_service websocket_test gateway haproxy; do
   grep -qx "$want" <<<"$services" || fail "service '$want' missing from $compose (have: $listed)"
 done
+
+# The cluster: each NATS node routes to the two others with JetStream on;
+# every natsrpc service and the gateway run two replicas (Compose v2, or
+# v1 with --compatibility, which turns deploy.replicas into scale); only
+# haproxy publishes the HTTP port, and it health-checks /healthz.
+python3 - "$compose" "$root/deploy/haproxy.cfg" <<'PY' || fail "cluster checks failed"
+import subprocess, sys, yaml
+compose, haproxy = sys.argv[1], sys.argv[2]
+cfg = yaml.safe_load(subprocess.run(["docker-compose", "--compatibility", "-f", compose, "config"],
+                                    check=True, capture_output=True, text=True).stdout)
+svcs = cfg["services"]
+problems = []
+for i in (1, 2, 3):
+    cmd = svcs["nats-%d" % i]["command"]
+    routes = cmd[cmd.index("--routes") + 1].split(",")
+    others = {"nats://nats-%d:6222" % j for j in (1, 2, 3) if j != i}
+    if set(routes) != others:
+        problems.append("nats-%d routes %s, not %s" % (i, routes, sorted(others)))
+    if "-js" not in cmd:
+        problems.append("nats-%d runs without JetStream" % i)
+for name in ("greeting_service", "thing_service", "websocket_test", "gateway"):
+    s = svcs[name]
+    if s.get("deploy", {}).get("replicas") != 2 and s.get("scale") != 2:
+        problems.append("%s does not run two replicas" % name)
+    if "nats-1:4222" not in s["environment"]["NATS_URL"] or "nats-3:4222" not in s["environment"]["NATS_URL"]:
+        problems.append("%s does not list every NATS node" % name)
+    if name != "haproxy" and s.get("ports"):
+        problems.append("%s publishes ports; only haproxy should" % name)
+if not svcs["haproxy"].get("ports"):
+    problems.append("haproxy publishes no port")
+text = open(haproxy).read()
+for want in ("option httpchk GET /healthz", "server-template gateway", "resolvers docker"):
+    if want not in text:
+        problems.append("deploy/haproxy.cfg lacks %r" % want)
+if problems:
+    print("\n".join(problems), file=sys.stderr)
+    sys.exit(1)
+PY
 
 # .dockerignore keeps local state and build output out of the build context
 # (.run/pg/data, build trees, node_modules) and lets in everything the
