@@ -10,7 +10,7 @@
  * let requests in flight be answered (up to GATEWAY_DRAIN_TIMEOUT), then
  * exit 0. A second signal cuts the drain short.
  */
-#include "gateway.h"
+#include "bridge/bridge.h"
 
 #include <errno.h>
 #include <pthread.h>

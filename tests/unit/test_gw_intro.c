@@ -2,7 +2,7 @@
  * trace context (trace.c), metrics (metrics.c), page routing (pages.c) and
  * the services/OpenAPI documents (catalog.c's grouping, openapi.c). The
  * gateway files are compiled into this test as they are in the gateway. */
-#include "gateway.h"
+#include "pages/pages.h"
 
 #include "check.h"
 

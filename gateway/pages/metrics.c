@@ -13,7 +13,8 @@
  * are counted as "other", so random paths cannot grow memory. Requests the
  * gateway refused for their path count as "invalid".
  */
-#include "gateway.h"
+#include "pages.h"
+#include "ws/ws.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -23,7 +23,9 @@
  * copy, which MHD frees with the response (MHD_RESPMEM_MUST_FREE), and what
  * the NATS client needs.
  */
-#include "gateway.h"
+#include "bridge.h"
+#include "pages/pages.h"
+#include "ws/ws.h"
 
 #include <microhttpd.h>
 

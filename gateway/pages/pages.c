@@ -12,7 +12,7 @@
  * a callback, at once or (for a catalog that must be refreshed first) later
  * on the catalog's thread.
  */
-#include "gateway.h"
+#include "pages.h"
 
 #include <stdio.h>
 #include <stdlib.h>

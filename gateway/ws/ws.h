@@ -19,8 +19,57 @@
 
 #include <jansson.h>
 
+
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---------------------------------------------------------------------------
+ * ws.c (with ws_frame.c, wamp.c, wamp_router.c; see ws.h): GET /websocket,
+ * WAMP v2 over WebSocket, every socket on one event-loop thread.
+ */
+typedef struct gw_ws gw_ws;
+struct MHD_Connection;
+
+/* Starts the loop thread; cfg is copied, client borrowed (must outlive
+ * the loop, see gw_ws_quiesce). *out is new: gw_ws_stop. */
+nrpc_status gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client);
+/* Says GOODBYE (wamp.close.system_shutdown) and closes every socket (1001),
+ * drops the NATS subscriptions and stops using the client; later upgrades
+ * are refused. Waits for the loop to do it. Idempotent; NULL-safe. */
+void gw_ws_quiesce(gw_ws *ws);
+/* Closes what is left, stops the thread, frees ws. Call before
+ * MHD_stop_daemon (every upgraded socket goes back to MHD). NULL-safe. */
+void gw_ws_stop(gw_ws *ws);
+/* Answers GET /websocket on an MHD thread: 101 and the socket moves to the
+ * loop, or an error (400, 426, 503). Sets *status; returns an enum
+ * MHD_Result. */
+int gw_ws_upgrade(gw_ws *ws, struct MHD_Connection *conn, int *status);
+
+/* Counters of the WebSocket side (process-wide), e.g. for /metrics. */
+typedef struct {
+    long long sockets_open;   /* WebSocket connections open now */
+    long long sockets_total;  /* accepted since start */
+    long long sessions;       /* WAMP sessions established now */
+    long long topics;         /* NATS subscriptions held for WAMP topics now */
+    long long subscriptions;  /* (session, topic) subscriptions now */
+    long long dropped_slow;   /* sockets dropped: outgoing queue over GATEWAY_WS_MAX_QUEUE */
+    long long dropped_dead;   /* sockets dropped: no answer to keep-alive pings */
+    long long messages_in;    /* WebSocket messages received */
+    long long events_out;     /* EVENTs queued to sockets */
+    long long nats_dropped;   /* NATS messages dropped: the loop's inbox was full */
+    long long calls;          /* CALLs forwarded to NATS */
+    long long publishes;      /* PUBLISHes forwarded to NATS */
+} gw_ws_stats;
+
+/* Reads the counters; callable from any thread. */
+void gw_ws_stats_read(gw_ws_stats *out);
+
+/* 1 if a WebSocket handshake with this Origin header (NULL: none, a
+ * program rather than a browser) may go on: no Origin, the same host as the
+ * request's Host header, "*" in allowed, or an exact origin listed in
+ * allowed (comma-separated, e.g. "https://app.example.com"). */
+int gw_origin_allowed(const char *origin, const char *host, const char *allowed);
+
 
 /* ---------------------------------------------------------------------------
  * ws_frame.c

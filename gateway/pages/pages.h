@@ -1,0 +1,123 @@
+/*
+ * pages.h: the introspection pages and the front end's files.
+ *
+ *   catalog_doc.c  INFO replies -> the services document (no I/O)
+ *   openapi.c      the services document -> OpenAPI 3.1 (no I/O)
+ *   metrics.c      the counters of /metrics and their text
+ *   catalog.c      the refresh of the catalog: $SRV.INFO gathered over NATS
+ *   pages.c        GET /services, /openapi.json, /docs, /metadata, /metrics
+ *   static.c       the front end's files and the dispatch of GET /websocket
+ */
+#ifndef NRPC_GW_PAGES_H
+#define NRPC_GW_PAGES_H
+
+#include "gateway.h"
+
+typedef struct gw_ws gw_ws; /* ws/ws.h */
+struct MHD_Connection;
+
+/* ---------------------------------------------------------------------------
+ * static.c: the front end (GET / and its files from GATEWAY_STATIC_DIR),
+ * and the dispatch of GET /websocket.
+ */
+
+/* 1 if a GET or HEAD of url is ours: /websocket, /, or a file under
+ * cfg->static_dir. Called on the first call of a request. */
+int gw_front_match(const gw_config *cfg, const char *url, const char *method);
+/* Queues the answer for a request gw_front_match took. Sets *status;
+ * returns an enum MHD_Result. */
+int gw_front_respond(gw_ws *ws, const gw_config *cfg, struct MHD_Connection *conn,
+                     const char *url, const char *method, int *status);
+
+/* ---------------------------------------------------------------------------
+ * metrics.c: GET /metrics (Prometheus text format).
+ */
+#define GW_METRICS_MAX_RPCS 1000 /* distinct rpc labels; later ones count as "other" */
+
+typedef struct gw_metrics gw_metrics;
+typedef struct {
+    int in_flight;
+    int nats_connected;
+    uint64_t nats_reconnects;
+} gw_metrics_gauges;
+
+/* New, or NULL when out of memory: gw_metrics_free. */
+gw_metrics *gw_metrics_new(void);
+void gw_metrics_free(gw_metrics *m);
+/* Counts one answered request: rpc (len bytes) is its subject, or NULL for
+ * a refused path (rpc="invalid"); status the HTTP status; seconds its time.
+ * Thread-safe, NULL-safe. */
+void gw_metrics_observe(gw_metrics *m, const char *rpc, size_t len, int status, double seconds);
+/* The text of /metrics: new (free), *len its length; NULL when out of
+ * memory. */
+char *gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len);
+
+/* ---------------------------------------------------------------------------
+ * catalog.c: the services on NATS, gathered from $SRV.INFO.
+ */
+#define GW_CATALOG_REFRESH_MS 5000 /* background refresh period */
+#define GW_CATALOG_WAIT_MS 400     /* how long one gather collects replies */
+#define GW_CATALOG_RETRY_MS 1000   /* retry period while NATS is down */
+
+typedef struct gw_catalog gw_catalog;
+typedef enum { GW_CATALOG_SERVICES = 0, GW_CATALOG_OPENAPI = 1 } gw_catalog_doc;
+/* Receives a document's JSON text (borrowed: copy it) with the catalog's
+ * lock held: must not block or call back into the catalog. */
+typedef void (*gw_catalog_cb)(void *closure, const char *text, size_t len);
+
+/* Starts the refresh thread on client (borrowed: stop the catalog before
+ * destroying it). *out is new: gw_catalog_free. */
+nrpc_status gw_catalog_start(gw_catalog **out, nrpc_client *client);
+/* Calls cb with the document: at once when it is fresh (and refresh is 0),
+ * else after the next gather, on the catalog's thread. Thread-safe. */
+void gw_catalog_get(gw_catalog *c, gw_catalog_doc doc, int refresh, gw_catalog_cb cb,
+                    void *closure);
+/* Stops the thread (after its gather in flight) and stops using the client;
+ * later gets answer at once with the last documents. NULL-safe. */
+void gw_catalog_stop(gw_catalog *c);
+/* Stops and frees. NULL-safe. */
+void gw_catalog_free(gw_catalog *c);
+/* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
+json_t *gw_catalog_group(json_t *infos);
+/* catalog_doc.c: both documents (indexed by gw_catalog_doc) from INFO
+ * replies: text[i] new (free), len[i] its length. -1 when out of memory. */
+int gw_catalog_build(json_t *infos, char **text, size_t *len);
+
+/* ---------------------------------------------------------------------------
+ * openapi.c: the OpenAPI 3.1 document of a "services" array: new.
+ */
+json_t *gw_openapi_build(json_t *services);
+
+/* ---------------------------------------------------------------------------
+ * pages.c: GET /services, /openapi.json, /docs, /metadata, /metrics.
+ */
+typedef enum {
+    GW_PAGE_NONE = 0,
+    GW_PAGE_SERVICES,
+    GW_PAGE_OPENAPI,
+    GW_PAGE_METADATA,
+    GW_PAGE_METRICS,
+    GW_PAGE_DOCS,      /* Swagger UI's page */
+    GW_PAGE_DOCS_FILE, /* /docs/<file> */
+} gw_page_kind;
+
+typedef struct {
+    gw_catalog *catalog;
+    gw_metrics *metrics;
+    const char *docs_dir; /* GATEWAY_DOCS_DIR: the vendored swagger-ui-dist files */
+    gw_metrics_gauges gauges;
+} gw_page_env;
+
+/* Receives a page: status, content type (static) and body (malloc'd, now
+ * the receiver's; NULL with len 0 when out of memory). */
+typedef void (*gw_page_cb)(void *closure, int status, const char *content_type, char *body,
+                           size_t len);
+
+/* Which page path is (already percent-decoded); GW_PAGE_NONE if none. */
+gw_page_kind gw_page_match(const char *path);
+/* Answers a GET of a page through cb, at once or later from another thread
+ * (?refresh=1 or a stale catalog). */
+void gw_page_serve(const gw_page_env *env, gw_page_kind kind, const char *path, int refresh,
+                   gw_page_cb cb, void *closure);
+
+#endif /* NRPC_GW_PAGES_H */
