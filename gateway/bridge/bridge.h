@@ -32,23 +32,21 @@ int gw_parse_timeout(const char *text, int64_t max_ms, int64_t *ms);
 /* ---------------------------------------------------------------------------
  * http.c
  */
-typedef struct gw_server gw_server;
-
-/* Starts the HTTP daemon on cfg (copied) sending requests through client
- * (borrowed; must outlive the server). *out is new: gw_server_stop. */
-nrpc_status gw_server_start(gw_server **out, const gw_config *cfg, nrpc_client *client);
-/* The port the daemon listens on (useful with port 0). */
-unsigned gw_server_port(gw_server *gw);
+/* Starts the loop's MHD daemon in external-event mode on listen_fd (taken,
+ * even on failure; ipv6 when it is an AF_INET6 socket), driven by l's loop
+ * from now on. *out is new: gw_http_close, then gw_http_free. */
+nrpc_status gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6);
+/* MHD has work that no event of its own announces (a socket handed back
+ * after an upgrade): it runs before the loop polls again. h is a gw_http *. */
+void gw_http_due(void *h);
 /* Stops accepting connections; requests already received go on, and every
  * response from now on closes its connection. */
-void gw_server_quiesce(gw_server *gw);
-/* Stops handing requests to the client (later ones get 503) and returns it,
- * so the caller can destroy it without a request racing in. */
-nrpc_client *gw_server_detach_client(gw_server *gw);
-/* Requests received and not yet answered. */
-int gw_server_in_flight(gw_server *gw);
-/* Stops the daemon and frees gw. Every suspended request must have been
- * resumed (answered) before: see main.c's drain. NULL-safe. */
-void gw_server_stop(gw_server *gw);
+void gw_http_quiesce(gw_http *h);
+/* Stops driving MHD: closes the loop's handles of it. NULL-safe. */
+void gw_http_close(gw_http *h);
+/* After the loop has ended: stops the daemon and frees h. Every suspended
+ * request must have been resumed (answered) and every upgraded socket
+ * handed back. NULL-safe. */
+void gw_http_free(gw_http *h);
 
 #endif /* NRPC_GW_BRIDGE_H */

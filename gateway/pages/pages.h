@@ -13,6 +13,9 @@
 
 #include "gateway.h"
 
+#include <pthread.h>
+#include <uv.h>
+
 typedef struct gw_ws gw_ws; /* ws/ws.h */
 struct MHD_Connection;
 
@@ -41,16 +44,18 @@ typedef struct {
     uint64_t nats_reconnects;
 } gw_metrics_gauges;
 
-/* New, or NULL when out of memory: gw_metrics_free. */
+/* New, or NULL when out of memory: gw_metrics_free. One per loop: only
+ * that loop's thread may observe into it. */
 gw_metrics *gw_metrics_new(void);
 void gw_metrics_free(gw_metrics *m);
 /* Counts one answered request: rpc (len bytes) is its subject, or NULL for
  * a refused path (rpc="invalid"); status the HTTP status; seconds its time.
- * Thread-safe, NULL-safe. */
+ * Takes no lock; the owning loop's thread only. NULL-safe. */
 void gw_metrics_observe(gw_metrics *m, const char *rpc, size_t len, int status, double seconds);
-/* The text of /metrics: new (free), *len its length; NULL when out of
- * memory. */
-char *gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len);
+/* The text of /metrics over n instances (every loop's), added up: new
+ * (free), *len its length; NULL when out of memory. Any thread. */
+char *gw_metrics_render(gw_metrics *const *ms, size_t n, const gw_metrics_gauges *g,
+                        size_t *len);
 
 /* ---------------------------------------------------------------------------
  * catalog.c: the services on NATS, gathered from $SRV.INFO.
@@ -61,21 +66,39 @@ char *gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len);
 
 typedef struct gw_catalog gw_catalog;
 typedef enum { GW_CATALOG_SERVICES = 0, GW_CATALOG_OPENAPI = 1 } gw_catalog_doc;
-/* Receives a document's JSON text (borrowed: copy it) with the catalog's
- * lock held: must not block or call back into the catalog. */
+/* Receives a document's JSON text (borrowed: copy it). */
 typedef void (*gw_catalog_cb)(void *closure, const char *text, size_t len);
 
-/* Starts the refresh thread on client (borrowed: stop the catalog before
- * destroying it). *out is new: gw_catalog_free. */
-nrpc_status gw_catalog_start(gw_catalog **out, nrpc_client *client);
+/* The documents every loop answers from, so that a page shows the same
+ * catalog whichever loop serves it. Whichever loop gathers last replaces
+ * them. Its mutex is taken on the pages' path only, never by an rpc. */
+typedef struct {
+    pthread_mutex_t mu;
+    char *text[2]; /* indexed by gw_catalog_doc */
+    size_t len[2];
+    int64_t updated_ms; /* monotonic; 0: never */
+} gw_catalog_docs;
+
+/* Empty documents until the first gather. -1 when out of memory. */
+int gw_catalog_docs_init(gw_catalog_docs *d);
+void gw_catalog_docs_free(gw_catalog_docs *d);
+
+/* Starts a loop's catalog with client (borrowed: stop the catalog before
+ * destroying it), answering from docs (borrowed, shared). periodic: it also
+ * gathers every GW_CATALOG_REFRESH_MS (one loop does). Everything runs on
+ * the loop's thread. *out is new: gw_catalog_free. */
+nrpc_status gw_catalog_start(gw_catalog **out, uv_loop_t *uv, nrpc_client *client,
+                             gw_catalog_docs *docs, int periodic);
 /* Calls cb with the document: at once when it is fresh (and refresh is 0),
- * else after the next gather, on the catalog's thread. Thread-safe. */
+ * else after this loop's next gather. */
 void gw_catalog_get(gw_catalog *c, gw_catalog_doc doc, int refresh, gw_catalog_cb cb,
                     void *closure);
-/* Stops the thread (after its gather in flight) and stops using the client;
- * later gets answer at once with the last documents. NULL-safe. */
+/* Stops gathering and answers waiters; later gets answer at once with the
+ * last documents. The client is not used afterwards except by a gather in
+ * flight, which the client's destroy ends. NULL-safe. */
 void gw_catalog_stop(gw_catalog *c);
-/* Stops and frees. NULL-safe. */
+/* Stops and frees (once the loop has closed its timer, and after a gather
+ * in flight has ended). NULL-safe. */
 void gw_catalog_free(gw_catalog *c);
 /* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
 json_t *gw_catalog_group(json_t *infos);
@@ -102,8 +125,9 @@ typedef enum {
 } gw_page_kind;
 
 typedef struct {
-    gw_catalog *catalog;
-    gw_metrics *metrics;
+    gw_catalog *catalog;        /* the loop's */
+    gw_metrics *const *metrics; /* every loop's, for /metrics */
+    size_t nmetrics;
     const char *docs_dir; /* GATEWAY_DOCS_DIR: the vendored swagger-ui-dist files */
     gw_metrics_gauges gauges;
 } gw_page_env;
