@@ -46,6 +46,7 @@ typedef struct {
     int listen_fd; /* handed to MHD at start */
     int ipv6;
     uv_async_t step_async;
+    uv_prepare_t log_flush; /* the loop's log lines, before it polls */
     /* step: posted by the main thread, run on the loop; under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -194,6 +195,8 @@ step_stop(gw_loop *l)
     l->ws = NULL;
     gw_http_close(l->http); /* the daemon itself stops once uv_run returns */
     uv_close((uv_handle_t *)&s->step_async, NULL);
+    if (uv_is_active((uv_handle_t *)&s->log_flush))
+        uv_close((uv_handle_t *)&s->log_flush, NULL);
     /* uv_run returns once the closes above and nats.c's adapter handles
      * are done. */
 }
@@ -209,6 +212,12 @@ loop_report(loop_slot *s, int ready)
     s->ready = ready;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+static void
+loop_on_log_flush(uv_prepare_t *p)
+{
+    nrpc_log_flush();
 }
 
 /* Builds everything of the loop, in the order the loop needs them: HTTP's
@@ -232,6 +241,12 @@ loop_setup(loop_slot *s)
         return -1;
     }
     s->step_async.data = s;
+    /* Started before HTTP's uv_prepare, so it runs after it (libuv runs the
+     * latest started first): the lines of what MHD just answered go out in
+     * the same turn. */
+    uv_prepare_init(&l->uv, &s->log_flush);
+    uv_prepare_start(&s->log_flush, loop_on_log_flush);
+    nrpc_log_batch(1);
     if (gw_http_start(&l->http, l, fd, s->ipv6) != NRPC_OK)
         return -1;
     snprintf(name, sizeof name, "natsrpc-gateway/%u", l->index);
@@ -290,6 +305,7 @@ loop_main(void *arg)
     uv_run(&l->uv, UV_RUN_DEFAULT);
     gw_http_free(l->http);
     l->http = NULL;
+    nrpc_log_batch(0);
     if (uv_loop_close(&l->uv) != 0)
         nrpc_log(NRPC_LOG_WARN, "loop %u: handles left open at exit", l->index);
     if (!ok)

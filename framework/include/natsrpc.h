@@ -502,6 +502,14 @@ void nrpc_log(nrpc_log_level level, const char *fmt, ...) __attribute__((format(
  * fields): for programs that are not services, such as the gateway. */
 void nrpc_log_ids(nrpc_log_level level, const char *trace_id, const char *request_id,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** For a thread that runs an event loop: nrpc_log_batch(1) keeps the lines
+ * this thread logs in a buffer of its own (written whole, in order, when it
+ * fills), and nrpc_log_flush() writes them in one write(); the loop calls it
+ * before it waits again, so a line is out within one turn of the loop, at a
+ * fraction of a write() per line. nrpc_log_batch(0) flushes and ends it.
+ * Other threads are not affected. */
+void nrpc_log_batch(int on);
+void nrpc_log_flush(void);
 /** Names the program in log lines (borrowed: pass a string literal or argv[0]). */
 void nrpc_log_set_program(const char *name);
 
