@@ -252,19 +252,37 @@ pending_take_all(nrpc_client *c)
 
 /* Frees an entry nobody holds any more, with its own reply subscription
  * (loop mode, cold subject). */
+/* Puts a cold request on list (c->cold or c->late). */
+static void
+cold_link(client_entry *e, client_entry **list)
+{
+    e->cold_list = list;
+    e->cold_prev = NULL;
+    e->cold_next = *list;
+    if (*list)
+        (*list)->cold_prev = e;
+    *list = e;
+}
+
+static void
+cold_unlink(client_entry *e)
+{
+    if (e->cold_prev)
+        e->cold_prev->cold_next = e->cold_next;
+    else
+        *e->cold_list = e->cold_next;
+    if (e->cold_next)
+        e->cold_next->cold_prev = e->cold_prev;
+    e->cold_prev = e->cold_next = NULL;
+}
+
 static void
 entry_free(client_entry *e)
 {
     if (e->own) {
-        nrpc_client *c = e->client;
         natsSubscription_Unsubscribe(e->own);
         natsSubscription_Destroy(e->own);
-        if (e->cold_prev)
-            e->cold_prev->cold_next = e->cold_next;
-        else
-            c->cold = e->cold_next;
-        if (e->cold_next)
-            e->cold_next->cold_prev = e->cold_prev;
+        cold_unlink(e);
     }
     free(e);
 }
@@ -530,6 +548,17 @@ nrpc__client_cold_poll(nrpc_client *c, client_entry *e)
     }
     snprintf(text, sizeof text, "no such rpc: %s", e->subject);
     entry_fail(e, NRPC_CODE_NOT_FOUND, "not_found", text);
+}
+
+void
+nrpc__client_cold_poll_all(nrpc_client *c, client_entry *list)
+{
+    client_entry *e, *next;
+
+    for (e = list; e; e = next) {
+        next = e->cold_next;
+        nrpc__client_cold_poll(c, e);
+    }
 }
 
 void
@@ -828,6 +857,26 @@ nrpc__client_work(nrpc_client *c)
                 c->rebuild_at = nrpc_now_ms() + nrpc_backoff_ms(++c->rebuild_attempts, 100, 2000);
             continue;
         }
+        if (c->loop) {
+            /* Cold requests past their window: nobody said "no
+             * responders", so someone listens; they wait on as late ones. */
+            client_entry *e, *next;
+            for (e = c->cold; e; e = next) {
+                next = e->cold_next;
+                if (e->cold_until <= now) {
+                    warm_seen(c, e->subject);
+                    cold_unlink(e);
+                    cold_link(e, &c->late);
+                }
+            }
+            if (c->late && now - c->late_polled >= CLIENT_LATE_POLL_MS) {
+                c->late_polled = now;
+                client_unlock(c);
+                nrpc__client_cold_poll_all(c, c->late);
+                client_lock(c);
+                continue;
+            }
+        }
         while (c->count > 0 && c->heap[0]->deadline <= now) {
             client_entry *e = c->heap[0];
             pending_remove(c, e);
@@ -854,6 +903,10 @@ nrpc__client_work(nrpc_client *c)
             wake = c->heap[0]->deadline;
             if (wake > now + CLIENT_LINK_CHECK_MS)
                 wake = now + CLIENT_LINK_CHECK_MS;
+            if (c->cold && wake > now + CLIENT_COLD_WINDOW_MS / 4)
+                wake = now + CLIENT_COLD_WINDOW_MS / 4;
+            if (c->late && wake > c->late_polled + CLIENT_LATE_POLL_MS)
+                wake = c->late_polled + CLIENT_LATE_POLL_MS;
         }
         if (c->rebuild_wanted && c->rebuild_at < wake)
             wake = c->rebuild_at;
@@ -1133,10 +1186,8 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         snprintf(reply, sizeof reply, "%s.c.%" PRIx64, c->inbox, token);
         s = natsConnection_SubscribeSync(&e->own, nc, reply);
         if (s == NATS_OK) {
-            e->cold_next = c->cold;
-            if (c->cold)
-                c->cold->cold_prev = e;
-            c->cold = e;
+            e->cold_until = nrpc_now_ms() + CLIENT_COLD_WINDOW_MS;
+            cold_link(e, &c->cold);
         }
     }
     snprintf(tmo, sizeof tmo, "%" PRId64, timeout_ms);

@@ -37,10 +37,14 @@ typedef struct client_entry {
     struct nrpc_client *client;
     int refs;      /* the table's hold + reply callbacks running; under mu */
     int done_code; /* on_done's code: 0, 404 or 503 */
-    /* Loop mode, a request to a cold subject (see client_loop.c): its own
-     * reply subscription, on c->cold while pending. NULL otherwise. */
+    /* Loop mode, a request to a cold subject (see client.c's warm
+     * subjects): its own reply subscription, on c->cold until cold_until,
+     * when a no-responders status would have come, then on c->late.
+     * NULL otherwise. */
     natsSubscription *own;
     struct client_entry *cold_prev, *cold_next;
+    struct client_entry **cold_list; /* &c->cold or &c->late */
+    int64_t cold_until;              /* monotonic ms */
     char subject[]; /* NUL-terminated copy */
 } client_entry;
 
@@ -92,10 +96,21 @@ struct nrpc_client {
     atomic_int hook_closed, hook_connected;
     atomic_int hook_retry; /* another client got a connection: retry now */
     struct nrpc_client *peer_next; /* loop-mode clients of the process */
-    client_entry *cold; /* requests with a reply subscription of their own */
+    client_entry *cold; /* requests with a reply subscription of their own... */
+    client_entry *late; /* ... and those of them past their window */
+    int64_t late_polled; /* monotonic ms: c->late was last polled */
     nrpc_table warm;    /* subjects that answered lately (client_warm) */
 };
 
+/* Loop mode: how long a request to a cold subject is polled on every turn
+ * of the loop. NATS answers "no responders" as it takes the publish, so one
+ * round trip is enough: past it the subject has a listener (it turns warm,
+ * later requests use the shared inbox), and the request, which still waits
+ * on its own subscription, is polled every CLIENT_LATE_POLL_MS instead, so
+ * that thousands of slow calls sent to a new subject do not each cost a
+ * NextMsg per turn. */
+#define CLIENT_COLD_WINDOW_MS 250
+#define CLIENT_LATE_POLL_MS 20
 /* Loop mode: how long a subject that answered stays warm. */
 #define CLIENT_WARM_MS 10000
 /* Loop mode: subjects remembered as warm at most; past it, all are forgotten. */
@@ -143,6 +158,8 @@ void nrpc__client_reply(nrpc_client *c, natsMsg *msg);
 /* Loop mode: the reply or no-responders status waiting on a cold
  * request's own subscription, if any: answers it. */
 void nrpc__client_cold_poll(nrpc_client *c, client_entry *e);
+/* Loop mode: polls the list of cold requests (c->cold or c->late). */
+void nrpc__client_cold_poll_all(nrpc_client *c, client_entry *list);
 /* Loop mode: the reply inbox said "no responders" without saying for
  * which request (nats.c drops the message): answers it if that can be told. */
 void nrpc__client_no_responders(nrpc_client *c);

@@ -31,7 +31,6 @@ loop_on_check(uv_check_t *h)
     natsMsg *m = NULL;
     size_t i;
 
-    client_entry *e, *next;
     natsStatus st;
 
     while (c->sub && (st = natsSubscription_NextMsg(&m, c->sub, 0)) != NATS_TIMEOUT) {
@@ -42,10 +41,7 @@ loop_on_check(uv_check_t *h)
         else
             break; /* closed: the rebuild replaces it */
     }
-    for (e = c->cold; e; e = next) {
-        next = e->cold_next;
-        nrpc__client_cold_poll(c, e);
-    }
+    nrpc__client_cold_poll_all(c, c->cold);
     if (c->own_subs.count == 0)
         return;
     c->in_drain = 1;
