@@ -69,6 +69,13 @@ enum {
 
 #define REQ_INLINE_BODY 512
 
+/* MHD's memory pool per connection: the request line, headers and read
+ * buffer (bodies are copied out as they come). MHD's default, 32 KiB, is
+ * what 10,000 waiting connections cost most of their memory in. */
+#ifndef HTTP_CONN_MEMORY
+#define HTTP_CONN_MEMORY (16 * 1024)
+#endif
+
 /* gw_req.metric: not an rpc (pages), an rpc subject, or a refused path. */
 enum { METRIC_NONE, METRIC_RPC, METRIC_INVALID };
 
@@ -717,7 +724,8 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
         flags, 0, NULL, NULL, http_on_request, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
         h, /* first, so it sees everything */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)(limit ? limit : 1), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)(limit ? limit : 1), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)cfg->conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, h,
         MHD_OPTION_END);
     if (h->daemon == NULL) {
