@@ -10,10 +10,12 @@
  * let requests in flight be answered (up to GATEWAY_DRAIN_TIMEOUT), then
  * exit 0. A second signal cuts the drain short.
  */
-#include "gateway.h"
+#define _GNU_SOURCE /* sched_getaffinity */
+#include "bridge/bridge.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,9 @@ static const gw_setting gw_settings[] = {
      "per request: ?timeout=S or header X-Timeout: S"},
     {"GATEWAY_MAX_BODY", "1048576", SET_BYTES, 1, 1ULL << 30,
      "largest request body in bytes (larger: 413)"},
-    {"GATEWAY_THREADS", "2", SET_UINT, 1, 256, "HTTP worker threads (epoll each)"},
+    {"GATEWAY_THREADS", "0", SET_UINT, 0, 256,
+     "event loops, one thread each with its own HTTP listener and NATS connection "
+     "(0: one per CPU)"},
     {"GATEWAY_MAX_CONNECTIONS", "10000", SET_UINT, 1, 1000000,
      "open HTTP connections at most (lowered to fit the open-file limit)"},
     {"GATEWAY_IDLE_TIMEOUT", "120", SET_UINT, 0, 86400,
@@ -191,6 +195,18 @@ fit_connection_limit(gw_config *cfg)
     }
 }
 
+/* GATEWAY_THREADS=0: one loop per CPU this process may run on. */
+static unsigned
+cpu_count(void)
+{
+    cpu_set_t set;
+    int n = 0;
+
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 /* Waits up to ms for a signal in set; returns the signal or 0. */
 static int
 wait_signal(const sigset_t *set, int64_t ms)
@@ -206,9 +222,7 @@ main(int argc, char **argv)
     gw_config cfg = {0};
     int64_t drain_ms = 0, deadline;
     const gw_setting *s;
-    nrpc_client *client = NULL;
-    nrpc_client_opts copts = {.nats_url = NULL, .name = "natsrpc-gateway"};
-    gw_server *gw = NULL;
+    gw_gateway *gw = NULL;
     sigset_t set;
     int i, sig, cut = 0;
 
@@ -229,6 +243,8 @@ main(int argc, char **argv)
     for (s = gw_settings; s->name; s++)
         if (setting_load(s, &cfg, &drain_ms) != 0)
             return 2;
+    if (cfg.threads == 0)
+        cfg.threads = cpu_count();
     fit_connection_limit(&cfg);
 
     /* Signals are taken synchronously by this thread: block them before any
@@ -239,19 +255,12 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    copts.nats_url = getenv("NATS_URL");
-    if (nrpc_client_create(&client, &copts) != NRPC_OK) {
-        nrpc_log(NRPC_LOG_ERROR, "cannot create the NATS client");
+    if (gw_gateway_start(&gw, &cfg) != NRPC_OK)
         return 1;
-    }
-    if (gw_server_start(&gw, &cfg, client) != NRPC_OK) {
-        nrpc_client_destroy(client);
-        return 1;
-    }
     nrpc_log(NRPC_LOG_INFO,
-             "listening on http://%s:%u (threads %u, timeout %.3g s, max body %zu, "
+             "listening on http://%s:%u (%u loops, timeout %.3g s, max body %zu, "
              "max connections %u)",
-             cfg.host, gw_server_port(gw), cfg.threads, (double)cfg.timeout_ms / 1000.0,
+             cfg.host, gw_gateway_port(gw), cfg.threads, (double)cfg.timeout_ms / 1000.0,
              cfg.max_body, cfg.conn_limit);
 
     do
@@ -261,26 +270,27 @@ main(int argc, char **argv)
     /* Drain: no new connections; answers close their connections; wait for
      * what is in flight. */
     nrpc_log(NRPC_LOG_INFO, "%s: draining %d requests (up to %.3g s)", strsignal(sig),
-             gw_server_in_flight(gw), (double)drain_ms / 1000.0);
-    gw_server_quiesce(gw);
+             gw_gateway_in_flight(gw), (double)drain_ms / 1000.0);
+    gw_gateway_quiesce(gw);
     deadline = nrpc_now_ms() + drain_ms;
-    while (gw_server_in_flight(gw) > 0 && nrpc_now_ms() < deadline) {
+    while (gw_gateway_in_flight(gw) > 0 && nrpc_now_ms() < deadline) {
         if (wait_signal(&set, 10) != 0) {
             nrpc_log(NRPC_LOG_WARN, "second signal: cutting the drain short");
             cut = 1;
             break;
         }
     }
-    if (gw_server_in_flight(gw) > 0)
+    if (gw_gateway_in_flight(gw) > 0)
         nrpc_log(NRPC_LOG_WARN, "%d requests still in flight; failing them with 503",
-                 gw_server_in_flight(gw));
-    /* Destroying the client answers whatever still waits (503), which
-     * resumes those connections; give MHD a moment to send the answers. */
-    nrpc_client_destroy(gw_server_detach_client(gw));
+                 gw_gateway_in_flight(gw));
+    /* Each loop destroys its client, which answers whatever still waits
+     * (503) and resumes those connections; give the loops a moment to
+     * send the answers. */
+    gw_gateway_release(gw);
     deadline = nrpc_now_ms() + 1000;
-    while (gw_server_in_flight(gw) > 0 && nrpc_now_ms() < deadline)
+    while (gw_gateway_in_flight(gw) > 0 && nrpc_now_ms() < deadline)
         wait_signal(&set, 10);
-    gw_server_stop(gw);
+    gw_gateway_stop(gw);
     nrpc_log(NRPC_LOG_INFO, "stopped%s", cut ? " (drain cut short)" : "");
     return 0;
 }

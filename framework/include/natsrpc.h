@@ -47,7 +47,7 @@
  *   - a function that returns an error calls nothing, answers nothing and
  *     keeps no reference: the caller still owns its closure and its call.
  * Service callbacks run on the service's loop thread; client callbacks on a
- * client thread (see there).
+ * client thread, or on the client's loop in loop mode (see there).
  */
 #ifndef NATSRPC_H
 #define NATSRPC_H
@@ -538,13 +538,27 @@ typedef struct {
 } nrpc_response;
 
 /** Called exactly once per request that nrpc_client_request accepted, on a
- * client thread (NATS delivery or the client's timer thread): it must not
- * block. resp is borrowed for the duration of the callback. */
+ * client thread (NATS delivery or the client's timer thread), or on the
+ * client's loop, never from inside nrpc_client_request: it must not block.
+ * resp is borrowed for the duration of the callback. */
 typedef void (*nrpc_response_cb)(const nrpc_response *resp, void *closure);
 
 typedef struct {
     const char *nats_url; /**< NULL: NATS_URL from the environment, else default */
     const char *name;     /**< connection name shown by the server */
+    /** NULL: the client runs threads of its own (a timer thread; nats.c's
+     * reader and delivery threads) and every call is thread-safe.
+     *
+     * Else a uv_loop_t * (libuv) that drives the client instead: nats.c
+     * reads and writes the socket on that loop, replies and messages are
+     * taken from it after every poll, deadlines run on a timer of the loop.
+     * Every callback then runs on the loop's thread, and a request crosses
+     * no thread and takes no lock of natsrpc's. The client must be created,
+     * used and destroyed on the thread that runs the loop, and after
+     * nrpc_client_destroy the loop must run once more to close the
+     * client's handles (uv_run until it returns). When NATS is not
+     * reachable at create, the client still starts and connects later. */
+    void *loop;
 } nrpc_client_opts;
 
 /** Connects (retrying in the background; requests made while down fail with
@@ -579,9 +593,9 @@ typedef struct {
 const char *nrpc_message_header(const nrpc_message *msg, const char *name);
 
 /** Called for each message on a subscription, on the client's NATS
- * delivery thread (one thread for every subscription of the process): it
- * must not block, and must not call nrpc_client_subscribe or
- * nrpc_client_unsubscribe. */
+ * delivery thread (one thread for every subscription of the process), or on
+ * the client's loop: it must not block, and must not call
+ * nrpc_client_subscribe or nrpc_client_unsubscribe. */
 typedef void (*nrpc_message_cb)(const nrpc_message *msg, void *closure);
 
 typedef struct nrpc_subscription nrpc_subscription;
@@ -645,6 +659,14 @@ void nrpc_log(nrpc_log_level level, const char *fmt, ...) __attribute__((format(
  * fields): for programs that are not services, such as the gateway. */
 void nrpc_log_ids(nrpc_log_level level, const char *trace_id, const char *request_id,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/** For a thread that runs an event loop: nrpc_log_batch(1) keeps the lines
+ * this thread logs in a buffer of its own (written whole, in order, when it
+ * fills), and nrpc_log_flush() writes them in one write(); the loop calls it
+ * before it waits again, so a line is out within one turn of the loop, at a
+ * fraction of a write() per line. nrpc_log_batch(0) flushes and ends it.
+ * Other threads are not affected. */
+void nrpc_log_batch(int on);
+void nrpc_log_flush(void);
 /** Names the program in log lines (borrowed: pass a string literal or argv[0]). */
 void nrpc_log_set_program(const char *name);
 

@@ -27,12 +27,19 @@
  * to answer it: that is what makes "exactly once" hold. Callbacks always run
  * outside the mutex.
  *
+ * Loop mode (opts->loop, client_loop.c): the same client driven by one
+ * libuv loop instead of threads. nats.c reads and writes the socket on the
+ * loop through its libuv adapter, the reply inbox and the subscriptions are
+ * synchronous subscriptions that the loop drains after every poll, and the
+ * timer's work runs from a uv_timer. Every callback then runs on the loop's
+ * thread, mu is never taken, and a request crosses no thread.
+ *
  * A request costs one allocation for its entry (subject inline) plus the
  * natsMsg; the table and the heap grow geometrically and never shrink.
  * Replies are read by nrpc__reply_read, as outgoing calls of services read
  * theirs, so both see the same codes for the same message.
  */
-#include "internal.h"
+#include "client.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -43,82 +50,32 @@
 #include <string.h>
 #include <time.h>
 
-/* How often the timer thread checks the link while requests are pending: a
- * dropped connection loses every reply in flight, so they fail with 503 at
- * once instead of waiting for their timeout. */
-#define CLIENT_LINK_CHECK_MS 250
-
-/* How long destroy waits for the reply subscription's last callback. */
-#define CLIENT_CLOSE_WAIT_MS 5000
-
-/* Closed connections kept until destroy. Past this many rebuilds the oldest
- * one is closed for real: nothing can still be using it by then. */
-#define CLIENT_MAX_RETIRED 64
-
-typedef struct client_entry {
-    nrpc_tnode node;           /* in pending, keyed by token; first */
-    struct client_entry *next; /* a local list once removed */
-    size_t heap_idx;
-    int64_t deadline; /* monotonic ms */
-    int64_t timeout_ms;
-    nrpc_response_cb cb;
-    void *closure;
-    /* Gathers only (on_item NULL for a request): see gather_release. */
-    nrpc_response_cb on_item;
-    struct nrpc_client *client;
-    int refs;      /* the table's hold + reply callbacks running; under mu */
-    int done_code; /* on_done's code: 0, 404 or 503 */
-    char subject[]; /* NUL-terminated copy */
-} client_entry;
-
-struct nrpc_client {
-    _Atomic(natsConnection *) nc; /* the current connection; see client_nc */
-    natsSubscription *sub;        /* the reply inbox on nc; timer thread */
-    char inbox[128];              /* "<inbox>" without the trailing ".*" */
-    size_t inbox_len;
-    char *url, *name; /* what to connect to again (url NULL: $NATS_URL) */
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* timer thread wake-up; also signals reply_subs */
-    pthread_t timer;
-    int timer_started;
-    int stopping;
-    int reply_subs; /* reply subscriptions whose last callback may still run */
-
-    /* Rebuilds, written under mu. rebuilding runs from the close until the
-     * new connection is up; that is what /healthz reports. */
-    int rebuild_wanted;   /* the closed hook ran: the timer thread rebuilds */
-    int in_rebuild;       /* the timer thread is rebuilding */
-    int rebuild_attempts; /* rebuilds since a connection was last up */
-    int64_t rebuild_at;   /* monotonic ms: no rebuild before (backoff) */
-    atomic_int rebuilding;
-    atomic_uint_fast64_t rebuilds;
-    /* Connections replaced by a rebuild: timer thread, then destroy. */
-    natsConnection *retired[CLIENT_MAX_RETIRED];
-
-    uint64_t next_token;
-    nrpc_table pending; /* by token */
-    size_t count;       /* entries in pending and in the heap */
-    client_entry **heap;
-    size_t heap_cap;
-};
-
-/* A subscription (see "Subscriptions and plain publishes" below). Every
- * field but node and the constant ones is under subs_mu while the
- * subscription is in the table. */
-struct nrpc_subscription {
-    nrpc_tnode node; /* in subs, keyed by id; first */
-    nrpc_client *client;
-    natsConnection *nc; /* the connection sub is on; NULL: none yet */
-    natsSubscription *sub;
-    nrpc_message_cb cb;
-    void *closure;
-    char subject[]; /* kept to subscribe again on a new connection */
-};
-
 static pthread_mutex_t subs_mu = PTHREAD_MUTEX_INITIALIZER;
-static nrpc_table subs;    /* every client's, by id; under subs_mu */
+static nrpc_table subs;    /* every thread-mode client's, by id; under subs_mu */
 static uint64_t subs_next; /* under subs_mu */
+
+/* Thread mode shares one table of subscriptions under subs_mu (see the
+ * subscription section). A loop-mode client keeps its own, touched by its
+ * loop alone: no lock. */
+static void
+subs_lock(nrpc_client *c)
+{
+    if (c->loop == NULL)
+        pthread_mutex_lock(&subs_mu);
+}
+
+static void
+subs_unlock(nrpc_client *c)
+{
+    if (c->loop == NULL)
+        pthread_mutex_unlock(&subs_mu);
+}
+
+static nrpc_table *
+subs_of(nrpc_client *c)
+{
+    return c->loop ? &c->own_subs : &subs;
+}
 
 /* The current connection. Load it once per call and use that one: a
  * rebuild may swap it meanwhile, and the old one stays allocated. */
@@ -220,17 +177,23 @@ pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
 {
     int rc;
 
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     if (c->stopping) {
-        pthread_mutex_unlock(&c->mu);
+        client_unlock(c);
         free(e);
         return NRPC_ERR_STATE;
     }
     *token = e->node.key = c->next_token++;
     rc = pending_add(c, e);
-    if (rc == 0 && e->heap_idx == 0)
-        pthread_cond_signal(&c->cv); /* new earliest deadline */
-    pthread_mutex_unlock(&c->mu);
+    if (rc == 0 && e->heap_idx == 0) { /* new earliest deadline */
+        if (c->loop) {
+            int64_t check = nrpc_now_ms() + CLIENT_LINK_CHECK_MS;
+            nrpc__client_loop_arm(c, e->deadline < check ? e->deadline : check);
+        } else {
+            pthread_cond_signal(&c->cv);
+        }
+    }
+    client_unlock(c);
     if (rc != 0) {
         free(e);
         return NRPC_ERR_NOMEM;
@@ -287,6 +250,109 @@ pending_take_all(nrpc_client *c)
  * Answers.
  */
 
+/* Frees an entry nobody holds any more, with its own reply subscription
+ * (loop mode, cold subject). */
+/* Puts a cold request on list (c->cold or c->late). */
+static void
+cold_link(client_entry *e, client_entry **list)
+{
+    e->cold_list = list;
+    e->cold_prev = NULL;
+    e->cold_next = *list;
+    if (*list)
+        (*list)->cold_prev = e;
+    *list = e;
+}
+
+static void
+cold_unlink(client_entry *e)
+{
+    if (e->cold_prev)
+        e->cold_prev->cold_next = e->cold_next;
+    else
+        *e->cold_list = e->cold_next;
+    if (e->cold_next)
+        e->cold_next->cold_prev = e->cold_prev;
+    e->cold_prev = e->cold_next = NULL;
+}
+
+static void
+entry_free(client_entry *e)
+{
+    if (e->own) {
+        natsSubscription_Unsubscribe(e->own);
+        natsSubscription_Destroy(e->own);
+        cold_unlink(e);
+    }
+    free(e);
+}
+
+/* Loop mode. A reply inbox shared by every request is one synchronous
+ * subscription, and nats.c's NextMsg reports a "no responders" status on
+ * it as NATS_NO_RESPONDERS and drops the message, subject and all: we
+ * cannot tell which request it was for. So a request goes through the
+ * shared inbox only when its subject answered within CLIENT_WARM_MS (a
+ * service listens, the usual case); a request to a cold subject gets a
+ * reply subscription of its own, where the status can only be its own:
+ * 404 at once for an rpc nobody serves. The table is bounded by
+ * forgetting everything past CLIENT_WARM_MAX subjects. */
+typedef struct {
+    nrpc_tnode node; /* keyed by nrpc_hash_str(subject); first */
+    int64_t seen_ms;
+    char subject[];
+} warm_subject;
+
+static warm_subject *
+warm_find(nrpc_client *c, const char *subject)
+{
+    uint64_t h = nrpc_hash_str(subject);
+    nrpc_tnode *n;
+
+    for (n = nrpc_table_get(&c->warm, h); n; n = nrpc_table_next(&c->warm, n, h))
+        if (strcmp(((warm_subject *)n)->subject, subject) == 0)
+            return (warm_subject *)n;
+    return NULL;
+}
+
+static void
+warm_forget(nrpc_client *c)
+{
+    nrpc_tnode *n;
+
+    while ((n = nrpc_table_take_any(&c->warm)) != NULL)
+        free(n);
+}
+
+static int
+warm_is(nrpc_client *c, const char *subject)
+{
+    warm_subject *w = warm_find(c, subject);
+    return w != NULL && nrpc_now_ms() - w->seen_ms < CLIENT_WARM_MS;
+}
+
+/* subject answered: it is warm from now. */
+static void
+warm_seen(nrpc_client *c, const char *subject)
+{
+    warm_subject *w = warm_find(c, subject);
+    size_t len;
+
+    if (w == NULL) {
+        if (c->warm.count >= CLIENT_WARM_MAX)
+            warm_forget(c);
+        len = strlen(subject);
+        w = malloc(sizeof *w + len + 1);
+        if (w == NULL)
+            return; /* stays cold: slower, still right */
+        memcpy(w->subject, subject, len + 1);
+        if (nrpc_table_put(&c->warm, &w->node, nrpc_hash_str(subject)) != 0) {
+            free(w);
+            return;
+        }
+    }
+    w->seen_ms = nrpc_now_ms();
+}
+
 /* Calls e's callback with an error body built from code and message, then
  * frees e. Not locked. */
 static void
@@ -302,7 +368,7 @@ entry_fail(client_entry *e, int code, const char *type, const char *message)
     r.len = strlen(r.data);
     e->cb(&r, e->closure);
     free(text);
-    free(e);
+    entry_free(e);
 }
 
 /* ------------------------------------------------------------------------
@@ -318,11 +384,11 @@ gather_release(client_entry *e, int code)
     nrpc_client *c = e->client;
     int last;
 
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     if (code != 0 && e->done_code == 0)
         e->done_code = code;
     last = --e->refs == 0;
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     if (!last)
         return;
     if (e->done_code != 0) {
@@ -337,7 +403,7 @@ gather_release(client_entry *e, int code)
     {
         nrpc_response r = {.code = 0, .data = "", .len = 0};
         e->cb(&r, e->closure);
-        free(e);
+        entry_free(e);
     }
 }
 
@@ -352,12 +418,12 @@ gather_item(client_entry *e, natsMsg *msg)
     nrpc__reply_read(msg, &rr);
     if (rr.no_responders) {
         /* Nobody subscribed: end now rather than at the deadline. */
-        pthread_mutex_lock(&c->mu);
+        client_lock(c);
         if (pending_find(c, e->node.key) == e) {
             pending_remove(c, e);
             e->refs--; /* the table's hold; ours keeps e alive */
         }
-        pthread_mutex_unlock(&c->mu);
+        client_unlock(c);
         gather_release(e, NRPC_CODE_NOT_FOUND);
         return;
     }
@@ -411,21 +477,22 @@ entry_reply(client_entry *e, natsMsg *msg)
         entry_fail(e, rr.code, NULL, rr.message);
         return;
     }
+    if (e->client->loop)
+        warm_seen(e->client, e->subject);
     r.code = rr.code;
     r.data = rr.data;
     r.len = rr.len;
     e->cb(&r, e->closure);
-    free(e);
+    entry_free(e);
 }
 
 /* ------------------------------------------------------------------------
  * NATS side.
  */
 
-static void
-client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+void
+nrpc__client_reply(nrpc_client *c, natsMsg *msg)
 {
-    nrpc_client *c = closure;
     const char *subj = natsMsg_GetSubject(msg);
     client_entry *e = NULL;
     uint64_t token = 0;
@@ -444,13 +511,13 @@ client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c
                 token = token * 16 + (uint64_t)d;
         }
         if (ok) {
-            pthread_mutex_lock(&c->mu);
+            client_lock(c);
             e = pending_find(c, token);
             if (e && e->on_item)
                 e->refs++; /* a gather stays until its deadline */
             else if (e)
                 e = pending_take(c, token);
-            pthread_mutex_unlock(&c->mu);
+            client_unlock(c);
         }
     }
     /* No entry: a late reply after its timeout, or a duplicate. Dropped. */
@@ -461,16 +528,84 @@ client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *c
     natsMsg_Destroy(msg);
 }
 
+void
+nrpc__client_cold_poll(nrpc_client *c, client_entry *e)
+{
+    natsMsg *m = NULL;
+    natsStatus st = natsSubscription_NextMsg(&m, e->own, 0);
+    char text[NRPC_MAX_SUBJECT + 32];
+
+    if (st != NATS_OK && st != NATS_NO_RESPONDERS)
+        return; /* nothing yet */
+    if (pending_take(c, e->node.key) != e) {
+        natsMsg_Destroy(m);
+        return;
+    }
+    if (st == NATS_OK) {
+        entry_reply(e, m);
+        natsMsg_Destroy(m);
+        return;
+    }
+    snprintf(text, sizeof text, "no such rpc: %s", e->subject);
+    entry_fail(e, NRPC_CODE_NOT_FOUND, "not_found", text);
+}
+
+void
+nrpc__client_cold_poll_all(nrpc_client *c, client_entry *list)
+{
+    client_entry *e, *next;
+
+    for (e = list; e; e = next) {
+        next = e->cold_next;
+        nrpc__client_cold_poll(c, e);
+    }
+}
+
+void
+nrpc__client_no_responders(nrpc_client *c)
+{
+    client_entry *only = NULL;
+    size_t i, shared = 0, gathers = 0;
+
+    for (i = 0; i < c->count; i++) {
+        client_entry *e = c->heap[i];
+        if (e->on_item)
+            gathers++;
+        else if (e->own == NULL && shared++ == 0)
+            only = e;
+    }
+    /* One request on the shared inbox and no gather: it is that one. */
+    if (shared == 1 && gathers == 0) {
+        char text[NRPC_MAX_SUBJECT + 32];
+        pending_remove(c, only);
+        snprintf(text, sizeof text, "no such rpc: %s", only->subject);
+        entry_fail(only, NRPC_CODE_NOT_FOUND, "not_found", text);
+        warm_forget(c);
+        return;
+    }
+    /* Otherwise a service went away under warm subjects (or a gather found
+     * nobody): forget them all, so the next requests can be told apart.
+     * The request it was for waits for its timeout. */
+    warm_forget(c);
+}
+
+/* Thread mode: nats.c's delivery thread. */
+static void
+client_on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    nrpc__client_reply(closure, msg);
+}
+
 /* The last callback of a reply subscription has returned. */
 static void
 client_on_sub_complete(void *closure)
 {
     nrpc_client *c = closure;
 
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     c->reply_subs--;
     pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
 }
 
 /* Subscribes the reply inbox "<inbox>.*" on nc. *out is new. */
@@ -482,11 +617,27 @@ reply_subscribe(nrpc_client *c, natsConnection *nc, natsSubscription **out)
     natsStatus s;
 
     snprintf(subj, sizeof subj, "%s.*", c->inbox);
+    if (c->loop) {
+        /* Loop mode: nobody delivers; the loop drains it after every poll
+         * (client_loop.c), so a reply reaches its callback on the thread
+         * that read it from the socket. */
+        s = natsConnection_SubscribeSync(&sub, nc, subj);
+        if (s == NATS_OK)
+            s = natsSubscription_SetPendingLimits(sub, -1, -1);
+        if (s != NATS_OK) {
+            nrpc_log(NRPC_LOG_ERROR, "client: reply subscription failed: %s",
+                     natsStatus_GetText(s));
+            natsSubscription_Destroy(sub);
+            return s;
+        }
+        *out = sub;
+        return NATS_OK;
+    }
     /* Counted first: the subscription may end (its connection closed) the
      * moment its completion callback is set. */
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     c->reply_subs++;
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     s = natsConnection_Subscribe(&sub, nc, subj, client_on_reply, c);
     /* Replies are tiny and answered at once; never drop them as a slow
      * consumer under a burst. */
@@ -497,9 +648,9 @@ reply_subscribe(nrpc_client *c, natsConnection *nc, natsSubscription **out)
     if (s != NATS_OK) {
         nrpc_log(NRPC_LOG_ERROR, "client: reply subscription failed: %s", natsStatus_GetText(s));
         natsSubscription_Destroy(sub);
-        pthread_mutex_lock(&c->mu);
+        client_lock(c);
         c->reply_subs--; /* no completion callback will come */
-        pthread_mutex_unlock(&c->mu);
+        client_unlock(c);
         return s;
     }
     *out = sub;
@@ -533,17 +684,31 @@ deadline_ts(int64_t ms, struct timespec *ts)
  * Rebuilding a connection nats.c closed for good.
  */
 
-/* nats.c thread (conn.c's hook): the connection ended CLOSED by itself. */
+/* The connection ended CLOSED by itself: the timer's work rebuilds.
+ * Locked. */
+void
+nrpc__client_closed(nrpc_client *c)
+{
+    c->rebuild_wanted = 1;
+    c->rebuilding = 1;
+}
+
+/* nats.c thread (conn.c's hook). In loop mode the loop does the work
+ * (client_loop.c), woken here. */
 static void
 client_on_closed(void *closure)
 {
     nrpc_client *c = closure;
 
-    pthread_mutex_lock(&c->mu);
-    c->rebuild_wanted = 1;
-    c->rebuilding = 1;
+    if (c->loop) {
+        atomic_store(&c->hook_closed, 1);
+        nrpc__client_loop_wake(c);
+        return;
+    }
+    client_lock(c);
+    nrpc__client_closed(c);
     pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
 }
 
 /* A new connection is up: the rebuild is over. Locked. */
@@ -558,22 +723,35 @@ rebuild_done(nrpc_client *c)
 /* nats.c thread (conn.c's hook): a connection is up. After a rebuild that
  * is the new one (the old one is closed and never connects again), unless
  * the rebuild is still under way; client_rebuild then looks itself. */
+void
+nrpc__client_connected(nrpc_client *c)
+{
+    if (!c->rebuild_wanted && !c->in_rebuild)
+        rebuild_done(c);
+}
+
 static void
 client_on_connected(void *closure)
 {
     nrpc_client *c = closure;
 
-    pthread_mutex_lock(&c->mu);
-    if (!c->rebuild_wanted && !c->in_rebuild)
-        rebuild_done(c);
-    pthread_mutex_unlock(&c->mu);
+    if (c->loop) {
+        atomic_store(&c->hook_connected, 1);
+        nrpc__client_loop_wake(c);
+        return;
+    }
+    client_lock(c);
+    nrpc__client_connected(c);
+    client_unlock(c);
 }
 
 static nrpc_status
 client_connect(nrpc_client *c, natsConnection **nc)
 {
-    nrpc__conn_hooks hooks = {
-        .connected = client_on_connected, .closed = client_on_closed, .closure = c};
+    nrpc__conn_hooks hooks = {.connected = client_on_connected,
+                              .closed = client_on_closed,
+                              .closure = c,
+                              .loop = c->loop};
 
     return nrpc__nats_connect(nc, c->url, c->name, &hooks);
 }
@@ -595,15 +773,15 @@ client_rebuild(nrpc_client *c)
     int up;
 
     if (old != NULL && !natsConnection_IsClosed(old)) {
-        pthread_mutex_lock(&c->mu);
+        client_lock(c);
         if (link_up(old))
             rebuild_done(c); /* nothing to replace */
-        pthread_mutex_unlock(&c->mu);
+        client_unlock(c);
         return 0;
     }
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     lost = pending_take_all(c);
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, "NATS connection closed; it is being rebuilt");
 
     if (client_connect(c, &nc) != NRPC_OK)
@@ -614,21 +792,35 @@ client_rebuild(nrpc_client *c)
     }
     /* Under subs_mu, so that a concurrent nrpc_client_subscribe either
      * lands on the new connection or is moved there here. */
-    pthread_mutex_lock(&subs_mu);
+    subs_lock(c);
     atomic_store(&c->nc, nc);
     nsubs = subs_move(c, nc);
-    pthread_mutex_unlock(&subs_mu);
+    subs_unlock(c);
 
     natsSubscription_Destroy(c->sub); /* closed with old; nats.c keeps it while delivering */
     c->sub = reply;
-    pthread_mutex_lock(&c->mu);
+    if (old == NULL) {
+        /* Loop mode, NATS was not there at start: this is the first
+         * connection, not a rebuild. */
+        client_lock(c);
+        if (link_up(nc) && !c->rebuild_wanted)
+            rebuild_done(c);
+        client_unlock(c);
+        if (link_up(nc))
+            nrpc__client_nudge_peers(c);
+        nrpc_log(NRPC_LOG_INFO, "client: NATS connection made; %zu subscriptions on it", nsubs);
+        return 0;
+    }
+    client_lock(c);
     slot = (size_t)(c->rebuilds++ % CLIENT_MAX_RETIRED);
     up = link_up(nc);
     if (up && !c->rebuild_wanted)
         rebuild_done(c);
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     nrpc__nats_close(c->retired[slot]); /* CLIENT_MAX_RETIRED rebuilds ago; NULL-safe */
     c->retired[slot] = old;
+    if (c->loop && up)
+        nrpc__client_nudge_peers(c);
     nrpc_log(NRPC_LOG_INFO,
              "client: new NATS connection built (%s); reply inbox and %zu subscriptions "
              "subscribed again",
@@ -636,17 +828,14 @@ client_rebuild(nrpc_client *c)
     return 0;
 }
 
-/* The timer thread: sleeps until the earliest deadline, answers expired
- * requests with 504, and while requests are pending checks the link every
- * CLIENT_LINK_CHECK_MS so a dropped connection fails them with 503. It also
- * rebuilds the connection when nats.c closed it for good, retrying failed
- * attempts with nrpc_backoff_ms. */
-static void *
-client_timer_main(void *arg)
+/* The timer's work (client.h): answers expired requests with 504, and
+ * while requests are pending checks the link every CLIENT_LINK_CHECK_MS so a
+ * dropped connection fails them with 503. It also rebuilds the connection
+ * when nats.c closed it for good, retrying failed attempts with
+ * nrpc_backoff_ms. */
+int64_t
+nrpc__client_work(nrpc_client *c)
 {
-    nrpc_client *c = arg;
-
-    pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
         int64_t now = nrpc_now_ms(), wake = INT64_MAX;
         client_entry *expired = NULL, *lost = NULL;
@@ -655,9 +844,9 @@ client_timer_main(void *arg)
             int rc;
             c->rebuild_wanted = 0; /* a close during the rebuild sets it again */
             c->in_rebuild = 1;
-            pthread_mutex_unlock(&c->mu);
+            client_unlock(c);
             rc = client_rebuild(c);
-            pthread_mutex_lock(&c->mu);
+            client_lock(c);
             c->in_rebuild = 0;
             if (rc != 0)
                 c->rebuild_wanted = 1;
@@ -668,6 +857,26 @@ client_timer_main(void *arg)
                 c->rebuild_at = nrpc_now_ms() + nrpc_backoff_ms(++c->rebuild_attempts, 100, 2000);
             continue;
         }
+        if (c->loop) {
+            /* Cold requests past their window: nobody said "no
+             * responders", so someone listens; they wait on as late ones. */
+            client_entry *e, *next;
+            for (e = c->cold; e; e = next) {
+                next = e->cold_next;
+                if (e->cold_until <= now) {
+                    warm_seen(c, e->subject);
+                    cold_unlink(e);
+                    cold_link(e, &c->late);
+                }
+            }
+            if (c->late && now - c->late_polled >= CLIENT_LATE_POLL_MS) {
+                c->late_polled = now;
+                client_unlock(c);
+                nrpc__client_cold_poll_all(c, c->late);
+                client_lock(c);
+                continue;
+            }
+        }
         while (c->count > 0 && c->heap[0]->deadline <= now) {
             client_entry *e = c->heap[0];
             pending_remove(c, e);
@@ -677,7 +886,7 @@ client_timer_main(void *arg)
         if (c->count > 0 && !link_up(client_nc(c)))
             lost = pending_take_all(c);
         if (expired || lost) {
-            pthread_mutex_unlock(&c->mu);
+            client_unlock(c);
             while (expired) {
                 client_entry *next = expired->next;
                 if (expired->on_item)
@@ -687,16 +896,38 @@ client_timer_main(void *arg)
                 expired = next;
             }
             entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
-            pthread_mutex_lock(&c->mu);
+            client_lock(c);
             continue;
         }
         if (c->count > 0) {
             wake = c->heap[0]->deadline;
             if (wake > now + CLIENT_LINK_CHECK_MS)
                 wake = now + CLIENT_LINK_CHECK_MS;
+            if (c->cold && wake > now + CLIENT_COLD_WINDOW_MS / 4)
+                wake = now + CLIENT_COLD_WINDOW_MS / 4;
+            if (c->late && wake > c->late_polled + CLIENT_LATE_POLL_MS)
+                wake = c->late_polled + CLIENT_LATE_POLL_MS;
         }
         if (c->rebuild_wanted && c->rebuild_at < wake)
             wake = c->rebuild_at;
+        return wake;
+    }
+    return INT64_MAX;
+}
+
+/* Thread mode: the timer thread sleeps until the work wants to run again,
+ * or until a new earliest deadline or a hook wakes it. */
+static void *
+client_timer_main(void *arg)
+{
+    nrpc_client *c = arg;
+
+    client_lock(c);
+    while (!c->stopping) {
+        int64_t wake = nrpc__client_work(c);
+
+        if (c->stopping)
+            break;
         if (wake == INT64_MAX) {
             pthread_cond_wait(&c->cv, &c->mu);
         } else {
@@ -705,7 +936,7 @@ client_timer_main(void *arg)
             pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         }
     }
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     return NULL;
 }
 
@@ -733,6 +964,8 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     c->next_token = 1;
+    c->loop = opts ? opts->loop : NULL;
+    c->tick_due = INT64_MAX;
     c->url = opts && opts->nats_url ? strdup(opts->nats_url) : NULL;
     c->name = strdup(opts && opts->name ? opts->name : "natsrpc-client");
     if ((opts && opts->nats_url && c->url == NULL) || c->name == NULL) {
@@ -740,10 +973,6 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
         goto fail;
     }
 
-    st = client_connect(c, &nc);
-    if (st != NRPC_OK)
-        goto fail;
-    atomic_store(&c->nc, nc);
     if (natsInbox_Create(&inbox) != NATS_OK) {
         st = NRPC_ERR_NOMEM;
         goto fail;
@@ -751,9 +980,31 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
     snprintf(c->inbox, sizeof c->inbox, "%s", (const char *)inbox);
     c->inbox_len = strlen(c->inbox);
     natsInbox_Destroy(inbox);
-    if (reply_subscribe(c, nc, &c->sub) != NATS_OK) {
+    st = client_connect(c, &nc);
+    if (st == NRPC_ERR_NATS && c->loop) {
+        /* On a loop nats.c cannot retry a first connection in the
+         * background (its first attach must happen on the loop's thread),
+         * so the loop does: the same backoff as a rebuild. */
+        c->rebuild_wanted = 1;
+        c->rebuild_at = nrpc_now_ms() + nrpc_backoff_ms(++c->rebuild_attempts, 100, 2000);
+        st = NRPC_OK;
+    }
+    if (st != NRPC_OK)
+        goto fail;
+    atomic_store(&c->nc, nc);
+    if (nc && reply_subscribe(c, nc, &c->sub) != NATS_OK) {
         st = NRPC_ERR_NATS;
         goto fail;
+    }
+    if (c->loop) {
+        if (nrpc__client_loop_start(c) != 0) {
+            st = NRPC_ERR_SYSTEM;
+            goto fail;
+        }
+        if (c->rebuild_wanted)
+            nrpc__client_loop_arm(c, c->rebuild_at);
+        *out = c;
+        return NRPC_OK;
     }
     if (pthread_create(&c->timer, NULL, client_timer_main, c) != 0) {
         nrpc_log(NRPC_LOG_ERROR, "client: cannot start the timer thread: %s", strerror(errno));
@@ -778,12 +1029,52 @@ client_replies_done(nrpc_client *c)
     int done;
 
     deadline_ts(nrpc_now_ms() + CLIENT_CLOSE_WAIT_MS, &ts);
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     while (c->reply_subs > 0 && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
         ;
     done = c->reply_subs == 0;
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     return done;
+}
+
+/* Loop mode, on the loop: no thread to stop and no callback that can run
+ * elsewhere, so everything ends here; c goes with its handles' close
+ * callbacks, which the loop runs next. */
+static void
+client_loop_destroy(nrpc_client *c)
+{
+    client_entry *list;
+    nrpc_tnode *t;
+    size_t i;
+
+    c->stopping = 1;
+    list = pending_take_all(c);
+    entry_fail_list(list, NRPC_CODE_UNAVAILABLE, "client shutting down");
+    /* Subscriptions the owner left open end with the client. */
+    while (c->dead_subs) {
+        nrpc_subscription *s = c->dead_subs;
+        c->dead_subs = s->dead_next;
+        nrpc_table_remove(&c->own_subs, &s->node);
+        nrpc__client_sub_free(s);
+    }
+    while ((t = nrpc_table_take_any(&c->own_subs)) != NULL)
+        nrpc__client_sub_free((nrpc_subscription *)t);
+    /* After these no hook of conn.c runs for c (internal.h): the wake-up
+     * handle can close. */
+    nrpc__nats_close(client_nc(c));
+    for (i = 0; i < CLIENT_MAX_RETIRED; i++)
+        nrpc__nats_close(c->retired[i]);
+    natsSubscription_Destroy(c->sub);
+    warm_forget(c);
+    nrpc_table_free(&c->warm);
+    nrpc_table_free(&c->pending);
+    nrpc_table_free(&c->own_subs);
+    free(c->heap);
+    free(c->url);
+    free(c->name);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    nrpc__client_loop_close(c);
 }
 
 void
@@ -796,10 +1087,14 @@ nrpc_client_destroy(nrpc_client *c)
 
     if (c == NULL)
         return;
-    pthread_mutex_lock(&c->mu);
+    if (c->loop) {
+        client_loop_destroy(c);
+        return;
+    }
+    client_lock(c);
     c->stopping = 1;
     pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     if (c->timer_started)
         pthread_join(c->timer, NULL);
     nc = client_nc(c); /* no rebuild can swap it any more */
@@ -815,9 +1110,9 @@ nrpc_client_destroy(nrpc_client *c)
         done = client_replies_done(c);
     }
 
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     list = pending_take_all(c);
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     entry_fail_list(list, NRPC_CODE_UNAVAILABLE, "client shutting down");
 
     /* After these no hook of conn.c runs for c (internal.h). */
@@ -864,16 +1159,15 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         return NRPC_ERR_STATE;
 
     slen = strlen(subject);
-    e = malloc(sizeof *e + slen + 1);
+    e = calloc(1, sizeof *e + slen + 1);
     if (e == NULL)
         return NRPC_ERR_NOMEM;
     memcpy(e->subject, subject, slen + 1);
+    e->client = c;
     e->cb = cb;
     e->closure = closure;
     e->timeout_ms = timeout_ms;
     e->deadline = nrpc_now_ms() + timeout_ms;
-    e->next = NULL;
-    e->on_item = NULL;
 
     /* Register before publishing: the reply can arrive before
      * PublishMsg returns. */
@@ -883,8 +1177,22 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
 
     /* From here on e belongs to the table: a reply or the timer may free it. */
     snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
+    s = NATS_OK;
+    if (c->loop && !warm_is(c, subject)) {
+        /* A cold subject: a reply subscription of its own, subscribed
+         * before the publish on the same connection, so it is in place
+         * when the answer comes. "<inbox>.c.<token>" is not matched by the
+         * shared "<inbox>.*". */
+        snprintf(reply, sizeof reply, "%s.c.%" PRIx64, c->inbox, token);
+        s = natsConnection_SubscribeSync(&e->own, nc, reply);
+        if (s == NATS_OK) {
+            e->cold_until = nrpc_now_ms() + CLIENT_COLD_WINDOW_MS;
+            cold_link(e, &c->cold);
+        }
+    }
     snprintf(tmo, sizeof tmo, "%" PRId64, timeout_ms);
-    s = natsMsg_Create(&msg, subject, reply, data, (int)len);
+    if (s == NATS_OK)
+        s = natsMsg_Create(&msg, subject, reply, data, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
     for (; s == NATS_OK && headers && headers[0] && headers[1]; headers += 2)
@@ -895,12 +1203,12 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     if (s != NATS_OK) {
         client_entry *mine;
 
-        pthread_mutex_lock(&c->mu);
+        client_lock(c);
         mine = pending_take(c, token);
-        pthread_mutex_unlock(&c->mu);
+        client_unlock(c);
         if (mine == NULL)
             return NRPC_OK; /* already answered (timeout or disconnect sweep) */
-        free(mine);
+        entry_free(mine);
         nrpc_log(NRPC_LOG_WARN, "client: publish on %s failed: %s", subject, natsStatus_GetText(s));
         return s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
                                                                   : NRPC_ERR_NATS;
@@ -921,9 +1229,9 @@ nrpc_client_pending(nrpc_client *c)
 
     if (c == NULL)
         return 0;
-    pthread_mutex_lock(&c->mu);
+    client_lock(c);
     n = (int)c->count;
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     return n;
 }
 
@@ -996,12 +1304,12 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     if (s != NATS_OK) {
         client_entry *mine;
 
-        pthread_mutex_lock(&c->mu);
+        client_lock(c);
         mine = pending_take(c, token);
-        pthread_mutex_unlock(&c->mu);
+        client_unlock(c);
         if (mine == NULL)
             return NRPC_OK; /* already ended by the timer or a disconnect sweep */
-        free(mine);
+        entry_free(mine);
         nrpc_log(NRPC_LOG_WARN, "client: publish on %s failed: %s", subject, natsStatus_GetText(s));
         return s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG ? NRPC_ERR_INVALID_ARG
                                                                   : NRPC_ERR_NATS;
@@ -1012,15 +1320,38 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
 /* ------------------------------------------------------------------------
  * Subscriptions and plain publishes.
  *
- * nats.c may still be inside a message callback when a subscription is
- * destroyed, so the callback never trusts its closure: live subscriptions
- * are registered in one table keyed by an id of their own, which nats.c
- * carries as the closure, and the callback looks itself up there and calls
- * the user while holding the table's lock. nrpc_client_unsubscribe takes
- * the entry out under that lock first, so once it returns the user's
- * callback can no longer run. All deliveries already share one NATS thread
- * (conn.c), so the lock costs no parallelism.
+ * Thread mode. nats.c may still be inside a message callback when a
+ * subscription is destroyed, so the callback never trusts its closure:
+ * live subscriptions are registered in one table keyed by an id of their
+ * own, which nats.c carries as the closure, and the callback looks itself
+ * up there and calls the user while holding the table's lock.
+ * nrpc_client_unsubscribe takes the entry out under that lock first, so
+ * once it returns the user's callback can no longer run. All deliveries
+ * already share one NATS thread (conn.c), so the lock costs no parallelism.
+ *
+ * Loop mode. Subscriptions are synchronous, in the client's own table, and
+ * drained by the loop after every poll (client_loop.c): no delivery thread
+ * and no lock. One unsubscribed while the drain walks the table is only
+ * marked (cb NULL) and freed after the walk.
  */
+
+void
+nrpc__client_deliver(nrpc_subscription *s, natsMsg *msg)
+{
+    nrpc_message m = {0};
+
+    m.subject = natsMsg_GetSubject(msg);
+    m.reply = natsMsg_GetReply(msg);
+    if (m.reply && *m.reply == '\0')
+        m.reply = NULL;
+    m.data = natsMsg_GetData(msg);
+    m.len = (size_t)natsMsg_GetDataLength(msg);
+    if (m.data == NULL)
+        m.data = "";
+    m.impl = msg;
+    s->cb(&m, s->closure);
+    natsMsg_Destroy(msg);
+}
 
 static void
 client_on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -1029,21 +1360,11 @@ client_on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 
     pthread_mutex_lock(&subs_mu);
     s = (nrpc_subscription *)nrpc_table_get(&subs, (uint64_t)(uintptr_t)closure);
-    if (s) {
-        nrpc_message m = {0};
-        m.subject = natsMsg_GetSubject(msg);
-        m.reply = natsMsg_GetReply(msg);
-        if (m.reply && *m.reply == '\0')
-            m.reply = NULL;
-        m.data = natsMsg_GetData(msg);
-        m.len = (size_t)natsMsg_GetDataLength(msg);
-        if (m.data == NULL)
-            m.data = "";
-        m.impl = msg;
-        s->cb(&m, s->closure);
-    }
+    if (s)
+        nrpc__client_deliver(s, msg);
+    else
+        natsMsg_Destroy(msg);
     pthread_mutex_unlock(&subs_mu);
-    natsMsg_Destroy(msg);
 }
 
 const char *
@@ -1058,13 +1379,19 @@ nrpc_message_header(const nrpc_message *msg, const char *name)
     return v;
 }
 
-/* Subscribes s on nc. Under subs_mu. */
+/* Subscribes s on nc. Under subs_mu (thread mode). */
 static natsStatus
 sub_open(nrpc_subscription *s, natsConnection *nc)
 {
-    natsStatus st = natsConnection_Subscribe(&s->sub, nc, s->subject, client_on_message,
-                                             (void *)(uintptr_t)s->node.key);
+    natsStatus st;
 
+    if (nc == NULL)
+        return NATS_CONNECTION_CLOSED; /* loop mode, no connection yet */
+    if (s->client->loop)
+        st = natsConnection_SubscribeSync(&s->sub, nc, s->subject);
+    else
+        st = natsConnection_Subscribe(&s->sub, nc, s->subject, client_on_message,
+                                      (void *)(uintptr_t)s->node.key);
     /* A browser-facing fan-out must not lose events to nats.c's default
      * pending limit under a burst; the gateway bounds its own queues. */
     if (st == NATS_OK)
@@ -1081,15 +1408,16 @@ sub_open(nrpc_subscription *s, natsConnection *nc)
 static size_t
 subs_move(nrpc_client *c, natsConnection *nc)
 {
+    nrpc_table *t = subs_of(c);
     size_t i, n = 0;
-    nrpc_tnode *t;
+    nrpc_tnode *node;
 
-    for (i = 0; i < subs.nbuckets; i++)
-        for (t = subs.buckets[i]; t; t = t->next) {
-            nrpc_subscription *s = (nrpc_subscription *)t;
+    for (i = 0; i < t->nbuckets; i++)
+        for (node = t->buckets[i]; node; node = node->next) {
+            nrpc_subscription *s = (nrpc_subscription *)node;
             natsStatus st;
 
-            if (s->client != c)
+            if (s->client != c || s->cb == NULL)
                 continue;
             if (s->nc != nc) {
                 natsSubscription_Destroy(s->sub); /* on the closed connection */
@@ -1125,16 +1453,16 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
     s->closure = closure;
     /* Registered under the lock before any message can be looked up: the
      * callback cannot run before Subscribe has stored s->sub. */
-    pthread_mutex_lock(&subs_mu);
-    s->node.key = ++subs_next;
+    subs_lock(c);
+    s->node.key = c->loop ? ++c->own_next : ++subs_next;
     st = sub_open(s, client_nc(c));
-    /* Closed by the server and not rebuilt yet: the rebuild subscribes s
-     * on the new connection (subs_move). */
+    /* Closed by the server and not rebuilt yet (or, on a loop, not made
+     * yet): the new connection gets s (subs_move). */
     if (st == NATS_CONNECTION_CLOSED)
         st = NATS_OK;
-    if (st == NATS_OK && nrpc_table_put(&subs, &s->node, s->node.key) != 0)
+    if (st == NATS_OK && nrpc_table_put(subs_of(c), &s->node, s->node.key) != 0)
         st = NATS_NO_MEMORY;
-    pthread_mutex_unlock(&subs_mu);
+    subs_unlock(c);
     if (st != NATS_OK) {
         nrpc_log(NRPC_LOG_WARN, "client: subscribe to %s failed: %s", subject,
                  natsStatus_GetText(st));
@@ -1149,17 +1477,33 @@ nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, v
 }
 
 void
-nrpc_client_unsubscribe(nrpc_subscription *s)
+nrpc__client_sub_free(nrpc_subscription *s)
 {
-    if (s == NULL)
-        return;
-    pthread_mutex_lock(&subs_mu);
-    nrpc_table_remove(&subs, &s->node);
-    pthread_mutex_unlock(&subs_mu);
-    /* Out of the table, s is no longer moved by a rebuild: s->sub is ours. */
     natsSubscription_Unsubscribe(s->sub); /* fails harmlessly once closed */
     natsSubscription_Destroy(s->sub);
     free(s);
+}
+
+void
+nrpc_client_unsubscribe(nrpc_subscription *s)
+{
+    nrpc_client *c;
+
+    if (s == NULL)
+        return;
+    c = s->client;
+    subs_lock(c);
+    if (c->loop && c->in_drain) {
+        /* The drain is walking the table: it frees s after the walk. */
+        s->cb = NULL;
+        s->dead_next = c->dead_subs;
+        c->dead_subs = s;
+        return;
+    }
+    nrpc_table_remove(subs_of(c), &s->node);
+    subs_unlock(c);
+    /* Out of the table, s is no longer moved by a rebuild: s->sub is ours. */
+    nrpc__client_sub_free(s);
 }
 
 nrpc_status

@@ -1,6 +1,10 @@
 /* conn.c: the one way natsrpc processes connect to NATS. */
 #include "internal.h"
 
+/* The adapter's functions are defined in its header: this is the one file
+ * that includes it. */
+#include <nats/adapters/libuv.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -261,8 +265,16 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         s = natsOptions_SetMaxReconnect(o, -1);
         if (s == NATS_OK)
             s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, NULL);
-        if (s == NATS_OK)
+        if (s == NATS_OK && h->hooks.loop) {
+            /* The first attach of the adapter must happen on the loop's
+             * thread, which is this one (see internal.h). */
+            natsLibuv_Init();
+            natsLibuv_SetThreadLocalLoop(h->hooks.loop);
+            s = natsOptions_SetEventLoop(o, h->hooks.loop, natsLibuv_Attach, natsLibuv_Read,
+                                         natsLibuv_Write, natsLibuv_Detach);
+        } else if (s == NATS_OK) {
             s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, h);
+        }
     }
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, h);
@@ -306,9 +318,11 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         reg = h;
     } else {
         /* The owner never gets the connection: no hook may run for it, and
-         * h goes with on_closed, now if that has run, else when it runs. */
+         * h goes with on_closed, now if that has run, else when it runs.
+         * Without a background retry (loop mode) a failed connect runs no
+         * callback at all: h goes now. */
         h->ours = 1;
-        last = h->closed;
+        last = h->closed || h->hooks.loop != NULL;
     }
     pthread_mutex_unlock(&reg_mu);
     if (s != NATS_OK) {

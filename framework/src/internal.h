@@ -33,6 +33,14 @@ typedef struct {
      * and nothing is logged: the caller reports the NRPC_ERR_NATS it gets,
      * with nats_GetLastError for the reason. */
     int64_t fail_fast_ms;
+    /* Not a hook: a uv_loop_t * whose thread calls nrpc__nats_connect and
+     * runs the loop. nats.c then reads and writes the socket on that loop
+     * through its libuv adapter instead of its reader thread; the owner
+     * drains synchronous subscriptions there (client_loop.c). nats.c cannot
+     * retry a first connection in the background then: when no server
+     * answers, nrpc__nats_connect fails and the owner tries again. NULL:
+     * nats.c's own threads. */
+    void *loop;
 } nrpc__conn_hooks;
 
 /* The servers a connection uses: url when it is not NULL or empty, else

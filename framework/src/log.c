@@ -1,5 +1,7 @@
 /* log.c: one line per event on stderr, written with a single write() so
- * lines from several threads never interleave. */
+ * lines from several threads never interleave. A thread that runs an event
+ * loop may batch its lines (nrpc_log_batch): whole lines gather in a buffer
+ * of its own and go out in one write() when the loop flushes them. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -19,12 +21,55 @@ nrpc_log_set_program(const char *name)
         log_program = slash ? slash + 1 : name;
 }
 
+/* The batch of this thread (nrpc_log_batch), NULL when it writes each line
+ * at once. */
+#define LOG_BATCH_CAP (32 * 1024)
+static __thread char *log_batch;
+static __thread size_t log_batch_len;
+
+static void
+log_out(const char *text, size_t n)
+{
+    if (write(STDERR_FILENO, text, n) < 0) {
+        /* nowhere left to report it */
+    }
+}
+
 static void
 log_write(const char *line, size_t n)
 {
+    if (log_batch != NULL && n <= LOG_BATCH_CAP) {
+        if (log_batch_len + n > LOG_BATCH_CAP)
+            nrpc_log_flush();
+        memcpy(log_batch + log_batch_len, line, n);
+        log_batch_len += n;
+        return;
+    }
     /* One write: an atomic line even when threads log at the same time. */
-    if (write(STDERR_FILENO, line, n) < 0) {
-        /* nowhere left to report it */
+    nrpc_log_flush();
+    log_out(line, n);
+}
+
+void
+nrpc_log_flush(void)
+{
+    if (log_batch_len == 0)
+        return;
+    /* Whole lines only, so lines of other threads still fall between them. */
+    log_out(log_batch, log_batch_len);
+    log_batch_len = 0;
+}
+
+void
+nrpc_log_batch(int on)
+{
+    if (on && log_batch == NULL) {
+        log_batch = malloc(LOG_BATCH_CAP); /* NULL: lines go out one by one */
+        log_batch_len = 0;
+    } else if (!on && log_batch != NULL) {
+        nrpc_log_flush();
+        free(log_batch);
+        log_batch = NULL;
     }
 }
 

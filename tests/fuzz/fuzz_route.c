@@ -1,7 +1,8 @@
 /* fuzz_route.c: the gateway's path routing and timeout parsing on random
  * input. Whatever the path, only a two-token subject of letters, digits, '_'
  * and '-' may come out as an rpc; a parsed timeout is always in [1, cap]. */
-#include "gateway.h"
+#include "bridge/bridge.h"
+#include "ws/ws.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -65,6 +65,8 @@ def run_node(case, script, args, env, timeout):
 class _WampStack(harness.IntegrationCase):
     need_chromium = False
 
+    LOOPS = 2  # GATEWAY_THREADS
+
     @classmethod
     def setUpClass(cls):
         require(cls.need_chromium)
@@ -73,7 +75,9 @@ class _WampStack(harness.IntegrationCase):
             cls.nats = stack.nats()
             stack.service("greeting_service", cls.nats)
             stack.service("websocket_test", cls.nats, ready_subject="websocket_test.hello_websocket")
-            cls.gw, cls.port = stack.gateway(cls.nats)
+            # Two loops, whatever the machine: each holds its own NATS
+            # subscription for the topic its sessions share.
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_THREADS": str(cls.LOOPS)})
         cls.start_stack(cls.__name__.lower(), start)
 
     @property
@@ -184,6 +188,7 @@ class WampFanoutTest(_WampStack):
     def test_fanout_200(self):
         out = run_node(self, "wamp_fanout.js", ["200"],
                        {"GATEWAY_URL": self.url,
+                        "GATEWAY_LOOPS": str(self.LOOPS),
                         "NATS_MONITOR": "http://127.0.0.1:%d" % self.nats.mport},
                        timeout=120)
         self.assertIn("wamp_fanout: passed", out)

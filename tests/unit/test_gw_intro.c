@@ -2,7 +2,7 @@
  * trace context (trace.c), metrics (metrics.c), page routing (pages.c) and
  * the services/OpenAPI documents (catalog.c's grouping, openapi.c). The
  * gateway files are compiled into this test as they are in the gateway. */
-#include "gateway.h"
+#include "pages/pages.h"
 
 #include "check.h"
 
@@ -68,7 +68,7 @@ test_metrics(void)
         snprintf(name, sizeof name, "r%d.x", i);
         gw_metrics_observe(m, name, strlen(name), 404, 0.001);
     }
-    text = gw_metrics_render(m, &g, &len);
+    text = gw_metrics_render(&m, 1, &g, &len);
     CHECK(text != NULL);
     CHECK_INT(strlen(text), len);
     CHECK_CONTAINS(text, "natsrpc_gateway_requests_total{rpc=\"svc.a\",status=\"200\"} 2\n");
@@ -90,6 +90,32 @@ test_metrics(void)
     gw_metrics_free(m);
     gw_metrics_free(NULL);
     gw_metrics_observe(NULL, "a.b", 3, 200, 0);
+}
+
+/* Every loop counts in its own gw_metrics; /metrics adds them up, with an
+ * rpc's statuses merged in order whichever loop saw them first. */
+static void
+test_metrics_of_several_loops(void)
+{
+    gw_metrics *m[3] = {gw_metrics_new(), gw_metrics_new(), NULL};
+    gw_metrics_gauges g = {0};
+    size_t len = 0;
+    char *text;
+
+    gw_metrics_observe(m[0], "svc.a", 5, 503, 0.002);
+    gw_metrics_observe(m[0], "svc.a", 5, 200, 0.002);
+    gw_metrics_observe(m[1], "svc.a", 5, 200, 0.2);
+    gw_metrics_observe(m[1], "svc.b", 5, 404, 0.0001);
+    text = gw_metrics_render(m, 3, &g, &len); /* a NULL instance is skipped */
+    CHECK(text != NULL);
+    CHECK_CONTAINS(text, "natsrpc_gateway_requests_total{rpc=\"svc.a\",status=\"200\"} 2\n"
+                         "natsrpc_gateway_requests_total{rpc=\"svc.a\",status=\"503\"} 1\n"
+                         "natsrpc_gateway_requests_total{rpc=\"svc.b\",status=\"404\"} 1\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_request_duration_seconds_count{rpc=\"svc.a\"} 3\n");
+    CHECK_CONTAINS(text, "natsrpc_gateway_request_duration_seconds_sum{rpc=\"svc.a\"} 0.204\n");
+    free(text);
+    gw_metrics_free(m[0]);
+    gw_metrics_free(m[1]);
 }
 
 static void
@@ -195,6 +221,7 @@ main(void)
 {
     test_traceparent();
     test_metrics();
+    test_metrics_of_several_loops();
     test_pages();
     test_documents();
     return check_done("gw_intro");

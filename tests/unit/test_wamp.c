@@ -1,6 +1,6 @@
 /* test_wamp.c: WAMP v2 message decoding and encoding.
- * Includes gateway/wamp.c so its functions are tested as compiled there. */
-#include "../../gateway/wamp.c"
+ * Includes gateway/ws/wamp.c so its functions are tested as compiled there. */
+#include "../../gateway/ws/wamp.c"
 
 #include "check.h"
 

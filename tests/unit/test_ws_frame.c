@@ -1,6 +1,6 @@
 /* test_ws_frame.c: RFC 6455 frames, UTF-8 and the handshake values.
- * Includes gateway/ws_frame.c so its functions are tested as compiled there. */
-#include "../../gateway/ws_frame.c"
+ * Includes gateway/ws/ws_frame.c so its functions are tested as compiled there. */
+#include "../../gateway/ws/ws_frame.c"
 
 #include "check.h"
 
@@ -394,9 +394,32 @@ test_malformed(void)
     expect_error(buf, len, 64, WS_CLOSE_BAD_DATA, "surrogate in text");
 }
 
+/* The handshake's Origin check (cross-site WebSocket hijacking). */
+static void
+test_origins(void)
+{
+    /* programs send no Origin */
+    CHECK(gw_origin_allowed(NULL, "127.0.0.1:5000", ""));
+    /* the gateway's own page */
+    CHECK(gw_origin_allowed("http://127.0.0.1:5000", "127.0.0.1:5000", ""));
+    CHECK(gw_origin_allowed("HTTP://LOCALHOST:5000", "localhost:5000", NULL));
+    /* another site */
+    CHECK(!gw_origin_allowed("https://evil.example", "127.0.0.1:5000", ""));
+    CHECK(!gw_origin_allowed("http://127.0.0.1:5001", "127.0.0.1:5000", ""));
+    CHECK(!gw_origin_allowed("http://127.0.0.1:5000.evil", "127.0.0.1:5000", ""));
+    CHECK(!gw_origin_allowed("null", "127.0.0.1:5000", ""));
+    CHECK(!gw_origin_allowed("http://127.0.0.1:5000", NULL, ""));
+    /* listed, or any */
+    CHECK(gw_origin_allowed("https://app.example", "gw:5000", "https://a.example, https://app.example"));
+    CHECK(!gw_origin_allowed("https://app.example.evil", "gw:5000", "https://app.example"));
+    CHECK(!gw_origin_allowed("https://app", "gw:5000", "https://app.example"));
+    CHECK(gw_origin_allowed("https://anything", "gw:5000", "*"));
+}
+
 int
 main(void)
 {
+    test_origins();
     test_accept_key();
     test_header();
     test_utf8();

@@ -8,15 +8,20 @@
  *   natsrpc_gateway_nats_reconnects_total               counter
  *   natsrpc_gateway_websocket_*, natsrpc_gateway_wamp_*  from gw_ws_stats_read
  *
- * Per request: one hash lookup and a few increments under one mutex. The
- * rpc label takes at most GW_METRICS_MAX_RPCS distinct values; later rpcs
- * are counted as "other", so random paths cannot grow memory. Requests the
- * gateway refused for their path count as "invalid".
+ * Per request: one hash lookup and a few increments, with no lock: each
+ * gateway loop has its own gw_metrics and is its only writer, and a render
+ * (from any loop) reads every loop's counters with atomic loads and adds
+ * them up. An rpc entry, once published in a slot, never moves or goes
+ * away; its name never changes. The rpc label takes at most
+ * GW_METRICS_MAX_RPCS distinct values per loop; later rpcs are counted as
+ * "other", so random paths cannot grow memory. Requests the gateway
+ * refused for their path count as "invalid".
  */
-#include "gateway.h"
+#include "pages.h"
+#include "ws/ws.h"
 
-#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,36 +31,40 @@ static const double metrics_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
                                         0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define METRICS_NBOUNDS (sizeof metrics_bounds / sizeof metrics_bounds[0])
 
-typedef struct {
-    int status;
-    uint64_t n;
-} metrics_status;
+/* Slots of the open-addressing table: more than twice the entries it can
+ * hold (the rpcs plus "other" and "invalid"), so probes stay short. */
+/* Not nrpc_table: the /metrics page of another loop reads these slots while
+ * their loop writes them, with no lock, so entries are published once into
+ * fixed atomic slots (open addressing) and never move. */
+#define METRICS_SLOTS 4096
+
+/* Distinct HTTP statuses one rpc can be answered with: 200 and 400-599
+ * (http.c sends nothing else for an rpc), with room to spare. */
+#define METRICS_MAX_STATUSES 208
+
+typedef atomic_uint_fast64_t metrics_counter;
 
 typedef struct {
-    nrpc_tnode node; /* in gw_metrics.by_name, keyed by the name's hash; first */
     char *name;
-    metrics_status *statuses; /* one per HTTP status seen (at most ~200) */
-    size_t nstatuses;
-    uint64_t buckets[METRICS_NBOUNDS + 1]; /* not cumulative; last is +Inf */
-    double sum;
-    uint64_t count;
+    /* statuses[i] is written before nstatuses covers it (release), so a
+     * reader that loads nstatuses (acquire) sees every status it covers. */
+    atomic_uint nstatuses;
+    int statuses[METRICS_MAX_STATUSES];
+    metrics_counter counts[METRICS_MAX_STATUSES];
+    metrics_counter buckets[METRICS_NBOUNDS + 1]; /* not cumulative; last is +Inf */
+    metrics_counter sum_us;
+    metrics_counter count;
 } metrics_rpc;
 
 struct gw_metrics {
-    pthread_mutex_t mu;
-    nrpc_table by_name; /* the lookup */
-    metrics_rpc **all;  /* every entry, for rendering: nall of them */
-    size_t nall, capall;
-    size_t nrpcs; /* named rpcs, not counting "other" and "invalid" */
+    _Atomic(metrics_rpc *) slots[METRICS_SLOTS];
+    size_t nrpcs; /* named rpcs, not counting "other" and "invalid"; writer only */
 };
 
 gw_metrics *
 gw_metrics_new(void)
 {
-    gw_metrics *m = calloc(1, sizeof *m);
-    if (m)
-        pthread_mutex_init(&m->mu, NULL);
-    return m;
+    return calloc(1, sizeof(gw_metrics));
 }
 
 void
@@ -65,52 +74,55 @@ gw_metrics_free(gw_metrics *m)
 
     if (m == NULL)
         return;
-    for (i = 0; i < m->nall; i++) {
-        free(m->all[i]->name);
-        free(m->all[i]->statuses);
-        free(m->all[i]);
+    for (i = 0; i < METRICS_SLOTS; i++) {
+        metrics_rpc *e = atomic_load(&m->slots[i]);
+        if (e) {
+            free(e->name);
+            free(e);
+        }
     }
-    free(m->all);
-    nrpc_table_free(&m->by_name);
-    pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
-/* The entry for name (len bytes), created if create is 1. Locked. NULL
- * when out of memory, or not there and create is 0. */
+/* The writer adds to a counter nobody else writes: a plain load and store,
+ * atomic only so that readers never see a torn value. */
+static void
+metrics_bump(metrics_counter *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static uint64_t
+metrics_read(metrics_counter *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* The entry for name (len bytes), created if there is room. Writer only.
+ * NULL when out of memory or when the table of names is full and create is
+ * 0. */
 static metrics_rpc *
 metrics_find(gw_metrics *m, const char *name, size_t len, int create)
 {
-    uint64_t key = nrpc_hash_bytes(name, len);
-    nrpc_tnode *n;
+    size_t i = (size_t)nrpc_hash_bytes(name, len) & (METRICS_SLOTS - 1);
     metrics_rpc *e;
 
-    for (n = nrpc_table_get(&m->by_name, key); n; n = nrpc_table_next(&m->by_name, n, key)) {
-        e = (metrics_rpc *)n;
+    for (; (e = atomic_load_explicit(&m->slots[i], memory_order_relaxed)) != NULL;
+         i = (i + 1) & (METRICS_SLOTS - 1)) {
         if (strlen(e->name) == len && memcmp(e->name, name, len) == 0)
             return e;
     }
     if (!create)
         return NULL;
-    if (m->nall == m->capall) {
-        size_t cap = m->capall ? m->capall * 2 : 64;
-        metrics_rpc **bigger = realloc(m->all, cap * sizeof *bigger);
-        if (bigger == NULL)
-            return NULL;
-        m->all = bigger;
-        m->capall = cap;
-    }
     e = calloc(1, sizeof *e);
-    if (e == NULL || (e->name = malloc(len + 1)) == NULL ||
-        nrpc_table_put(&m->by_name, &e->node, key) != 0) {
-        if (e)
-            free(e->name);
+    if (e == NULL || (e->name = malloc(len + 1)) == NULL) {
         free(e);
         return NULL;
     }
     memcpy(e->name, name, len);
     e->name[len] = '\0';
-    m->all[m->nall++] = e;
+    atomic_store_explicit(&m->slots[i], e, memory_order_release); /* published whole */
     return e;
 }
 
@@ -118,7 +130,7 @@ void
 gw_metrics_observe(gw_metrics *m, const char *rpc, size_t len, int status, double seconds)
 {
     metrics_rpc *e;
-    size_t i;
+    unsigned i, n;
 
     if (m == NULL)
         return;
@@ -126,7 +138,6 @@ gw_metrics_observe(gw_metrics *m, const char *rpc, size_t len, int status, doubl
         rpc = "invalid";
         len = 7;
     }
-    pthread_mutex_lock(&m->mu);
     e = metrics_find(m, rpc, len, 0);
     if (e == NULL) {
         int special = (len == 7 && memcmp(rpc, "invalid", 7) == 0) ||
@@ -139,29 +150,22 @@ gw_metrics_observe(gw_metrics *m, const char *rpc, size_t len, int status, doubl
             e = metrics_find(m, "other", 5, 1);
         }
     }
-    if (e == NULL) {
-        pthread_mutex_unlock(&m->mu);
+    if (e == NULL)
         return; /* out of memory: a metric lost, the request is fine */
-    }
-    for (i = 0; i < e->nstatuses && e->statuses[i].status != status; i++)
+    n = atomic_load_explicit(&e->nstatuses, memory_order_relaxed);
+    for (i = 0; i < n && e->statuses[i] != status; i++)
         ;
-    if (i == e->nstatuses) {
-        metrics_status *s = realloc(e->statuses, (e->nstatuses + 1) * sizeof *s);
-        if (s != NULL) {
-            e->statuses = s;
-            s[e->nstatuses].status = status;
-            s[e->nstatuses].n = 0;
-            e->nstatuses++;
-        }
+    if (i == n && n < METRICS_MAX_STATUSES) {
+        e->statuses[n] = status;
+        atomic_store_explicit(&e->nstatuses, n + 1, memory_order_release);
     }
-    if (i < e->nstatuses)
-        e->statuses[i].n++;
+    if (i < METRICS_MAX_STATUSES)
+        metrics_bump(&e->counts[i], 1);
     for (i = 0; i < METRICS_NBOUNDS && seconds > metrics_bounds[i]; i++)
         ;
-    e->buckets[i]++;
-    e->sum += seconds;
-    e->count++;
-    pthread_mutex_unlock(&m->mu);
+    metrics_bump(&e->buckets[i], 1);
+    metrics_bump(&e->sum_us, (uint64_t)(seconds * 1e6 + 0.5));
+    metrics_bump(&e->count, 1);
 }
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -229,10 +233,42 @@ metrics_by_name(const void *a, const void *b)
     return strcmp((*(metrics_rpc *const *)a)->name, (*(metrics_rpc *const *)b)->name);
 }
 
-static int
-metrics_by_status(const void *a, const void *b)
+/* One rpc over every loop: the sum of its entries. */
+typedef struct {
+    const char *name;
+    int statuses[METRICS_MAX_STATUSES];
+    uint64_t counts[METRICS_MAX_STATUSES];
+    unsigned nstatuses;
+    uint64_t buckets[METRICS_NBOUNDS + 1];
+    uint64_t sum_us, count;
+} metrics_sum;
+
+static void
+metrics_add(metrics_sum *t, metrics_rpc *e)
 {
-    return ((const metrics_status *)a)->status - ((const metrics_status *)b)->status;
+    unsigned n = atomic_load_explicit(&e->nstatuses, memory_order_acquire), i, k;
+
+    t->name = e->name;
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < t->nstatuses && t->statuses[k] != e->statuses[i]; k++)
+            ;
+        if (k == t->nstatuses) {
+            /* Sorted as it goes: the text lists statuses in order. */
+            while (k > 0 && t->statuses[k - 1] > e->statuses[i]) {
+                t->statuses[k] = t->statuses[k - 1];
+                t->counts[k] = t->counts[k - 1];
+                k--;
+            }
+            t->statuses[k] = e->statuses[i];
+            t->counts[k] = 0;
+            t->nstatuses++;
+        }
+        t->counts[k] += metrics_read(&e->counts[i]);
+    }
+    for (i = 0; i <= METRICS_NBOUNDS; i++)
+        t->buckets[i] += metrics_read(&e->buckets[i]);
+    t->sum_us += metrics_read(&e->sum_us);
+    t->count += metrics_read(&e->count);
 }
 
 /* The WebSocket side's numbers, from ws.c. Weak so that the unit tests can
@@ -251,11 +287,12 @@ gw_metrics_ws_hook(int *have, gw_ws_stats *st)
 }
 
 char *
-gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len)
+gw_metrics_render(gw_metrics *const *ms, size_t nm, const gw_metrics_gauges *g, size_t *len)
 {
     metrics_buf b = {0};
     metrics_rpc **list = NULL;
-    size_t n = 0, i, j, k;
+    metrics_sum *sum = NULL;
+    size_t n = 0, i, j, k, cap = 0;
     gw_ws_stats ws;
     int have_ws = 0;
 
@@ -265,37 +302,57 @@ gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len)
         return NULL;
     b.p[0] = '\0';
 
-    pthread_mutex_lock(&m->mu);
-    list = malloc(sizeof *list * (m->nall + 1));
-    for (i = 0; list && i < m->nall; i++)
-        list[n++] = m->all[i];
-    if (list)
+    /* Every loop's entries, sorted by name: one rpc's entries are then
+     * next to each other, and each group is summed into one. */
+    for (j = 0; j < nm; j++) {
+        for (i = 0; ms[j] && i < METRICS_SLOTS; i++) {
+            metrics_rpc *e = atomic_load_explicit(&ms[j]->slots[i], memory_order_acquire);
+            if (e == NULL)
+                continue;
+            if (n == cap) {
+                metrics_rpc **l = realloc(list, (cap = cap ? cap * 2 : 64) * sizeof *l);
+                if (l == NULL) {
+                    b.failed = 1;
+                    break;
+                }
+                list = l;
+            }
+            list[n++] = e;
+        }
+    }
+    if (n > 0)
         qsort(list, n, sizeof *list, metrics_by_name);
+    sum = malloc(sizeof *sum);
+    if (sum == NULL)
+        b.failed = 1;
 
     metrics_printf(&b, "# HELP natsrpc_gateway_requests_total HTTP requests for rpcs, by rpc "
                        "and HTTP status (rpc=\"invalid\": refused paths, \"other\": past the "
                        "label limit).\n"
                        "# TYPE natsrpc_gateway_requests_total counter\n");
-    for (i = 0; i < n; i++) {
-        metrics_rpc *e = list[i];
-        qsort(e->statuses, e->nstatuses, sizeof *e->statuses, metrics_by_status);
-        for (j = 0; j < e->nstatuses; j++) {
+    for (i = 0; sum && i < n; i = j) {
+        memset(sum, 0, sizeof *sum);
+        for (j = i; j < n && strcmp(list[j]->name, list[i]->name) == 0; j++)
+            metrics_add(sum, list[j]);
+        for (k = 0; k < sum->nstatuses; k++) {
             metrics_printf(&b, "natsrpc_gateway_requests_total{rpc=\"");
-            metrics_label(&b, e->name);
-            metrics_printf(&b, "\",status=\"%d\"} %llu\n", e->statuses[j].status,
-                           (unsigned long long)e->statuses[j].n);
+            metrics_label(&b, sum->name);
+            metrics_printf(&b, "\",status=\"%d\"} %llu\n", sum->statuses[k],
+                           (unsigned long long)sum->counts[k]);
         }
     }
     metrics_printf(&b, "# HELP natsrpc_gateway_request_duration_seconds Time from the request "
                        "to its answer, by rpc.\n"
                        "# TYPE natsrpc_gateway_request_duration_seconds histogram\n");
-    for (i = 0; i < n; i++) {
-        metrics_rpc *e = list[i];
+    for (i = 0; sum && i < n; i = j) {
         uint64_t cum = 0;
+        memset(sum, 0, sizeof *sum);
+        for (j = i; j < n && strcmp(list[j]->name, list[i]->name) == 0; j++)
+            metrics_add(sum, list[j]);
         for (k = 0; k <= METRICS_NBOUNDS; k++) {
-            cum += e->buckets[k];
+            cum += sum->buckets[k];
             metrics_printf(&b, "natsrpc_gateway_request_duration_seconds_bucket{rpc=\"");
-            metrics_label(&b, e->name);
+            metrics_label(&b, sum->name);
             if (k < METRICS_NBOUNDS)
                 metrics_printf(&b, "\",le=\"%g\"} %llu\n", metrics_bounds[k],
                                (unsigned long long)cum);
@@ -303,13 +360,13 @@ gw_metrics_render(gw_metrics *m, const gw_metrics_gauges *g, size_t *len)
                 metrics_printf(&b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
         }
         metrics_printf(&b, "natsrpc_gateway_request_duration_seconds_sum{rpc=\"");
-        metrics_label(&b, e->name);
-        metrics_printf(&b, "\"} %.9g\n", e->sum);
+        metrics_label(&b, sum->name);
+        metrics_printf(&b, "\"} %.9g\n", (double)sum->sum_us / 1e6);
         metrics_printf(&b, "natsrpc_gateway_request_duration_seconds_count{rpc=\"");
-        metrics_label(&b, e->name);
-        metrics_printf(&b, "\"} %llu\n", (unsigned long long)e->count);
+        metrics_label(&b, sum->name);
+        metrics_printf(&b, "\"} %llu\n", (unsigned long long)sum->count);
     }
-    pthread_mutex_unlock(&m->mu);
+    free(sum);
     free(list);
 
     metrics_printf(&b,

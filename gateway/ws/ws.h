@@ -5,12 +5,13 @@
  *                 values (no I/O: unit-tested and fuzzed)
  *   wamp.c        WAMP v2 messages: decode, encode (no I/O: unit-tested and
  *                 fuzzed)
- *   ws.c          the event-loop thread that owns every upgraded socket
+ *   ws.c          the upgraded sockets of one gateway loop
  *   wamp_router.c sessions, topics and calls: WAMP onto NATS
  *
- * Threads. Everything about a socket, a session or a topic happens on the
- * one loop thread started by gw_ws_start. Other threads (MHD workers, NATS
- * delivery, the client's timer) only hand work to it through ws.c's inbox.
+ * Threads. Each gateway loop (gateway.h) has its own gw_ws: its sockets,
+ * sessions and topics, on the loop's NATS connection. Everything happens on
+ * that loop's thread: MHD hands over the upgraded socket there, and NATS
+ * messages and replies arrive there.
  */
 #ifndef NRPC_GW_WS_H
 #define NRPC_GW_WS_H
@@ -18,9 +19,66 @@
 #include "gateway.h"
 
 #include <jansson.h>
+#include <uv.h>
+
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---------------------------------------------------------------------------
+ * ws.c (with ws_frame.c, wamp.c, wamp_router.c): GET /websocket, WAMP v2
+ * over WebSocket, on one gateway loop. Every function runs on that loop.
+ */
+typedef struct gw_ws gw_ws;
+struct MHD_Connection;
+
+/* Sets up the WebSocket side of a loop on uv; cfg is copied, client
+ * borrowed (must outlive the sockets' use of it, see gw_ws_quiesce).
+ * handed_back(arg) runs each time a socket goes back to MHD to be closed:
+ * MHD closes it in its next run. *out is new: gw_ws_stop. */
+nrpc_status gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_client *client,
+                        void (*handed_back)(void *arg), void *arg);
+/* Says GOODBYE (wamp.close.system_shutdown) and closes every socket (1001),
+ * drops the NATS subscriptions and stops using the client; later upgrades
+ * are refused. Idempotent; NULL-safe. */
+void gw_ws_quiesce(gw_ws *ws);
+/* Closes what is left and the handles; ws is freed once the loop has run
+ * their close callbacks. Call before MHD_stop_daemon (every upgraded
+ * socket goes back to MHD), and after the client is gone (replies to calls
+ * are answered while ws lives). NULL-safe. */
+void gw_ws_stop(gw_ws *ws);
+/* WebSockets of this loop still open. */
+int gw_ws_open_sockets(gw_ws *ws);
+/* Answers GET /websocket from the loop's MHD daemon: 101 and the socket
+ * stays on the loop, or an error (400, 426, 503). Sets *status; returns an
+ * enum MHD_Result. */
+int gw_ws_upgrade(gw_ws *ws, struct MHD_Connection *conn, int *status);
+
+/* Counters of the WebSocket side (process-wide), e.g. for /metrics. */
+typedef struct {
+    long long sockets_open;   /* WebSocket connections open now */
+    long long sockets_total;  /* accepted since start */
+    long long sessions;       /* WAMP sessions established now */
+    long long topics;         /* NATS subscriptions held for WAMP topics now */
+    long long subscriptions;  /* (session, topic) subscriptions now */
+    long long dropped_slow;   /* sockets dropped: outgoing queue over GATEWAY_WS_MAX_QUEUE */
+    long long dropped_dead;   /* sockets dropped: no answer to keep-alive pings */
+    long long messages_in;    /* WebSocket messages received */
+    long long events_out;     /* EVENTs queued to sockets */
+    long long nats_dropped;   /* NATS messages dropped (none since events go straight to sockets) */
+    long long calls;          /* CALLs forwarded to NATS */
+    long long publishes;      /* PUBLISHes forwarded to NATS */
+} gw_ws_stats;
+
+/* Reads the counters (over every loop); callable from any thread. */
+void gw_ws_stats_read(gw_ws_stats *out);
+
+/* 1 if a WebSocket handshake with this Origin header (NULL: none, a
+ * program rather than a browser) may go on: no Origin, the same host as the
+ * request's Host header, "*" in allowed, or an exact origin listed in
+ * allowed (comma-separated, e.g. "https://app.example.com"). */
+int gw_origin_allowed(const char *origin, const char *host, const char *allowed);
+
 
 /* ---------------------------------------------------------------------------
  * ws_frame.c
@@ -224,11 +282,9 @@ void ws_conn_ref(ws_conn *c);
 void ws_conn_unref(ws_conn *c);
 int ws_conn_alive(ws_conn *c);
 
-/* Runs fn(arg) on the loop thread soon (from any thread). fn gets the loop
- * and owns arg. Returns -1 when the loop's inbox is full or stopped (fn is
- * not called; the caller still owns arg). bytes counts against the inbox
- * bound. */
-int ws_loop_post(ws_loop *l, void (*fn)(ws_loop *l, void *arg), void *arg, size_t bytes);
+/* Frames were queued outside a socket's own callback (by a NATS message or
+ * reply): flush them and reap the dead before the loop polls again. */
+void ws_loop_settle_later(ws_loop *l);
 /* The router of the loop. */
 struct wamp_router *ws_loop_router(ws_loop *l);
 

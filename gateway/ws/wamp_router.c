@@ -1,6 +1,6 @@
 /*
  * wamp_router.c: the WAMP v2 router of the gateway (Basic Profile, one
- * realm, roles broker and dealer), on the ws loop thread.
+ * realm, roles broker and dealer), one per gateway loop.
  *
  * Procedures and topics live in two subject spaces, so that a publication
  * can never run an rpc: a procedure "s.m" is the NATS subject "s.m" that
@@ -21,7 +21,7 @@
  *                  which carries a reply subject, is not shown) is encoded
  *                  and framed once, with Details {"topic": t}, and queued on
  *                  every subscriber.
- *   CALL p         the same NATS request as POST /p, through the shared
+ *   CALL p         the same NATS request as POST /p, through the loop's
  *                  nrpc_client; the reply becomes RESULT, an error becomes
  *                  ERROR with a URI from wamp_error_uri(), the error's
  *                  message as the only argument and kwargs {code, type}.
@@ -32,9 +32,9 @@
  * nats-server closes a connection whose protocol line is too long. Anything
  * else gets ERROR wamp.error.invalid_uri and touches nothing on NATS.
  *
- * Threads: everything here runs on the loop thread, except router_on_nats
- * and router_on_reply_cb, which run on the client's threads and only copy
- * what they got into the loop's inbox.
+ * Threads: everything here runs on the loop's thread, router_on_nats and
+ * router_on_reply included: the loop's client calls them after draining
+ * NATS, with nothing copied or handed over.
  */
 #include "ws.h"
 
@@ -172,19 +172,17 @@ router_opt_bool(json_t *dict, const char *key, int def)
  */
 
 typedef struct {
-    char *subject;
-    char *data;
+    const char *subject;
+    const char *data;
     size_t len;
     json_int_t publication;
     json_int_t exclude; /* session to skip, 0 for none */
 } nats_event;
 
-/* Loop thread: one NATS message to every subscriber of its topic. */
+/* One NATS message to every subscriber of its topic. e is borrowed. */
 static void
-router_deliver(ws_loop *l, void *arg)
+router_deliver(wamp_router *r, const nats_event *e)
 {
-    wamp_router *r = ws_loop_router(l);
-    nats_event *e = arg;
     json_t *args = NULL, *kwargs = NULL;
     topic *t = r ? router_find(r, e->subject) : NULL;
     char err[128];
@@ -219,9 +217,6 @@ router_deliver(ws_loop *l, void *arg)
     }
 out:
     ws_buf_unref(b);
-    free(e->subject);
-    free(e->data);
-    free(e);
 }
 
 static json_int_t
@@ -237,41 +232,27 @@ header_id(const nrpc_message *msg, const char *name)
     return end != v && *end == '\0' && id >= 1 && id <= WAMP_MAX_ID ? (json_int_t)id : 0;
 }
 
-/* NATS delivery thread: copy, post, return. */
+/* The loop's NATS connection, drained after a poll: deliver at once. */
 static void
 router_on_nats(const nrpc_message *msg, void *closure)
 {
     wamp_router *r = closure;
-    nats_event *e;
+    nats_event e;
 
     /* A request (it wants a reply) is not a publication: subscribers see
      * publications only. A JetStream publish of an event (nrpc_service_emit)
      * also wants a reply, its acknowledgment, and is told by its id. */
     if (msg->reply != NULL && nrpc_message_header(msg, NRPC_HDR_MSG_ID) == NULL)
         return;
-    e = calloc(1, sizeof *e);
-    if (e == NULL)
-        goto drop;
-    e->subject = strdup(msg->subject);
-    e->data = malloc(msg->len + 1);
-    if (e->subject == NULL || e->data == NULL)
-        goto drop;
-    memcpy(e->data, msg->data, msg->len);
-    e->data[msg->len] = '\0';
-    e->len = msg->len;
-    e->publication = header_id(msg, HDR_PUBLICATION);
-    if (e->publication == 0)
-        e->publication = router_random_id();
-    e->exclude = header_id(msg, HDR_SESSION);
-    if (ws_loop_post(r->loop, router_deliver, e, msg->len + 256) == 0)
-        return;
-drop:
-    ws_stat_add(WS_STAT_NATS_DROPPED, 1);
-    if (e) {
-        free(e->subject);
-        free(e->data);
-        free(e);
-    }
+    e.subject = msg->subject;
+    e.data = msg->data;
+    e.len = msg->len;
+    e.publication = header_id(msg, HDR_PUBLICATION);
+    if (e.publication == 0)
+        e.publication = router_random_id();
+    e.exclude = header_id(msg, HDR_SESSION);
+    router_deliver(r, &e);
+    ws_loop_settle_later(r->loop);
 }
 
 static void
@@ -447,16 +428,13 @@ typedef struct {
     ws_loop *loop;
     ws_conn *conn; /* one reference */
     json_int_t request;
-    int code;
-    char *data;
-    size_t len;
 } call_reply;
 
-/* Loop thread: RESULT or ERROR for a call. */
+/* The loop's client, once per accepted call: RESULT or ERROR for it. */
 static void
-router_on_reply(ws_loop *l, void *arg)
+router_on_reply(const nrpc_response *resp, void *closure)
 {
-    call_reply *cr = arg;
+    call_reply *cr = closure;
     session *s = ws_conn_session(cr->conn);
     json_t *args = NULL, *kwargs = NULL;
     char err[256];
@@ -464,49 +442,28 @@ router_on_reply(ws_loop *l, void *arg)
     if (!ws_conn_alive(cr->conn) || s == NULL)
         goto out;
     s->calls--;
-    if (cr->code == 0) {
-        if (nrpc_request_decode(cr->data, cr->len, &args, &kwargs, err, sizeof err) == 0)
+    if (resp->code == 0) {
+        if (nrpc_request_decode(resp->data, resp->len, &args, &kwargs, err, sizeof err) == 0)
             ws_conn_send_text(cr->conn, wamp_encode_result(cr->request, args, kwargs));
         else
             router_error(cr->conn, WAMP_CALL, cr->request, "natsrpc.error.internal",
                          "the service's reply is not [args, kwargs]", NULL);
     } else {
-        json_t *body = json_loadb(cr->data, cr->len, 0, NULL);
+        json_t *body = json_loadb(resp->data, resp->len, 0, NULL);
         json_t *e = json_object_get(body, "error");
         const char *type = json_string_value(json_object_get(e, "type"));
         const char *message = json_string_value(json_object_get(e, "message"));
 
-        router_error(cr->conn, WAMP_CALL, cr->request, wamp_error_uri(cr->code, type),
+        router_error(cr->conn, WAMP_CALL, cr->request, wamp_error_uri(resp->code, type),
                      message ? message : "error",
-                     json_pack("{s:i, s:s}", "code", cr->code, "type",
-                               type ? type : nrpc_code_type(cr->code)));
+                     json_pack("{s:i, s:s}", "code", resp->code, "type",
+                               type ? type : nrpc_code_type(resp->code)));
         json_decref(body);
     }
+    ws_loop_settle_later(cr->loop);
 out:
     ws_conn_unref(cr->conn);
-    free(cr->data);
     free(cr);
-}
-
-/* Client thread: copy the answer, post it. */
-static void
-router_on_reply_cb(const nrpc_response *resp, void *closure)
-{
-    call_reply *cr = closure;
-
-    cr->code = resp->code;
-    cr->data = malloc(resp->len + 1);
-    if (cr->data) {
-        memcpy(cr->data, resp->data, resp->len);
-        cr->data[resp->len] = '\0';
-        cr->len = resp->len;
-    } else {
-        cr->code = NRPC_CODE_INTERNAL;
-    }
-    /* Never dropped (bytes 0): the reference on the connection must come
-     * back to the loop. */
-    if (ws_loop_post(cr->loop, router_on_reply, cr, 0) != 0)
-        nrpc_log(NRPC_LOG_WARN, "wamp: a call answered after the loop stopped");
 }
 
 static void
@@ -549,7 +506,7 @@ router_call(wamp_router *r, session *s, wamp_msg *m)
     ws_conn_ref(s->conn);
     if (r->client)
         st = nrpc_client_request(r->client, m->uri, body, strlen(body), timeout_ms, NULL,
-                                 router_on_reply_cb, cr);
+                                 router_on_reply, cr);
     free(body);
     if (st != NRPC_OK) {
         ws_conn_unref(s->conn);

@@ -14,7 +14,7 @@
  *   400 404 413 500 503 504   {"error": {"code", "type", "message"}}
  * plus the gateway's own GET routes. Pure: no I/O, no globals.
  */
-#include "gateway.h"
+#include "pages.h"
 
 #include <string.h>
 

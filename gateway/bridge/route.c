@@ -3,7 +3,7 @@
  * Pure functions, no I/O: tests/unit/test_gw_route.c includes this file and
  * tests/fuzz/fuzz_route.c feeds it random input.
  */
-#include "gateway.h"
+#include "bridge.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,45 +60,3 @@ gw_parse_timeout(const char *text, int64_t max_ms, int64_t *ms)
         *ms = v < 1 ? 1 : (int64_t)v;
     return 0;
 }
-
-/* The host[:port] part of an origin "scheme://host[:port]": *len bytes
- * from the returned pointer, or NULL when origin has no "://". */
-static const char *
-origin_host(const char *origin, size_t *len)
-{
-    const char *p = strstr(origin, "://");
-    if (p == NULL)
-        return NULL;
-    p += 3;
-    *len = strcspn(p, "/");
-    return p;
-}
-
-int
-gw_origin_allowed(const char *origin, const char *host, const char *allowed)
-{
-    const char *h, *item;
-    size_t hlen;
-
-    /* Programs (curl, autobahn under node) send no Origin: only browsers
-     * do, and only a browser can be made to connect on a page's behalf. */
-    if (origin == NULL)
-        return 1;
-    if (allowed && strcmp(allowed, "*") == 0)
-        return 1;
-    /* Same origin: the page was served by this gateway. */
-    h = origin_host(origin, &hlen);
-    if (h && host && strlen(host) == hlen && strncasecmp(h, host, hlen) == 0)
-        return 1;
-    for (item = allowed; item && *item;) {
-        size_t n;
-        while (*item == ' ' || *item == ',')
-            item++;
-        n = strcspn(item, ", ");
-        if (n > 0 && strlen(origin) == n && strncasecmp(origin, item, n) == 0)
-            return 1;
-        item += n;
-    }
-    return 0;
-}
-

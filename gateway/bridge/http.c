@@ -1,37 +1,43 @@
 /*
- * http.c: the libmicrohttpd side of the gateway.
+ * http.c: the libmicrohttpd side of one gateway loop.
  *
- * MHD runs a small pool of epoll threads; no request ever blocks one. A
- * request goes through three calls of the access handler:
+ * Each loop runs its own MHD daemon in external-event mode (no MHD
+ * thread): a uv_poll watches the daemon's epoll descriptor and MHD_run runs
+ * on the loop. MHD's epoll is edge-triggered, so after every run we ask
+ * MHD_get_timeout: 0 means it still has ready work, and a uv_idle keeps the
+ * loop turning until it has none; otherwise a uv_timer covers its own
+ * timeouts (idle connections). A request goes through three calls of the
+ * access handler:
  *
  *   first call   headers are in: route, pick the timeout, check
  *                Content-Length. Errors are answered right here.
  *   body calls   append to the request's buffer, counting bytes (chunked
  *                bodies have no Content-Length to check up front).
- *   final call   suspend the connection, then send the NATS request. The
- *                client calls http_on_reply later on one of its threads;
- *                it stores the answer in the request and resumes the
- *                connection, and MHD calls the handler once more (state
- *                REQ_WAIT) to queue the response.
+ *   final call   suspend the connection, then send the NATS request on the
+ *                loop's client. http_on_reply runs later on the same loop
+ *                (the client drains replies after each poll); it stores
+ *                the answer, resumes the connection and marks MHD due, and
+ *                a uv_prepare runs MHD before the loop polls again, which
+ *                calls the handler once more (state REQ_WAIT) to queue the
+ *                response.
  *
- * Suspending before the request is sent is what makes the early reply safe:
- * a reply can only resume a connection that is already suspended. The client
- * calls back exactly once for an accepted request and never for a refused one,
- * in which case we resume ourselves: so every suspend gets exactly one resume.
+ * The client calls back exactly once for an accepted request and never for
+ * a refused one, in which case we resume ourselves: so every suspend gets
+ * exactly one resume. Nothing here takes a lock or leaves the loop's thread.
  *
  * Per request: one gw_req allocation (small bodies fit inside it), the reply
  * copy, which MHD frees with the response (MHD_RESPMEM_MUST_FREE), and what
  * the NATS client needs.
  */
-#include "gateway.h"
+#include "bridge.h"
+#include "pages/pages.h"
+#include "ws/ws.h"
 
 #include <microhttpd.h>
 
 #include <errno.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,21 +45,16 @@
 #include <time.h>
 #include <unistd.h>
 
-struct gw_server {
-    gw_config cfg;
+struct gw_http {
+    gw_loop *loop;
     struct MHD_Daemon *daemon;
-    /* Read-locked while a request uses the client, write-locked by
-     * gw_server_detach_client: after that no request touches it. */
-    pthread_rwlock_t client_lock;
-    nrpc_client *client;
-    atomic_int in_flight;
-    atomic_int draining;
+    uv_poll_t poll;   /* MHD's epoll descriptor */
+    uv_idle_t idle;   /* MHD has ready work: keep the loop turning */
+    uv_timer_t timer; /* MHD's own timeouts */
+    uv_prepare_t prep; /* runs MHD before polling when a resume made it due */
+    int handles;       /* set up: closed by gw_http_close */
+    int due;           /* a connection was resumed: run MHD */
     MHD_socket listen_fd; /* ours after quiesce; closed after MHD_stop_daemon */
-    char host[256];
-    gw_metrics *metrics;  /* pages.c and metrics.c */
-    gw_catalog *catalog;
-    char docs_dir[1024];
-    gw_ws *ws; /* GET /websocket: ws.c's loop */
 };
 
 enum {
@@ -68,11 +69,18 @@ enum {
 
 #define REQ_INLINE_BODY 512
 
+/* MHD's memory pool per connection: the request line, headers and read
+ * buffer (bodies are copied out as they come). MHD's default, 32 KiB, is
+ * what 10,000 waiting connections cost most of their memory in. */
+#ifndef HTTP_CONN_MEMORY
+#define HTTP_CONN_MEMORY (16 * 1024)
+#endif
+
 /* gw_req.metric: not an rpc (pages), an rpc subject, or a refused path. */
 enum { METRIC_NONE, METRIC_RPC, METRIC_INVALID };
 
 typedef struct {
-    gw_server *gw;
+    gw_http *h;
     struct MHD_Connection *conn;
     int state;
     int status; /* HTTP status queued; 0 until then (for the log) */
@@ -134,7 +142,7 @@ http_count(gw_req *r)
     if (r->metric == METRIC_NONE || r->counted)
         return;
     r->counted = 1;
-    gw_metrics_observe(r->gw->metrics, r->metric == METRIC_RPC ? r->url + 1 : NULL,
+    gw_metrics_observe(r->h->loop->metrics, r->metric == METRIC_RPC ? r->url + 1 : NULL,
                        r->metric == METRIC_RPC ? strlen(r->url + 1) : 0, r->status,
                        (double)(http_now_us() - r->start_us) / 1e6);
 }
@@ -165,7 +173,7 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     /* While draining, every answer ends its connection so keep-alive
      * clients move to another gateway. */
-    if (r && atomic_load_explicit(&r->gw->draining, memory_order_relaxed))
+    if (r && r->h->loop->draining)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -236,29 +244,26 @@ http_reject(gw_req *r, int status, const char *type, const char *allow, const ch
     return MHD_YES;
 }
 
-/* 200 {"status": "ok", "nats_rebuilds": n} while connected, else 503 with
- * a status saying why: the connection dropped (nats.c reconnects), or NATS
- * closed it for good and the client is building a new one. */
+/* 200 {"status": "ok", "nats_rebuilds": n} while every loop's connection
+ * is up, else 503 with a status saying why: a connection dropped (nats.c
+ * reconnects), or NATS closed one for good and its loop is building a new
+ * one. nats_rebuilds adds up every loop's. */
 static enum MHD_Result
 http_send_health(gw_req *r, struct MHD_Connection *conn)
 {
-    nrpc_client *c;
     const char *status;
-    unsigned long long rebuilds = 0;
+    gw_health hl;
     char body[128];
-    int up = 0, n;
+    int up, n;
 
-    pthread_rwlock_rdlock(&r->gw->client_lock);
-    c = r->gw->client;
-    if (c != NULL) {
-        up = nrpc_client_connected(c);
-        rebuilds = nrpc_client_rebuilds(c);
-    }
-    status = up                                       ? "ok"
-             : c != NULL && nrpc_client_rebuilding(c) ? "nats connection closed; rebuilding it"
-                                                      : "nats disconnected";
-    pthread_rwlock_unlock(&r->gw->client_lock);
-    n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"nats_rebuilds\":%llu}", status, rebuilds);
+    gw_gateway_health(r->h->loop, &hl);
+    up = !hl.closing && hl.connected == hl.loops;
+    status = up                ? "ok"
+             : hl.closing      ? "shutting down"
+             : hl.rebuilding   ? "nats connection closed; rebuilding it"
+                               : "nats disconnected";
+    n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"nats_rebuilds\":%llu}", status,
+                 hl.rebuilds);
     return http_send(r, conn, up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n,
                      MHD_RESPMEM_MUST_COPY, NULL);
 }
@@ -283,8 +288,16 @@ http_send_reply(gw_req *r, struct MHD_Connection *conn)
  * The NATS side.
  */
 
-/* Client thread: store the answer, then resume. After MHD_resume_connection
- * the request belongs to MHD's thread again: r must not be touched. */
+/* A connection was resumed: MHD runs before the loop polls again. */
+static void
+http_resume(gw_http *h, struct MHD_Connection *conn)
+{
+    MHD_resume_connection(conn);
+    h->due = 1;
+}
+
+/* The loop's client, once per accepted request: store the answer, then
+ * resume. The next MHD run calls the handler, which sends it. */
 static void
 http_on_reply(const nrpc_response *resp, void *closure)
 {
@@ -297,25 +310,23 @@ http_on_reply(const nrpc_response *resp, void *closure)
         r->reply = xmalloc(resp->len);
         memcpy(r->reply, resp->data, resp->len);
     }
-    MHD_resume_connection(r->conn);
+    http_resume(r->h, r->conn);
 }
 
 /* Final call: suspend, then send the request. */
 static enum MHD_Result
 http_forward(gw_req *r, struct MHD_Connection *conn)
 {
-    gw_server *gw = r->gw;
+    nrpc_client *client = r->h->loop->client;
     nrpc_status st = NRPC_ERR_STATE;
     const char *headers[] = {NRPC_HDR_TRACEPARENT, r->trace.traceparent, NRPC_HDR_REQUEST_ID,
                              r->trace.request_id, NULL};
 
     r->state = REQ_WAIT;
     MHD_suspend_connection(conn);
-    pthread_rwlock_rdlock(&gw->client_lock);
-    if (gw->client != NULL)
-        st = nrpc_client_request(gw->client, r->url + 1, r->body, r->len, r->timeout_ms, headers,
+    if (client != NULL)
+        st = nrpc_client_request(client, r->url + 1, r->body, r->len, r->timeout_ms, headers,
                                  http_on_reply, r);
-    pthread_rwlock_unlock(&gw->client_lock);
     if (st != NRPC_OK) {
         /* The callback will never run: answer 503 ourselves. */
         size_t len;
@@ -328,14 +339,14 @@ http_forward(gw_req *r, struct MHD_Connection *conn)
         r->code = NRPC_CODE_UNAVAILABLE;
         r->reply = http_error_text(NRPC_CODE_UNAVAILABLE, "unavailable", msg, &len);
         r->reply_len = len;
-        MHD_resume_connection(conn);
+        http_resume(r->h, conn);
     }
     return MHD_YES;
 }
 
 /* ---------------------------------------------------------------------------
  * Pages (pages.c): answered like an rpc, through a callback that may come
- * later from the catalog's thread, so the connection is suspended first.
+ * later (after a catalog gather), so the connection is suspended first.
  */
 
 static void
@@ -351,22 +362,23 @@ http_on_page(void *closure, int status, const char *ctype, char *body, size_t le
         r->code = MHD_HTTP_INTERNAL_SERVER_ERROR;
         r->reply = http_error_text(r->code, "internal", "out of memory", &r->reply_len);
     }
-    MHD_resume_connection(r->conn);
+    http_resume(r->h, r->conn);
 }
 
 static enum MHD_Result
 http_page(gw_req *r, struct MHD_Connection *conn)
 {
-    gw_server *gw = r->gw;
-    gw_page_env env = {.catalog = gw->catalog, .metrics = gw->metrics, .docs_dir = gw->docs_dir};
+    gw_loop *l = r->h->loop;
+    gw_page_env env = {.catalog = l->catalog, .docs_dir = l->cfg->docs_dir};
     const char *refresh = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "refresh");
 
+    env.metrics = gw_gateway_metrics(l->gw, &env.nmetrics);
     if (r->page == GW_PAGE_METRICS) {
-        env.gauges.in_flight = atomic_load(&gw->in_flight);
-        pthread_rwlock_rdlock(&gw->client_lock);
-        env.gauges.nats_connected = gw->client != NULL && nrpc_client_connected(gw->client);
-        env.gauges.nats_reconnects = nrpc_client_reconnects(gw->client);
-        pthread_rwlock_unlock(&gw->client_lock);
+        gw_health hl;
+        gw_gateway_health(l, &hl);
+        env.gauges.in_flight = hl.in_flight;
+        env.gauges.nats_connected = !hl.closing && hl.connected == hl.loops;
+        env.gauges.nats_reconnects = hl.reconnects;
     }
     r->state = REQ_WAIT;
     MHD_suspend_connection(conn);
@@ -381,7 +393,7 @@ http_page(gw_req *r, struct MHD_Connection *conn)
 static void
 http_body_append(gw_req *r, const char *data, size_t n)
 {
-    size_t max = r->gw->cfg.max_body;
+    size_t max = r->h->loop->cfg->max_body;
 
     if (r->too_large || n > max - r->len) {
         r->too_large = 1; /* keep reading, answer 413 at the end */
@@ -416,9 +428,10 @@ http_body_append(gw_req *r, const char *data, size_t n)
 /* First call for a request: allocate its state, route, check what can be
  * checked before the body. */
 static enum MHD_Result
-http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const char *method,
+http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char *method,
            void **con_cls)
 {
+    const gw_config *cfg = h->loop->cfg;
     size_t ulen = strlen(url), slen;
     const char *subject, *v;
     gw_route_kind kind;
@@ -429,14 +442,14 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
     memset(r, 0, sizeof *r);
     memcpy(r->url, url, ulen + 1);
     snprintf(r->method, sizeof r->method, "%s", method);
-    r->gw = gw;
+    r->h = h;
     r->conn = conn;
     r->start_us = http_now_us();
     r->body = r->inline_body;
     r->cap = sizeof r->inline_body;
-    r->timeout_ms = gw->cfg.timeout_ms;
+    r->timeout_ms = cfg->timeout_ms;
     r->state = REQ_BODY;
-    atomic_fetch_add_explicit(&gw->in_flight, 1, memory_order_relaxed);
+    gw_count_add(&h->loop->in_flight, 1);
     *con_cls = r;
     nrpc_trace_begin(&r->trace,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_TRACEPARENT),
@@ -453,7 +466,7 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
                            "%s is not allowed on %.200s", method, url);
     }
     /* GET /websocket and the front end's files (/app.js is rpc-shaped too). */
-    if (!is_post && gw_front_match(&gw->cfg, url, method)) {
+    if (!is_post && gw_front_match(cfg, url, method)) {
         r->state = REQ_FRONT;
         return MHD_YES;
     }
@@ -515,10 +528,10 @@ http_begin(gw_server *gw, struct MHD_Connection *conn, const char *url, const ch
         if (errno == 0 && end != v && *end == '\0') {
             /* Too large: answered at once, so the body is never read (MHD
              * then closes the connection). */
-            if (cl > gw->cfg.max_body)
+            if (cl > cfg->max_body)
                 return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
                                        "request body of %llu bytes exceeds the limit of %zu", cl,
-                                       gw->cfg.max_body);
+                                       cfg->max_body);
             /* Known size: one buffer of the right size instead of doubling. */
             if (cl > r->cap) {
                 r->body = xmalloc((size_t)cl);
@@ -544,12 +557,12 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
             http_body_append(r, upload_data, *upload_data_size);
             *upload_data_size = 0;
             /* A chunked body far past the limit: stop reading, drop it. */
-            return r->discarded > r->gw->cfg.max_body ? MHD_NO : MHD_YES;
+            return r->discarded > r->h->loop->cfg->max_body ? MHD_NO : MHD_YES;
         }
         if (r->too_large)
             return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
                                    "request body exceeds the limit of %zu bytes",
-                                   r->gw->cfg.max_body);
+                                   r->h->loop->cfg->max_body);
         return http_forward(r, conn);
     case REQ_REJECT:
     case REQ_HEALTH:
@@ -560,7 +573,7 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
              * upload cannot hold the connection forever. */
             r->discarded += *upload_data_size;
             *upload_data_size = 0;
-            return r->discarded > r->gw->cfg.max_body ? MHD_NO : MHD_YES;
+            return r->discarded > r->h->loop->cfg->max_body ? MHD_NO : MHD_YES;
         }
         if (r->state == REQ_HEALTH)
             return http_send_health(r, conn);
@@ -568,7 +581,7 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
             return http_page(r, conn);
         if (r->state == REQ_FRONT) {
             r->state = REQ_DONE;
-            return (enum MHD_Result)gw_front_respond(r->gw->ws, &r->gw->cfg, conn, r->url,
+            return (enum MHD_Result)gw_front_respond(r->h->loop->ws, r->h->loop->cfg, conn, r->url,
                                                      r->method, &r->status);
         }
         return http_send_reply(r, conn);
@@ -584,13 +597,13 @@ static void
 http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
-    gw_server *gw = cls;
+    gw_http *h = cls;
     gw_req *r = *con_cls;
 
     if (r == NULL)
         return;
     http_count(r);
-    if (gw->cfg.access_log) {
+    if (h->loop->cfg->access_log) {
         /* Milliseconds with two decimals, in integers (cheaper than %.2f). */
         long long cs = (http_now_us() - r->start_us + 5) / 10;
         if (cs < 0)
@@ -609,7 +622,7 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->reply);
     free(r);
     *con_cls = NULL;
-    atomic_fetch_sub_explicit(&gw->in_flight, 1, memory_order_relaxed);
+    gw_count_add(&h->loop->in_flight, -1);
 }
 
 /* MHD's own error messages go to our log. */
@@ -627,136 +640,158 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---------------------------------------------------------------------------
- * Life cycle.
+ * Driving MHD from the loop.
+ */
+
+static void http_on_idle(uv_idle_t *t);
+static void http_on_timer(uv_timer_t *t);
+
+/* Runs MHD, then asks when it wants to run again: at once (its ready list
+ * is not empty), after a timeout, or on an event of its epoll. */
+static void
+http_run(gw_http *h)
+{
+    MHD_UNSIGNED_LONG_LONG t = 0;
+
+    h->due = 0;
+    MHD_run(h->daemon);
+    if (MHD_get_timeout(h->daemon, &t) != MHD_YES) {
+        uv_idle_stop(&h->idle);
+        uv_timer_stop(&h->timer);
+    } else if (t == 0) {
+        uv_idle_start(&h->idle, http_on_idle);
+    } else {
+        uv_idle_stop(&h->idle);
+        uv_timer_start(&h->timer, http_on_timer, (uint64_t)t, 0);
+    }
+}
+
+static void
+http_on_poll(uv_poll_t *p, int status, int events)
+{
+    http_run(p->data);
+}
+
+static void
+http_on_idle(uv_idle_t *t)
+{
+    http_run(t->data);
+}
+
+static void
+http_on_timer(uv_timer_t *t)
+{
+    http_run(t->data);
+}
+
+/* Before the loop polls: what NATS callbacks resumed gets written now. */
+static void
+http_on_prepare(uv_prepare_t *p)
+{
+    gw_http *h = p->data;
+
+    if (h->due)
+        http_run(h);
+}
+
+/* ---------------------------------------------------------------------------
+ * Life cycle, on the loop's thread.
  */
 
 nrpc_status
-gw_server_start(gw_server **out, const gw_config *cfg, nrpc_client *client)
+gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    struct sockaddr_storage addr;
-    char port[16];
-    unsigned flags;
-    gw_server *gw;
-    int rc;
+    const gw_config *cfg = l->cfg;
+    const union MHD_DaemonInfo *info;
+    unsigned flags, limit;
+    gw_http *h;
 
-    gw = calloc(1, sizeof *gw);
-    if (gw == NULL)
-        return NRPC_ERR_NOMEM;
-    gw->cfg = *cfg;
-    snprintf(gw->host, sizeof gw->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
-    gw->cfg.host = gw->host;
-    gw->client = client;
-    pthread_rwlock_init(&gw->client_lock, NULL);
-    gw->listen_fd = MHD_INVALID_SOCKET;
-    snprintf(gw->docs_dir, sizeof gw->docs_dir, "%s", cfg->docs_dir ? cfg->docs_dir : "");
-    gw->metrics = gw_metrics_new();
-    if (gw->metrics == NULL || gw_catalog_start(&gw->catalog, client) != NRPC_OK) {
-        gw_metrics_free(gw->metrics);
-        pthread_rwlock_destroy(&gw->client_lock);
-        free(gw);
+    h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        close(listen_fd);
         return NRPC_ERR_NOMEM;
     }
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port, sizeof port, "%u", cfg->port);
-    rc = getaddrinfo(gw->host, port, &hints, &ai);
-    if (rc != 0 || ai == NULL || ai->ai_addrlen > sizeof addr) {
-        nrpc_log(NRPC_LOG_ERROR, "GATEWAY_HOST=%s: %s", gw->host,
-                 rc ? gai_strerror(rc) : "no address");
-        if (ai)
-            freeaddrinfo(ai);
-        gw_catalog_free(gw->catalog);
-        gw_metrics_free(gw->metrics);
-        pthread_rwlock_destroy(&gw->client_lock);
-        free(gw);
-        return NRPC_ERR_INVALID_ARG;
-    }
-    memset(&addr, 0, sizeof addr);
-    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
-    flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-            MHD_ALLOW_UPGRADE;
-    if (ai->ai_family == AF_INET6)
+    h->loop = l;
+    h->listen_fd = MHD_INVALID_SOCKET;
+    /* No threading flag: external events. MHD_ALLOW_SUSPEND_RESUME adds the
+     * eventfd a resume signals, which sits in MHD's epoll. */
+    flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+    if (ipv6)
         flags |= MHD_USE_IPv6;
-    freeaddrinfo(ai);
-    /* Before the daemon: an upgrade may come with the first request. */
-    if (gw_ws_start(&gw->ws, &gw->cfg, client) != NRPC_OK)
-        nrpc_log(NRPC_LOG_WARN, "websocket: the loop did not start; /websocket answers 503");
-
-    gw->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, http_on_request, gw, MHD_OPTION_EXTERNAL_LOGGER,
-        http_mhd_log, gw, /* first, so it sees everything */
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads > 1 ? cfg->threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->conn_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cfg->conn_timeout, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED,
-        http_on_completed, gw, MHD_OPTION_END);
-    if (gw->daemon == NULL) {
-        nrpc_log(NRPC_LOG_ERROR, "cannot listen on %s port %u: %s", gw->host, cfg->port,
+    /* GATEWAY_MAX_CONNECTIONS is for the gateway: each loop takes its share. */
+    limit = cfg->conn_limit / (cfg->threads ? cfg->threads : 1);
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, http_on_request, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
+        h, /* first, so it sees everything */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)(limit ? limit : 1), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, h,
+        MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        nrpc_log(NRPC_LOG_ERROR, "loop %u: cannot start the HTTP daemon: %s", l->index,
                  strerror(errno));
-        gw_ws_stop(gw->ws);
-        gw_catalog_free(gw->catalog);
-        gw_metrics_free(gw->metrics);
-        pthread_rwlock_destroy(&gw->client_lock);
-        free(gw);
+        close(listen_fd);
+        free(h);
         return NRPC_ERR_SYSTEM;
     }
-    *out = gw;
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL || uv_poll_init(&l->uv, &h->poll, info->epoll_fd) != 0) {
+        nrpc_log(NRPC_LOG_ERROR, "loop %u: cannot watch the HTTP daemon", l->index);
+        MHD_stop_daemon(h->daemon);
+        free(h);
+        return NRPC_ERR_SYSTEM;
+    }
+    uv_idle_init(&l->uv, &h->idle);
+    uv_timer_init(&l->uv, &h->timer);
+    uv_prepare_init(&l->uv, &h->prep);
+    h->poll.data = h->idle.data = h->timer.data = h->prep.data = h;
+    h->handles = 4;
+    uv_poll_start(&h->poll, UV_READABLE, http_on_poll);
+    uv_prepare_start(&h->prep, http_on_prepare);
+    http_run(h); /* arms the timer and takes what is already there */
+    *out = h;
     return NRPC_OK;
 }
 
-unsigned
-gw_server_port(gw_server *gw)
+void
+gw_http_due(void *h)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(gw->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? info->port : gw->cfg.port;
+    ((gw_http *)h)->due = 1;
 }
 
 void
-gw_server_quiesce(gw_server *gw)
+gw_http_quiesce(gw_http *h)
 {
-    atomic_store(&gw->draining, 1);
-    if (gw->listen_fd == MHD_INVALID_SOCKET)
-        gw->listen_fd = MHD_quiesce_daemon(gw->daemon);
-    gw_ws_quiesce(gw->ws); /* WAMP sessions: GOODBYE, close 1001 */
-}
-
-nrpc_client *
-gw_server_detach_client(gw_server *gw)
-{
-    nrpc_client *c;
-
-    /* The catalog uses the client too: its last gather ends first. */
-    gw_catalog_stop(gw->catalog);
-    gw_ws_quiesce(gw->ws); /* and the WebSocket side drops its subscriptions */
-    pthread_rwlock_wrlock(&gw->client_lock);
-    c = gw->client;
-    gw->client = NULL;
-    pthread_rwlock_unlock(&gw->client_lock);
-    return c;
-}
-
-int
-gw_server_in_flight(gw_server *gw)
-{
-    return atomic_load(&gw->in_flight);
-}
-
-void
-gw_server_stop(gw_server *gw)
-{
-    if (gw == NULL)
+    if (h == NULL)
         return;
-    gw_ws_stop(gw->ws); /* hands every upgraded socket back to MHD first */
-    MHD_stop_daemon(gw->daemon);
-    /* After quiesce the listening socket is ours; MHD's threads may use it
-     * until MHD_stop_daemon returns. */
-    if (gw->listen_fd != MHD_INVALID_SOCKET)
-        close(gw->listen_fd);
-    gw_catalog_free(gw->catalog);
-    gw_metrics_free(gw->metrics);
-    pthread_rwlock_destroy(&gw->client_lock);
-    free(gw);
+    h->loop->draining = 1;
+    if (h->listen_fd == MHD_INVALID_SOCKET)
+        h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    h->due = 1;
+}
+
+void
+gw_http_close(gw_http *h)
+{
+    if (h == NULL || h->handles == 0)
+        return;
+    h->handles = 0;
+    uv_close((uv_handle_t *)&h->poll, NULL);
+    uv_close((uv_handle_t *)&h->idle, NULL);
+    uv_close((uv_handle_t *)&h->timer, NULL);
+    uv_close((uv_handle_t *)&h->prep, NULL);
+}
+
+void
+gw_http_free(gw_http *h)
+{
+    if (h == NULL)
+        return;
+    /* Every suspended request was resumed before (the client's release
+     * answered them), and every upgraded socket went back to MHD. */
+    MHD_stop_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    free(h);
 }

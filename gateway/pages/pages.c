@@ -9,10 +9,10 @@
  *   /metrics                   Prometheus text (metrics.c)
  *
  * http.c routes GET and HEAD of these paths here; the answer comes through
- * a callback, at once or (for a catalog that must be refreshed first) later
- * on the catalog's thread.
+ * a callback, at once or (for a catalog that must be refreshed first) later,
+ * on the same loop.
  */
-#include "gateway.h"
+#include "pages.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,7 +217,7 @@ gw_page_serve(const gw_page_env *env, gw_page_kind kind, const char *path, int r
     case GW_PAGE_METADATA: pages_metadata(cb, closure); return;
     case GW_PAGE_METRICS: {
         size_t len = 0;
-        char *text = gw_metrics_render(env->metrics, &env->gauges, &len);
+        char *text = gw_metrics_render(env->metrics, env->nmetrics, &env->gauges, &len);
         if (text == NULL)
             pages_error(cb, closure, 500, "internal", "out of memory");
         else

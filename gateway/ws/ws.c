@@ -1,36 +1,33 @@
 /*
- * ws.c: every upgraded WebSocket on one libuv loop thread.
+ * ws.c: the upgraded WebSockets of one gateway loop (gateway.h's gw_loop).
  *
- * GET /websocket is answered on an MHD thread (gw_ws_upgrade): the
+ * GET /websocket is answered by the loop's MHD daemon (gw_ws_upgrade): the
  * handshake is checked there, MHD sends the 101 and hands us the socket in
- * ws_on_upgrade, which only posts it to the loop. From then on the socket
- * belongs to the loop thread: a uv_poll on the descriptor, a frame reader
- * (ws_frame.c) and an outgoing queue. No thread per socket, and no lock on
- * the way from a socket to the WAMP router (wamp_router.c).
- *
- * Other threads talk to the loop only through its inbox (ws_loop_post): a
- * list under a mutex plus uv_async_send. The inbox is bounded in bytes for
- * NATS events (past the bound a message is dropped and counted, so a burst
- * cannot grow the gateway without limit); replies to calls are never
- * dropped.
+ * ws_on_upgrade, on the same thread, since MHD runs on the loop. From then
+ * on the socket is the loop's: a uv_poll on the descriptor, a frame reader
+ * (ws_frame.c) and an outgoing queue. No thread per socket, no lock, and no
+ * hand-off on the way from a socket to the WAMP router (wamp_router.c) or
+ * from the loop's NATS connection back to the sockets.
  *
  * Memory per idle socket: the ws_conn and its session. The read buffer is
  * the loop's scratch space; a socket keeps bytes of its own only while a
  * frame is incomplete, and queues only what the kernel would not take.
  *
  * Fan-out: one event is encoded and framed once (a ws_buf) and queued by
- * reference on every subscribed socket. Writes are batched: sending marks the
- * socket dirty and every loop callback ends by flushing the dirty sockets
- * with one writev each. A socket whose queue passes GATEWAY_WS_MAX_QUEUE is
- * dropped (counted as dropped_slow): a slow browser never holds up the
- * others, nor NATS delivery, which only ever appends to the inbox.
+ * reference on every subscribed socket of the loop. Writes are batched:
+ * sending marks the socket dirty and the dirty sockets are flushed with one
+ * writev each at the end of the socket callback, or, for what NATS brought
+ * (events, replies to calls), by a uv_prepare just before the loop polls
+ * again, so a burst drained from NATS in one go is written in one go. A
+ * socket whose queue passes GATEWAY_WS_MAX_QUEUE is dropped (counted as
+ * dropped_slow): a slow browser never holds up the others, nor NATS.
  *
  * Closing goes through one door, conn_kill: the connection is marked dead
- * and reaped at the end of the current loop callback (so the router may
- * kill sockets while iterating a topic's subscribers), its poll handle is
- * closed, and in the close callback the socket goes back to MHD
- * (MHD_upgrade_action CLOSE), which closes it. The ws_conn itself lives
- * until its last reference (calls waiting for NATS hold one) is dropped.
+ * and reaped at the next settle (so the router may kill sockets while
+ * iterating a topic's subscribers), its poll handle is closed, and in the
+ * close callback the socket goes back to MHD (MHD_upgrade_action CLOSE),
+ * which closes it. The ws_conn itself lives until its last reference
+ * (calls waiting for NATS hold one) is dropped.
  */
 #include "ws.h"
 
@@ -40,7 +37,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +46,6 @@
 #include <time.h>
 
 #define WS_SCRATCH (64 * 1024)
-#define WS_INBOX_MAX (64u * 1024 * 1024) /* bytes of NATS events waiting for the loop */
 #define WS_CLOSE_WAIT_MS 2000            /* after our close frame, for the peer's */
 #define WS_MAX_IOV 64
 #define WS_PROTOCOL "wamp.2.json"
@@ -84,28 +79,15 @@ struct ws_conn {
     uint8_t *extra;
 };
 
-typedef struct post_item {
-    void (*fn)(gw_ws *l, void *arg);
-    void *arg;
-    size_t bytes;
-    struct post_item *next;
-} post_item;
-
 struct gw_ws {
-    uv_loop_t uv;
-    uv_async_t async;
-    uv_timer_t timer;
-    pthread_t thread;
-    int thread_started;
+    uv_loop_t *uv;     /* the gateway loop's */
+    uv_timer_t timer;  /* keep-alive pings, hello and close deadlines */
+    uv_prepare_t prep; /* settles what NATS callbacks queued */
+    int handles_open;  /* timer, prep: freed in the last close callback */
+    void (*handed_back)(void *arg); /* a socket went back to MHD: run it */
+    void *handed_back_arg;
+    int settle_due;
 
-    pthread_mutex_t mu; /* guards the inbox and closed */
-    pthread_cond_t cv;  /* quiesce waits on it */
-    post_item *head, *tail;
-    size_t inbox_bytes;
-    int closed;       /* the loop takes nothing more */
-    int quiesce_done; /* under mu */
-
-    /* loop thread only */
     size_t max_message, max_queue;
     int64_t ping_ms;
     int64_t hello_ms; /* a socket without a session this long is closed */
@@ -115,7 +97,6 @@ struct gw_ws {
     ws_conn *dirty, *reap;
     uint8_t *scratch;
     wamp_router *router;
-    char realm[256];
 };
 
 static atomic_llong ws_stats[WS_STAT_COUNT];
@@ -248,8 +229,10 @@ conn_on_poll_closed(uv_handle_t *h)
 {
     ws_conn *c = h->data;
 
-    /* The loop no longer watches the socket: MHD may close it now. */
+    /* The loop no longer watches the socket: MHD may close it now, which
+     * it does in its next run. */
     MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+    c->loop->handed_back(c->loop->handed_back_arg);
     ws_conn_unref(c);
 }
 
@@ -285,6 +268,7 @@ conn_release(ws_conn *c)
         uv_close((uv_handle_t *)&c->poll, conn_on_poll_closed);
     } else {
         MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+        l->handed_back(l->handed_back_arg);
         ws_conn_unref(c);
     }
 }
@@ -618,61 +602,24 @@ conn_on_poll(uv_poll_t *h, int status, int events)
 }
 
 /* ---------------------------------------------------------------------------
- * The inbox.
+ * Work that NATS callbacks queued.
  */
 
-int
-ws_loop_post(gw_ws *l, void (*fn)(gw_ws *l, void *arg), void *arg, size_t bytes)
-{
-    post_item *it = malloc(sizeof *it);
-
-    if (it == NULL)
-        return -1;
-    it->fn = fn;
-    it->arg = arg;
-    it->bytes = bytes;
-    it->next = NULL;
-    pthread_mutex_lock(&l->mu);
-    if (l->closed || (bytes > 0 && l->inbox_bytes + bytes > WS_INBOX_MAX)) {
-        pthread_mutex_unlock(&l->mu);
-        free(it);
-        return -1;
-    }
-    l->inbox_bytes += bytes;
-    if (l->tail)
-        l->tail->next = it;
-    else
-        l->head = it;
-    l->tail = it;
-    pthread_mutex_unlock(&l->mu);
-    uv_async_send(&l->async);
-    return 0;
-}
-
 static void
-loop_drain_inbox(gw_ws *l)
-{
-    post_item *it, *next;
-
-    pthread_mutex_lock(&l->mu);
-    it = l->head;
-    l->head = l->tail = NULL;
-    l->inbox_bytes = 0;
-    pthread_mutex_unlock(&l->mu);
-    for (; it; it = next) {
-        next = it->next;
-        it->fn(l, it->arg);
-        free(it);
-    }
-}
-
-static void
-loop_on_async(uv_async_t *h)
+loop_on_prepare(uv_prepare_t *h)
 {
     gw_ws *l = h->data;
 
-    loop_drain_inbox(l);
+    if (!l->settle_due)
+        return;
+    l->settle_due = 0;
     loop_settle(l);
+}
+
+void
+ws_loop_settle_later(gw_ws *l)
+{
+    l->settle_due = 1;
 }
 
 wamp_router *
@@ -744,13 +691,14 @@ loop_add_conn(gw_ws *l, void *arg)
         l->conns->prev = c;
     l->conns = c;
     c->last_rx_ms = c->idle_since_ms = nrpc_now_ms();
+    l->settle_due = 1; /* MHD calls us: nobody else settles after */
     if (l->quiescing) {
         conn_kill(c);
         return;
     }
     /* Events are small and latency matters more than packet count. */
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (uv_poll_init_socket(&l->uv, &c->poll, c->fd) != 0) {
+    if (uv_poll_init_socket(l->uv, &c->poll, c->fd) != 0) {
         nrpc_log(NRPC_LOG_WARN, "websocket: cannot watch the socket");
         conn_kill(c);
         return;
@@ -775,7 +723,7 @@ loop_add_conn(gw_ws *l, void *arg)
     }
 }
 
-/* MHD thread, after the 101 went out: hand the socket to the loop. */
+/* The loop (inside MHD_run), after the 101 went out: the socket is ours. */
 static void
 ws_on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const char *extra_in,
               size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
@@ -804,11 +752,7 @@ ws_on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const
         memcpy(c->extra, extra_in, extra_in_size);
         c->extra_len = extra_in_size;
     }
-    if (ws_loop_post(l, loop_add_conn, c, 0) != 0) {
-        free(c->extra);
-        free(c);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-    }
+    loop_add_conn(l, c);
 }
 
 /* Answers a handshake error with a JSON body like every other error. */
@@ -847,7 +791,6 @@ gw_ws_upgrade(gw_ws *l, struct MHD_Connection *conn, int *status)
     struct MHD_Response *resp;
     char accept[29];
     enum MHD_Result ret;
-    int closed;
 
     upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
     connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
@@ -859,10 +802,7 @@ gw_ws_upgrade(gw_ws *l, struct MHD_Connection *conn, int *status)
 
     if (l == NULL)
         return ws_refuse(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "WebSockets are not enabled", status);
-    pthread_mutex_lock(&l->mu);
-    closed = l->closed || l->quiesce_done;
-    pthread_mutex_unlock(&l->mu);
-    if (closed)
+    if (l->quiescing)
         return ws_refuse(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the gateway is shutting down",
                          status);
     if (!ws_header_has_token(upgrade, "websocket") || !ws_header_has_token(connection, "upgrade"))
@@ -905,45 +845,40 @@ gw_ws_upgrade(gw_ws *l, struct MHD_Connection *conn, int *status)
 }
 
 /* ---------------------------------------------------------------------------
- * The loop thread, start and stop.
+ * Start and stop, on the loop.
  */
 
-static void *
-loop_main(void *arg)
-{
-    gw_ws *l = arg;
-
-    uv_run(&l->uv, UV_RUN_DEFAULT);
-    return NULL;
-}
-
 nrpc_status
-gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client)
+gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_client *client,
+            void (*handed_back)(void *arg), void *arg)
 {
     gw_ws *l = calloc(1, sizeof *l);
     int64_t tick;
 
     if (l == NULL)
         return NRPC_ERR_NOMEM;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
+    l->uv = uv;
+    l->handed_back = handed_back;
+    l->handed_back_arg = arg;
     l->max_message = cfg->ws_max_message ? cfg->ws_max_message : 1024 * 1024;
     l->max_queue = cfg->ws_max_queue ? cfg->ws_max_queue : 4 * 1024 * 1024;
     l->ping_ms = cfg->ws_ping_ms;
     l->hello_ms = cfg->ws_hello_ms;
     l->origins = strdup(cfg->ws_origins ? cfg->ws_origins : "");
     l->scratch = malloc(WS_SCRATCH);
-    if (l->scratch == NULL || l->origins == NULL || uv_loop_init(&l->uv) != 0) {
+    l->router = wamp_router_create(l, cfg, client);
+    if (l->scratch == NULL || l->origins == NULL || l->router == NULL) {
+        wamp_router_destroy(l->router);
         free(l->scratch);
         free(l->origins);
         free(l);
         return NRPC_ERR_NOMEM;
     }
-    l->router = wamp_router_create(l, cfg, client);
-    uv_async_init(&l->uv, &l->async, loop_on_async);
-    l->async.data = l;
-    uv_timer_init(&l->uv, &l->timer);
-    l->timer.data = l;
+    uv_timer_init(uv, &l->timer);
+    uv_prepare_init(uv, &l->prep);
+    l->timer.data = l->prep.data = l;
+    l->handles_open = 2;
+    uv_prepare_start(&l->prep, loop_on_prepare);
     /* A tick fine enough for the ping interval, at most a second. */
     tick = l->ping_ms > 0 ? l->ping_ms / 4 : 1000;
     if (l->hello_ms > 0 && l->hello_ms / 4 < tick)
@@ -953,103 +888,65 @@ gw_ws_start(gw_ws **out, const gw_config *cfg, nrpc_client *client)
     if (tick < 50)
         tick = 50;
     uv_timer_start(&l->timer, loop_on_timer, (uint64_t)tick, (uint64_t)tick);
-    if (l->router == NULL || pthread_create(&l->thread, NULL, loop_main, l) != 0) {
-        nrpc_log(NRPC_LOG_ERROR, "websocket: cannot start the loop thread");
-        uv_close((uv_handle_t *)&l->async, NULL);
-        uv_close((uv_handle_t *)&l->timer, NULL);
-        uv_run(&l->uv, UV_RUN_DEFAULT);
-        uv_loop_close(&l->uv);
-        wamp_router_destroy(l->router);
-        free(l->scratch);
-        free(l->origins);
-        free(l);
-        return NRPC_ERR_SYSTEM;
-    }
-    l->thread_started = 1;
     *out = l;
     return NRPC_OK;
-}
-
-static void
-loop_quiesce(gw_ws *l, void *arg)
-{
-    ws_conn *c;
-
-    if (!l->quiescing) {
-        l->quiescing = 1;
-        for (c = l->conns; c; c = c->next) {
-            if (c->state != CONN_OPEN)
-                continue;
-            wamp_router_shutdown(l->router, c);
-            ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
-        }
-        wamp_router_detach(l->router);
-    }
-    pthread_mutex_lock(&l->mu);
-    l->quiesce_done = 1;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
 }
 
 void
 gw_ws_quiesce(gw_ws *l)
 {
-    if (l == NULL)
+    ws_conn *c;
+
+    if (l == NULL || l->quiescing)
         return;
-    pthread_mutex_lock(&l->mu);
-    if (l->quiesce_done) {
-        pthread_mutex_unlock(&l->mu);
-        return;
+    l->quiescing = 1;
+    for (c = l->conns; c; c = c->next) {
+        if (c->state != CONN_OPEN)
+            continue;
+        wamp_router_shutdown(l->router, c);
+        ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
-    pthread_mutex_unlock(&l->mu);
-    if (ws_loop_post(l, loop_quiesce, NULL, 0) != 0)
-        return;
-    pthread_mutex_lock(&l->mu);
-    while (!l->quiesce_done)
-        pthread_cond_wait(&l->cv, &l->mu);
-    pthread_mutex_unlock(&l->mu);
+    wamp_router_detach(l->router);
+    loop_settle(l);
 }
 
 static void
-loop_stop(gw_ws *l, void *arg)
+ws_on_handle_closed(uv_handle_t *h)
 {
-    ws_conn *c;
+    gw_ws *l = h->data;
 
-    loop_quiesce(l, NULL);
-    for (c = l->conns; c; c = c->next)
-        conn_kill(c);
-    loop_settle(l);
-    uv_close((uv_handle_t *)&l->timer, NULL);
-    uv_close((uv_handle_t *)&l->async, NULL);
+    if (--l->handles_open > 0)
+        return;
+    wamp_router_destroy(l->router);
+    free(l->scratch);
+    free(l->origins);
+    free(l);
 }
 
 void
 gw_ws_stop(gw_ws *l)
 {
+    ws_conn *c;
+
     if (l == NULL)
         return;
-    if (l->thread_started) {
-        /* Give sockets that got our close frame a moment to answer. */
-        int64_t deadline = nrpc_now_ms() + 500;
-        while (atomic_load(&ws_stats[WS_STAT_SOCKETS_OPEN]) > 0 && nrpc_now_ms() < deadline) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        ws_loop_post(l, loop_stop, NULL, 0);
-        pthread_mutex_lock(&l->mu);
-        l->closed = 1; /* nothing after the stop */
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->thread, NULL);
-    }
-    /* Whatever was posted after the stop: run it now, on this thread, the
-     * loop being gone (replies to calls free what they hold). */
-    loop_drain_inbox(l);
+    gw_ws_quiesce(l);
+    for (c = l->conns; c; c = c->next)
+        conn_kill(c);
     loop_settle(l);
-    uv_loop_close(&l->uv);
-    wamp_router_destroy(l->router);
-    pthread_cond_destroy(&l->cv);
-    pthread_mutex_destroy(&l->mu);
-    free(l->scratch);
-    free(l->origins);
-    free(l);
+    /* The sockets' poll handles are closing too; their close callbacks
+     * hand each socket back to MHD and do not touch l. */
+    uv_close((uv_handle_t *)&l->timer, ws_on_handle_closed);
+    uv_close((uv_handle_t *)&l->prep, ws_on_handle_closed);
+}
+
+int
+gw_ws_open_sockets(gw_ws *l)
+{
+    ws_conn *c;
+    int n = 0;
+
+    for (c = l ? l->conns : NULL; c; c = c->next)
+        n += c->state != CONN_DEAD;
+    return n;
 }

@@ -10,7 +10,8 @@
  * descriptor (MHD sends them with sendfile) with a Content-Type from the
  * extension and Cache-Control: no-cache, so a new build shows on reload.
  */
-#include "gateway.h"
+#include "pages.h"
+#include "ws/ws.h"
 
 #include <microhttpd.h>
 

@@ -1,0 +1,52 @@
+/*
+ * bridge.h: the HTTP -> NATS bridge.
+ *
+ *   route.c  path -> subject, timeout parsing (no I/O: unit-tested and fuzzed)
+ *   http.c   the libmicrohttpd access handler and the per-request state
+ */
+#ifndef NRPC_GW_BRIDGE_H
+#define NRPC_GW_BRIDGE_H
+
+#include "gateway.h"
+
+/* ---------------------------------------------------------------------------
+ * route.c
+ */
+typedef enum {
+    GW_ROUTE_RPC,       /* "/<service>.<method>": a subject we may forward */
+    GW_ROUTE_HEALTHZ,   /* "/healthz" */
+    GW_ROUTE_NOT_FOUND, /* "/", or a path with more than one segment */
+    GW_ROUTE_BAD_RPC,   /* one segment, but not an rpc subject ($, *, >, _INBOX...) */
+} gw_route_kind;
+
+/* Classifies a request path (already percent-decoded by the HTTP layer).
+ * For GW_ROUTE_RPC and GW_ROUTE_BAD_RPC, *subject and *len point into path
+ * (borrowed), past the leading '/'. */
+gw_route_kind gw_route_match(const char *path, const char **subject, size_t *len);
+
+/* Parses a timeout in seconds ("2", "0.25", "1e1"): finite and > 0. Values
+ * above max_ms are capped to max_ms; anything under a millisecond becomes
+ * 1 ms. Returns 0 and sets *ms, or -1 when text is not such a number. */
+int gw_parse_timeout(const char *text, int64_t max_ms, int64_t *ms);
+
+/* ---------------------------------------------------------------------------
+ * http.c
+ */
+/* Starts the loop's MHD daemon in external-event mode on listen_fd (taken,
+ * even on failure; ipv6 when it is an AF_INET6 socket), driven by l's loop
+ * from now on. *out is new: gw_http_close, then gw_http_free. */
+nrpc_status gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6);
+/* MHD has work that no event of its own announces (a socket handed back
+ * after an upgrade): it runs before the loop polls again. h is a gw_http *. */
+void gw_http_due(void *h);
+/* Stops accepting connections; requests already received go on, and every
+ * response from now on closes its connection. */
+void gw_http_quiesce(gw_http *h);
+/* Stops driving MHD: closes the loop's handles of it. NULL-safe. */
+void gw_http_close(gw_http *h);
+/* After the loop has ended: stops the daemon and frees h. Every suspended
+ * request must have been resumed (answered) and every upgraded socket
+ * handed back. NULL-safe. */
+void gw_http_free(gw_http *h);
+
+#endif /* NRPC_GW_BRIDGE_H */

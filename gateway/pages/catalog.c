@@ -1,0 +1,265 @@
+/*
+ * catalog.c: the services on NATS, for GET /services and GET /openapi.json.
+ *
+ * Each gateway loop gathers on its own NATS connection: $SRV.INFO,
+ * scatter-gathered (nrpc_client_gather: every service instance answers;
+ * replies are collected for GW_CATALOG_WAIT_MS), on demand, and on one loop
+ * also every GW_CATALOG_REFRESH_MS. catalog_doc.c turns the replies into two
+ * ready-made JSON texts, the services document and the OpenAPI document,
+ * which replace the shared ones (gw_catalog_docs), so every loop answers
+ * from the latest gather. A page request is answered from those texts at
+ * once while they are fresh; when they are older than a refresh period
+ * (NATS was down, or the gateway just started) or the caller asked for
+ * ?refresh=1, the request waits for its loop's next gather, which every
+ * request waiting on that loop shares: never more than one gather in
+ * flight per loop. Gathers and callbacks run on the loop's thread.
+ */
+#include "pages.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct catalog_waiter {
+    gw_catalog_doc doc;
+    gw_catalog_cb cb;
+    void *closure;
+    struct catalog_waiter *next;
+} catalog_waiter;
+
+struct gw_catalog {
+    nrpc_client *client; /* borrowed */
+    gw_catalog_docs *docs; /* borrowed, shared */
+    int periodic;
+    uv_timer_t timer;    /* the next refresh */
+    int stopping;
+    int gathering;       /* a gather is in flight: its on_done is owed */
+    int freed;           /* gw_catalog_free ran: free after the gather */
+    catalog_waiter *waiters;
+    json_t *replies;     /* of the gather in flight */
+    int64_t attempted_ms;
+};
+
+int
+gw_catalog_docs_init(gw_catalog_docs *d)
+{
+    json_t *empty = json_array();
+    int rc;
+
+    memset(d, 0, sizeof *d);
+    pthread_mutex_init(&d->mu, NULL);
+    rc = empty ? gw_catalog_build(empty, d->text, d->len) : -1;
+    json_decref(empty);
+    return rc;
+}
+
+void
+gw_catalog_docs_free(gw_catalog_docs *d)
+{
+    free(d->text[0]);
+    free(d->text[1]);
+    d->text[0] = d->text[1] = NULL;
+    pthread_mutex_destroy(&d->mu);
+}
+
+/* Answers one page from the shared documents. */
+static void
+docs_answer(gw_catalog_docs *d, gw_catalog_doc doc, gw_catalog_cb cb, void *closure)
+{
+    pthread_mutex_lock(&d->mu);
+    cb(closure, d->text[doc], d->len[doc]);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void catalog_refresh(gw_catalog *c);
+
+static void
+catalog_on_timer(uv_timer_t *t)
+{
+    catalog_refresh(t->data);
+}
+
+/* The next background gather, on the loop that does them. */
+static void
+catalog_arm(gw_catalog *c, int64_t ms)
+{
+    if (!c->stopping && c->periodic)
+        uv_timer_start(&c->timer, catalog_on_timer, (uint64_t)ms, 0);
+}
+
+/* Answers every waiter from the snapshot. */
+static void
+catalog_answer_waiters(gw_catalog *c)
+{
+    catalog_waiter *w = c->waiters, *next;
+
+    c->waiters = NULL;
+    for (; w; w = next) {
+        next = w->next;
+        docs_answer(c->docs, w->doc, w->cb, w->closure);
+        free(w);
+    }
+}
+
+static void
+catalog_on_reply(const nrpc_response *resp, void *closure)
+{
+    gw_catalog *c = closure;
+    json_t *info;
+    const char *type;
+
+    if (resp->code != 0 || c->replies == NULL)
+        return;
+    info = json_loadb(resp->data, resp->len, 0, NULL);
+    type = json_string_value(json_object_get(info, "type"));
+    if (type != NULL && strcmp(type, "io.nats.micro.v1.info_response") == 0)
+        json_array_append(c->replies, info);
+    json_decref(info);
+}
+
+static void catalog_release(gw_catalog *c);
+
+static void
+catalog_on_done(const nrpc_response *resp, void *closure)
+{
+    gw_catalog *c = closure;
+    json_t *infos = c->replies;
+    char *text[2] = {NULL, NULL};
+    size_t len[2] = {0, 0};
+
+    c->gathering = 0;
+    c->replies = NULL;
+    if (c->freed) {
+        json_decref(infos);
+        catalog_release(c);
+        return;
+    }
+    /* 404: nobody answered, which is a valid (empty) catalog. */
+    if ((resp->code == 0 || resp->code == NRPC_CODE_NOT_FOUND) &&
+        gw_catalog_build(infos, text, len) == 0) {
+        gw_catalog_docs *d = c->docs;
+        pthread_mutex_lock(&d->mu);
+        free(d->text[0]);
+        free(d->text[1]);
+        d->text[0] = text[0];
+        d->text[1] = text[1];
+        d->len[0] = len[0];
+        d->len[1] = len[1];
+        d->updated_ms = nrpc_now_ms();
+        pthread_mutex_unlock(&d->mu);
+    }
+    json_decref(infos);
+    catalog_answer_waiters(c);
+    catalog_arm(c, GW_CATALOG_REFRESH_MS);
+}
+
+/* Starts a gather unless one is in flight; while NATS is down, answers the
+ * waiters from what we have and tries again in GW_CATALOG_RETRY_MS. */
+static void
+catalog_refresh(gw_catalog *c)
+{
+    nrpc_status st = NRPC_ERR_STATE;
+
+    if (c->gathering || c->stopping)
+        return;
+    c->attempted_ms = nrpc_now_ms();
+    if (nrpc_client_connected(c->client)) {
+        c->replies = json_array();
+        c->gathering = 1;
+        st = nrpc_client_gather(c->client, "$SRV.INFO", NULL, 0, GW_CATALOG_WAIT_MS,
+                                catalog_on_reply, catalog_on_done, c);
+        if (st == NRPC_OK)
+            return;
+        c->gathering = 0;
+        json_decref(c->replies);
+        c->replies = NULL;
+    }
+    catalog_answer_waiters(c);
+    catalog_arm(c, GW_CATALOG_RETRY_MS);
+}
+
+/* ---- API ---------------------------------------------------------------- */
+
+nrpc_status
+gw_catalog_start(gw_catalog **out, uv_loop_t *uv, nrpc_client *client, gw_catalog_docs *docs,
+                 int periodic)
+{
+    gw_catalog *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return NRPC_ERR_NOMEM;
+    c->client = client;
+    c->docs = docs;
+    c->periodic = periodic;
+    uv_timer_init(uv, &c->timer);
+    c->timer.data = c;
+    catalog_arm(c, 0); /* the first gather as soon as the loop runs */
+    *out = c;
+    return NRPC_OK;
+}
+
+void
+gw_catalog_get(gw_catalog *c, gw_catalog_doc doc, int refresh, gw_catalog_cb cb, void *closure)
+{
+    int64_t now = nrpc_now_ms(), updated;
+    catalog_waiter *w;
+
+    pthread_mutex_lock(&c->docs->mu);
+    updated = c->docs->updated_ms;
+    pthread_mutex_unlock(&c->docs->mu);
+    /* Fresh enough, or we tried just now (NATS down): answer at once. */
+    if (c->stopping ||
+        (!refresh && updated != 0 &&
+         now - updated <= GW_CATALOG_REFRESH_MS + GW_CATALOG_WAIT_MS + 500) ||
+        (!refresh && c->attempted_ms != 0 && !c->gathering &&
+         now - c->attempted_ms < GW_CATALOG_RETRY_MS)) {
+        docs_answer(c->docs, doc, cb, closure);
+        return;
+    }
+    w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        docs_answer(c->docs, doc, cb, closure);
+        return;
+    }
+    w->doc = doc;
+    w->cb = cb;
+    w->closure = closure;
+    w->next = c->waiters;
+    c->waiters = w;
+    catalog_refresh(c); /* no-op while a gather is in flight: it answers */
+}
+
+void
+gw_catalog_stop(gw_catalog *c)
+{
+    if (c == NULL || c->stopping)
+        return;
+    c->stopping = 1;
+    uv_timer_stop(&c->timer);
+    catalog_answer_waiters(c);
+}
+
+static void
+catalog_on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Frees c unless a gather still owes its on_done (the client calls it,
+ * 503, when it is destroyed; catalog_on_done then comes back here). */
+static void
+catalog_release(gw_catalog *c)
+{
+    if (c->gathering)
+        return;
+    uv_close((uv_handle_t *)&c->timer, catalog_on_closed);
+}
+
+void
+gw_catalog_free(gw_catalog *c)
+{
+    if (c == NULL)
+        return;
+    gw_catalog_stop(c);
+    c->freed = 1;
+    catalog_release(c);
+}
