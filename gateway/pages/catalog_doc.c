@@ -67,6 +67,23 @@ catalog_endpoint(json_t *ep)
                      strcmp(catalog_str(md, "varkw"), "true") == 0);
 }
 
+/* The events a service declares ($SRV.INFO metadata "emits" and "handles",
+ * JSON text) as arrays on svc: [] when it declares none. */
+static void
+catalog_events(json_t *svc, json_t *md)
+{
+    static const char *const kinds[] = {"emits", "handles"};
+    size_t k;
+
+    for (k = 0; k < 2; k++) {
+        const char *text = json_string_value(json_object_get(md, kinds[k]));
+        json_t *list = text ? json_loads(text, 0, NULL) : NULL;
+        json_object_set_new(svc, kinds[k], json_is_array(list) ? list : json_array());
+        if (!json_is_array(list))
+            json_decref(list);
+    }
+}
+
 /* Groups INFO replies by service name: replicas become instances of one
  * service; endpoints are merged by name (the first reply wins). Sorted, so
  * the documents do not change order between refreshes. New. */
@@ -88,6 +105,7 @@ gw_catalog_group(json_t *infos)
             svc = json_pack("{s:s, s:s, s:s, s:[], s:{}}", "name", name, "version",
                             catalog_str(info, "version"), "description",
                             catalog_str(info, "description"), "instances", "endpoints");
+            catalog_events(svc, json_object_get(info, "metadata"));
             json_object_set_new(by_name, name, svc);
         }
         json_array_append_new(json_object_get(svc, "instances"),

@@ -69,7 +69,9 @@ struct member {
 
 struct topic {
     nrpc_tnode node; /* first: in the router's table, keyed by nrpc_hash_str(subject) */
-    char *subject;   /* NRPC_EVENT_PREFIX + the WAMP topic */
+    char *subject;   /* NRPC_EVENT_PREFIX + the WAMP topic; + ".>" for a prefix */
+    wamp_router *r;
+    int prefix;      /* match "prefix": every topic under the WAMP topic's tokens */
     json_int_t id;
     nrpc_subscription *nsub;
     member *members;
@@ -179,12 +181,13 @@ typedef struct {
     json_int_t exclude; /* session to skip, 0 for none */
 } nats_event;
 
-/* One NATS message to every subscriber of its topic. e is borrowed. */
+/* One NATS message to every subscriber of t. e is borrowed. The EVENT's
+ * details carry the message's own topic, which for a prefix subscription is
+ * the one that matched. */
 static void
-router_deliver(wamp_router *r, const nats_event *e)
+router_deliver(topic *t, const nats_event *e)
 {
     json_t *args = NULL, *kwargs = NULL;
-    topic *t = r ? router_find(r, e->subject) : NULL;
     char err[128];
     ws_buf *b = NULL;
     char *text;
@@ -202,7 +205,9 @@ router_deliver(wamp_router *r, const nats_event *e)
         json_array_append_new(args, v);
         kwargs = NULL;
     }
-    text = wamp_encode_event(t->id, e->publication, t->subject + ROUTER_PREFIX_LEN, args, kwargs);
+    if (strncmp(e->subject, NRPC_EVENT_PREFIX, ROUTER_PREFIX_LEN) != 0)
+        goto out;
+    text = wamp_encode_event(t->id, e->publication, e->subject + ROUTER_PREFIX_LEN, args, kwargs);
     if (text == NULL)
         goto out;
     b = ws_buf_text(text, strlen(text));
@@ -232,11 +237,13 @@ header_id(const nrpc_message *msg, const char *name)
     return end != v && *end == '\0' && id >= 1 && id <= WAMP_MAX_ID ? (json_int_t)id : 0;
 }
 
-/* The loop's NATS connection, drained after a poll: deliver at once. */
+/* The loop's NATS connection, drained after a poll: deliver at once to the
+ * topic whose subscription it came on (closure). */
 static void
 router_on_nats(const nrpc_message *msg, void *closure)
 {
-    wamp_router *r = closure;
+    topic *t = closure;
+    wamp_router *r = t->r;
     nats_event e;
 
     /* A request (it wants a reply) is not a publication: subscribers see
@@ -251,7 +258,7 @@ router_on_nats(const nrpc_message *msg, void *closure)
     if (e.publication == 0)
         e.publication = router_random_id();
     e.exclude = header_id(msg, HDR_SESSION);
-    router_deliver(r, &e);
+    router_deliver(t, &e);
     ws_loop_settle_later(r->loop);
 }
 
@@ -293,13 +300,36 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     topic *t;
     member *mb;
 
-    if (match && !(json_is_string(match) && strcmp(json_string_value(match), "exact") == 0)) {
+    int prefix = 0;
+
+    if (match && json_is_string(match) && strcmp(json_string_value(match), "prefix") == 0) {
+        prefix = 1;
+    } else if (match && !(json_is_string(match) && strcmp(json_string_value(match), "exact") == 0)) {
         router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "wamp.error.invalid_uri",
-                     "only exact topic matching is supported", NULL);
+                     "topic matching is \"exact\" or \"prefix\"", NULL);
         return;
     }
-    if (router_topic_subject(s, m, WAMP_SUBSCRIBE, 1, subject) != 0)
+    if (prefix) {
+        /* NATS matches whole tokens: prefix "a.b" (or "a.b.") is every topic
+         * under a.b, the subject events.a.b.> */
+        char under[NRPC_MAX_SUBJECT + 2];
+        wamp_msg stripped = *m;
+        size_t n = m->uri ? strlen(m->uri) : 0;
+        snprintf(under, sizeof under, "%s", m->uri ? m->uri : "");
+        if (n > 1 && n < sizeof under && under[n - 1] == '.')
+            under[n - 1] = '\0';
+        stripped.uri = under;
+        if (router_topic_subject(s, &stripped, WAMP_SUBSCRIBE, 1, subject) != 0)
+            return;
+        if (strlen(subject) + 2 > NRPC_MAX_SUBJECT) {
+            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "wamp.error.invalid_uri",
+                         "the prefix is too long", NULL);
+            return;
+        }
+        strcat(subject, ".>");
+    } else if (router_topic_subject(s, m, WAMP_SUBSCRIBE, 1, subject) != 0) {
         return;
+    }
     t = router_find(r, subject);
     if (t) {
         for (mb = s->subs; mb; mb = mb->snext) {
@@ -325,8 +355,10 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                          "out of memory", NULL);
             return;
         }
+        t->r = r;
+        t->prefix = prefix;
         if (r->client)
-            st = nrpc_client_subscribe(r->client, subject, router_on_nats, r, &t->nsub);
+            st = nrpc_client_subscribe(r->client, subject, router_on_nats, t, &t->nsub);
         if (st != NRPC_OK) {
             topic_free(r, t);
             router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.unavailable",

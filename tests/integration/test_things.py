@@ -204,6 +204,16 @@ class ThingApiTest(ThingCase):
             with self.subTest(rpc=rpc):
                 self.assertHttpError(self.call(rpc, data), 404, "not_found", contains=t["uuid"])
 
+    def test_services_lists_declared_events(self):
+        r = harness.http_call(self.port, "GET", "/services?refresh=1")
+        self.assertEqual(r.status, 200, r.describe())
+        svc = {s["name"]: s for s in r.json()["services"]}["thing_service"]
+        self.assertEqual([(e["name"], e["subject"]) for e in svc["emits"]],
+                         [("thing_created", "events.thing_service.thing_created"),
+                          ("thing_renamed", "events.thing_service.thing_renamed"),
+                          ("thing_deleted", "events.thing_service.thing_deleted")])
+        self.assertEqual(svc["handles"], [])
+
     def test_openapi_examples_are_valid_calls(self):
         """The example bodies of /openapi.json (what /docs' "Try it out"
         sends) bind: none gets 400."""

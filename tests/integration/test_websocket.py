@@ -314,6 +314,45 @@ class WebSocketTest(harness.IntegrationCase):
         self.assertEqual(msg.headers.get("Nrpc-Wamp-Publication"), str(published[2]))
         self.nc.unsubscribe(spy)
 
+    def test_prefix_subscriptions(self):
+        """SUBSCRIBE with match "prefix": every topic under the prefix's
+        tokens, each EVENT naming its own topic; an exact subscription to
+        the same name is another subscription."""
+        c = self.client()
+        c.hello()
+        c.send_json([32, 1, {"match": "prefix"}, "ws_it_pfx."])
+        sub = c.recv_json()
+        self.assertEqual(sub[:2], [33, 1])
+        self.nats.wait_subscribers("events.ws_it_pfx.>", 1)
+        c.send_json([32, 2, {"match": "prefix"}, "ws_it_pfx"])  # the same, without the dot
+        self.assertEqual(c.recv_json(), [33, 2, sub[2]])
+        c.send_json([32, 3, {}, "ws_it_pfx"])  # exact: another subscription
+        exact = c.recv_json()
+        self.assertEqual(exact[:2], [33, 3])
+        self.assertNotEqual(exact[2], sub[2])
+        self.nc.publish("events.ws_it_pfx.thing_created", b'[[1], {}]')
+        self.nc.publish("events.ws_it_pfx.a.b", b'[[2], {}]')
+        self.nc.publish("events.ws_it_pfxx.c", b'[[3], {}]')  # not under the prefix's token
+        self.nc.publish("events.ws_it_pfx", b'[[4], {}]')     # the exact topic only
+        # two NATS subscriptions: their deliveries may interleave either way
+        got = sorted((c.recv_json() for _ in range(3)), key=lambda e: e[4])
+        self.assertEqual([(e[1], e[3], e[4]) for e in got],
+                         [(sub[2], {"topic": "ws_it_pfx.thing_created"}, [1]),
+                          (sub[2], {"topic": "ws_it_pfx.a.b"}, [2]),
+                          (exact[2], {"topic": "ws_it_pfx"}, [4])])
+        # and nothing else came (ws_it_pfxx.c is not under the prefix)
+        self.nc.publish("events.ws_it_pfx.sentinel", b'[[5], {}]')
+        self.assertEqual(c.recv_json()[3:], [{"topic": "ws_it_pfx.sentinel"}, [5]])
+        # bad prefixes and match policies
+        for i, (opts, topic) in enumerate([({"match": "prefix"}, "a.*"), ({"match": "prefix"}, "."),
+                                           ({"match": "prefix"}, "$SRV"),
+                                           ({"match": "prefix"}, "a" * 250),
+                                           ({"match": "wildcard"}, "a..b"),
+                                           ({"match": 7}, "a")], start=10):
+            c.send_json([32, i, opts, topic])
+            err = c.recv_json()
+            self.assertEqual(err[:5], [8, 32, i, {}, "wamp.error.invalid_uri"], (opts, topic))
+
     def hello_requests(self):
         """num_requests of greeting_service.hello from $SRV.STATS."""
         m = self.nc.request("$SRV.STATS.greeting_service", b"")
