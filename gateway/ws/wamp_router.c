@@ -12,7 +12,8 @@
  *   SUBSCRIBE t    one NATS subscription on events.t per distinct topic,
  *                  shared by every session subscribed to it (refcounted;
  *                  dropped with the last one). Its id is the WAMP
- *                  subscription id.
+ *                  subscription id. With {"match": "prefix"}, t (or "t.")
+ *                  is every topic under t's tokens: events.t.>.
  *   PUBLISH t      a NATS publish of [args, kwargs] on events.t, with
  *                  headers carrying the publication id and (exclude_me, the
  *                  default) the publisher's session: when the message comes
