@@ -717,9 +717,22 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
     }
     for (i = 0; i < (int)svc->nretired; i++)
         nrpc__nats_close(svc->retired[i]);
+    /* nats.c's delivery thread may still be inside one of our callbacks,
+     * which queues its message and wakes the loop: wait until every library
+     * thread has ended before the queue and the loop go, then drop what came
+     * in meanwhile (an event left unacknowledged is redelivered). */
+    nats_CloseAndWait(2000);
+    {
+        inbound *in = queue_take_all(svc), *next;
+        for (; in; in = next) {
+            next = in->next;
+            natsMsg_Destroy(in->msg);
+            free(in->ack);
+            free(in);
+        }
+    }
     nrpc__loop_teardown(&loop);
     nrpc__service_free(svc);
-    nats_CloseAndWait(2000);
     return rc;
 }
 
