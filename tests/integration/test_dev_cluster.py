@@ -21,12 +21,29 @@ from harness import post
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
-def free_run(n, lo=20000, hi=40000):
-    """A base port with n free ports in a row (and n more 2000 above)."""
-    for _ in range(200):
-        base = random.randrange(lo, hi - n)
-        if all(not harness.port_open(base + i) and not harness.port_open(base + 2000 + i)
-               for i in range(n)):
+def ephemeral_low():
+    """The lowest port the kernel hands out as a connection's source: ports
+    we listen on stay below it, or a service's own NATS connection may hold
+    one of them by the time the gateway binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+TAKEN = set()
+
+
+def free_run(n, lo=12000):
+    """A base port with n free ports in a row (and n more 2000 above), none
+    of them handed out by an earlier call."""
+    hi = ephemeral_low() - 2000 - n
+    for _ in range(500):
+        base = random.randrange(lo, hi)
+        ports = [base + i for i in range(n)] + [base + 2000 + i for i in range(n)]
+        if not TAKEN.intersection(ports) and not any(harness.port_open(p) for p in ports):
+            TAKEN.update(ports)
             return base
     raise AssertionError("no run of %d free ports" % n)
 
