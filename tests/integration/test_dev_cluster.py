@@ -102,6 +102,12 @@ class DevClusterTest(unittest.TestCase):
             self.assertIn(name, r.stdout)
 
     def test_2_both_gateways_serve_every_service(self):
+        # ./dev up waits for one thing_service; the other replica may still be
+        # applying (or waiting on) the migrations and answer 503 meanwhile.
+        def both_things_served():
+            return all(post(p, "thing_service.get_things", '[]').status == 200
+                       for p in (self.gw, self.gw + 1) for _ in range(4))
+        harness.wait_for(both_things_served, 20, interval=0.2, what="both thing_service replicas")
         for port in (self.gw, self.gw + 1):
             r = post(port, "greeting_service.hello", '[["Bob"]]')
             self.assertEqual(r.status, 200, r.describe())
@@ -141,9 +147,12 @@ class DevClusterTest(unittest.TestCase):
         r = self.dev("down")
         self.assertEqual(r.returncode, 0, r.stderr)
         for pid in pids:
-            self.assertFalse(os.path.exists("/proc/%d" % pid) and
-                             open("/proc/%d/stat" % pid).read().split(") ")[1][0] != "Z",
-                             "pid %d still running" % pid)
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    state = f.read().split(") ")[1][0]
+            except OSError:
+                continue  # gone
+            self.assertEqual(state, "Z", "pid %d still running" % pid)
         self.assertEqual(self.ps(), [])
 
 

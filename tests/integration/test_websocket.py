@@ -330,6 +330,8 @@ class WebSocketTest(harness.IntegrationCase):
         exact = c.recv_json()
         self.assertEqual(exact[:2], [33, 3])
         self.assertNotEqual(exact[2], sub[2])
+        # SUBSCRIBED may still come before nats-server has the subscription
+        self.nats.wait_subscribers("events.ws_it_pfx", 1)
         self.nc.publish("events.ws_it_pfx.thing_created", b'[[1], {}]')
         self.nc.publish("events.ws_it_pfx.a.b", b'[[2], {}]')
         self.nc.publish("events.ws_it_pfxx.c", b'[[3], {}]')  # not under the prefix's token
