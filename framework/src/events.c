@@ -556,17 +556,6 @@ nrpc__event_new_id(char out[NRPC_EVENT_ID_LEN + 1])
     nrpc_random_hex(out, NRPC_EVENT_ID_LEN);
     out[NRPC_EVENT_ID_LEN] = '\0';
 }
-
-static int
-id_ok(const char *id)
-{
-    size_t i;
-    for (i = 0; id[i]; i++)
-        if (id[i] <= 32 || id[i] >= 127)
-            return 0;
-    return i > 0 && i <= NRPC_REQUEST_ID_MAX;
-}
-
 /* Publishes data on subject with Nats-Msg-Id id and the extra headers
  * (name, value pairs, NULL-terminated) and tracks the acknowledgment. */
 static nrpc_status
@@ -630,7 +619,7 @@ nrpc_service_emit_text(nrpc_service *svc, const char *event, const char *id, con
     char subject[NRPC_MAX_SUBJECT + 1], rid[NRPC_EVENT_ID_LEN + 1];
     size_t i;
 
-    if (svc == NULL || event == NULL || (body == NULL && len > 0) || (id && !id_ok(id)))
+    if (svc == NULL || event == NULL || (body == NULL && len > 0) || (id && !nrpc_request_id_valid(id)))
         return NRPC_ERR_INVALID_ARG;
     for (i = 0; i < svc->nemits; i++)
         if (strcmp(svc->def.emits[i].name, event) == 0)

@@ -70,6 +70,7 @@ struct nrpc_pg {
     uv_loop_t *loop;
     nrpc_pg_opts opts;
     nrpc_pg_statement *statements; /* opts.statements, then the outbox's */
+    unsigned char *writes_outbox;  /* per statement: it inserts into the outbox */
     nrpc__outbox *outbox;          /* opts.outbox */
     char *conninfo;
     pg_conn *conns;
@@ -759,7 +760,7 @@ pg_submit(nrpc_pg *pg, nrpc_call *call, int64_t deadline_ms, const char *stateme
         }
     for (i = 0; pg->outbox && pg->statements[i].name; i++)
         if (strcmp(pg->statements[i].name, statement) == 0)
-            r->wakes_outbox = strstr(pg->statements[i].sql, "INSERT INTO nrpc_outbox") != NULL;
+            r->wakes_outbox = pg->writes_outbox[i];
     r->pg = pg;
     r->call = nrpc_call_hold(call);
     r->statement = statement;
@@ -920,13 +921,21 @@ nrpc_pg_start(nrpc_pg **out, nrpc_service *svc, const nrpc_pg_opts *opts)
     pg->nconns = pg->opts.pool_size;
     pg->conns = calloc((size_t)pg->nconns, sizeof *pg->conns);
     pg->statements = nrpc__pg_statements(pg->opts.statements, pg->opts.outbox);
-    if (pg->conninfo == NULL || pg->conns == NULL || pg->statements == NULL) {
+    for (i = 0; pg->statements && pg->statements[i].name; i++)
+        ;
+    pg->writes_outbox = calloc((size_t)i + 1, 1);
+    if (pg->conninfo == NULL || pg->conns == NULL || pg->statements == NULL ||
+        pg->writes_outbox == NULL) {
         free(pg->conninfo);
         free(pg->conns);
         free(pg->statements);
+        free(pg->writes_outbox);
         free(pg);
         return NRPC_ERR_NOMEM;
     }
+    /* Read once here, not on every query: which statements wake the relay. */
+    for (i = 0; pg->statements[i].name; i++)
+        pg->writes_outbox[i] = strstr(pg->statements[i].sql, "INSERT INTO nrpc_outbox") != NULL;
     pthread_mutex_init(&pg->cmu, NULL);
     pthread_cond_init(&pg->ccv, NULL);
     if (pg->opts.outbox)
@@ -972,6 +981,7 @@ pg_handle_closed(uv_handle_t *h)
     free(pg->conns);
     free(pg->conninfo);
     free(pg->statements);
+    free(pg->writes_outbox);
     free(pg);
 }
 
