@@ -102,7 +102,10 @@ call_free(nrpc_call *call)
     json_decref(call->bound);
     json_decref(call->varargs);
     json_decref(call->varkw);
-    natsMsg_Destroy(call->msg);
+    if (call->evh)
+        natsMsg_Destroy(call->msg); /* JetStream's: nats.c's own way */
+    else
+        nrpc__msg_destroy(call->msg);
     if (call->timer_init) {
         call->timer.data = call;
         uv_close((uv_handle_t *)&call->timer, call_free_cb);

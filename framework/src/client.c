@@ -525,7 +525,7 @@ nrpc__client_reply(nrpc_client *c, natsMsg *msg)
         gather_item(e, msg);
     else if (e)
         entry_reply(e, msg);
-    natsMsg_Destroy(msg);
+    nrpc__msg_destroy(msg);
 }
 
 void
@@ -538,12 +538,12 @@ nrpc__client_cold_poll(nrpc_client *c, client_entry *e)
     if (st != NATS_OK && st != NATS_NO_RESPONDERS)
         return; /* nothing yet */
     if (pending_take(c, e->node.key) != e) {
-        natsMsg_Destroy(m);
+        nrpc__msg_destroy(m);
         return;
     }
     if (st == NATS_OK) {
         entry_reply(e, m);
-        natsMsg_Destroy(m);
+        nrpc__msg_destroy(m);
         return;
     }
     snprintf(text, sizeof text, "no such rpc: %s", e->subject);
@@ -1199,7 +1199,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         s = natsMsgHeader_Add(msg, headers[0], headers[1]);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(nc, msg);
-    natsMsg_Destroy(msg);
+    nrpc__msg_destroy(msg);
     if (s != NATS_OK) {
         client_entry *mine;
 
@@ -1350,7 +1350,7 @@ nrpc__client_deliver(nrpc_subscription *s, natsMsg *msg)
         m.data = "";
     m.impl = msg;
     s->cb(&m, s->closure);
-    natsMsg_Destroy(msg);
+    nrpc__msg_destroy(msg);
 }
 
 static void

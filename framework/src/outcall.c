@@ -95,7 +95,7 @@ nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
     nrpc__reply r;
 
     if (o == NULL) { /* late reply: its call timed out already */
-        natsMsg_Destroy(msg);
+        nrpc__msg_destroy(msg);
         return;
     }
     nrpc__reply_read(msg, &r);
@@ -119,7 +119,7 @@ nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
         json_decref(args);
         json_decref(kwargs);
     }
-    natsMsg_Destroy(msg);
+    nrpc__msg_destroy(msg);
 }
 
 static nrpc_status
@@ -203,7 +203,7 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
         if (s != NATS_OK)
             nrpc_table_remove(&svc->outcalls, &o->node);
     }
-    natsMsg_Destroy(m);
+    nrpc__msg_destroy(m);
     if (s != NATS_OK) {
         free(o);
         nrpc_call_log(call, NRPC_LOG_WARN, "request to %s: %s", subject, natsStatus_GetText(s));

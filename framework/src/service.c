@@ -249,14 +249,14 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
         snprintf(m, sizeof m, "%s is overloaded: %d calls in flight", svc->def.name,
                  svc->max_in_flight);
         nrpc__service_send(svc, msg, NRPC_CODE_UNAVAILABLE, "overloaded", m, NULL);
-        natsMsg_Destroy(msg);
+        nrpc__msg_destroy(msg);
         return;
     }
     in = malloc(sizeof *in);
     if (in == NULL) {
         atomic_fetch_sub(&svc->in_flight, 1);
         nrpc__service_send(svc, msg, NRPC_CODE_UNAVAILABLE, "unavailable", "out of memory", NULL);
-        natsMsg_Destroy(msg);
+        nrpc__msg_destroy(msg);
         return;
     }
     pthread_mutex_lock(&rpc->stats.mu);
