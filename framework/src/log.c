@@ -53,7 +53,7 @@ log_write(const char *line, size_t n)
 void
 nrpc_log_flush(void)
 {
-    if (log_batch_len == 0)
+    if (log_batch == NULL || log_batch_len == 0)
         return;
     /* Whole lines only, so lines of other threads still fall between them. */
     log_out(log_batch, log_batch_len);
