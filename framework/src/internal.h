@@ -127,5 +127,7 @@ int nrpc__topic_pattern_subject(const char *pattern, char *out, size_t outlen);
  * those after a callback (auto-ack). NULL is ignored.
  */
 void nrpc__msg_destroy(natsMsg *msg);
+/* 1 when nrpc__msg_destroy frees at once (nats.c exports natsMsg_free). */
+int nrpc__msg_destroy_direct(void);
 
 #endif /* NRPC_INTERNAL_H */

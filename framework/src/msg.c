@@ -17,3 +17,9 @@ nrpc__msg_destroy(natsMsg *msg)
     else
         natsMsg_Destroy(msg);
 }
+
+int
+nrpc__msg_destroy_direct(void)
+{
+    return natsMsg_free != NULL;
+}
