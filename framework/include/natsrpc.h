@@ -221,9 +221,11 @@ typedef struct {
 
 /** Parses rule into *out. Returns 0, or -1 with a message in err. */
 int nrpc_route_parse(const char *rule, nrpc_route *out, char *err, size_t errlen);
-/** 1 if the request's method and path (len bytes, no query string) match
- * route; then the {name} segments are set in params (a JSON object:
- * name -> percent-decoded string). 0 otherwise (params untouched). */
+/** 1 if the request's method and path (len bytes, still percent-encoded,
+ * no query string) match route; then the {name} segments are set in params
+ * (a JSON object: name -> percent-decoded string). 0 otherwise (params
+ * untouched); a {name} segment never matches when it decodes to something
+ * other than UTF-8 text without NUL or '/', or to "." or "..". */
 int nrpc_route_match(const nrpc_route *route, const char *method, const char *path, size_t len,
                      json_t *params);
 /** The Location of a reply: route's location with each {name} replaced by
