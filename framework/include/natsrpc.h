@@ -208,8 +208,10 @@ typedef struct {
  *   "DELETE /things/{uuid} 204"         204, no body
  * METHOD is GET, POST, PUT, PATCH or DELETE; path segments are literal
  * tokens (letters, digits, '_', '-', '.') or {name} of a declared parameter.
- * A reply's body is the rpc's single result value (result_args[0]); errors
- * keep the usual error body with their code as the HTTP status.
+ * A reply's body is the rpc's single result value (result_args[0]), or
+ * {"items": result_args, ...result_kwargs} when it returns keywords or
+ * another number of values (a page of a list: {"items": [...], "next"});
+ * errors keep the usual error body with their code as the HTTP status.
  */
 #define NRPC_MAX_ROUTE 200 /* bytes of a rule's path or location */
 typedef struct {
