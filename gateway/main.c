@@ -83,6 +83,8 @@ usage(FILE *f)
             "HTTP gateway for natsrpc services (natsrpc %s).\n"
             "  POST /<service>.<method>  sends the body as a NATS request to that subject\n"
             "                            and answers with the reply (JSON)\n"
+            "  METHOD /path              the REST routes the services declare ($SRV.INFO):\n"
+            "                            path, query and JSON body bind to the rpc's params\n"
             "  GET  /healthz             200 {\"status\":\"ok\"}, 503 while NATS is down or\n"
             "                            its connection is being rebuilt\n"
             "  GET  /services            the services found on NATS ($SRV.INFO), ?refresh=1\n"

@@ -208,8 +208,10 @@ typedef struct {
  *   "DELETE /things/{uuid} 204"         204, no body
  * METHOD is GET, POST, PUT, PATCH or DELETE; path segments are literal
  * tokens (letters, digits, '_', '-', '.') or {name} of a declared parameter.
- * A reply's body is the rpc's single result value (result_args[0]); errors
- * keep the usual error body with their code as the HTTP status.
+ * A reply's body is the rpc's single result value (result_args[0]), or
+ * {"items": result_args, ...result_kwargs} when it returns keywords or
+ * another number of values (a page of a list: {"items": [...], "next"});
+ * errors keep the usual error body with their code as the HTTP status.
  */
 #define NRPC_MAX_ROUTE 200 /* bytes of a rule's path or location */
 typedef struct {
@@ -221,9 +223,11 @@ typedef struct {
 
 /** Parses rule into *out. Returns 0, or -1 with a message in err. */
 int nrpc_route_parse(const char *rule, nrpc_route *out, char *err, size_t errlen);
-/** 1 if the request's method and path (len bytes, no query string) match
- * route; then the {name} segments are set in params (a JSON object:
- * name -> percent-decoded string). 0 otherwise (params untouched). */
+/** 1 if the request's method and path (len bytes, still percent-encoded,
+ * no query string) match route; then the {name} segments are set in params
+ * (a JSON object: name -> percent-decoded string). 0 otherwise (params
+ * untouched); a {name} segment never matches when it decodes to something
+ * other than UTF-8 text without NUL or '/', or to "." or "..". */
 int nrpc_route_match(const nrpc_route *route, const char *method, const char *path, size_t len,
                      json_t *params);
 /** The Location of a reply: route's location with each {name} replaced by

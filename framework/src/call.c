@@ -279,6 +279,12 @@ nrpc_arg_int(nrpc_call *call, const char *name)
     return json_is_real(v) ? (json_int_t)json_real_value(v) : json_integer_value(v);
 }
 
+int
+nrpc_arg_bool(nrpc_call *call, const char *name)
+{
+    return json_is_true(nrpc_arg(call, name));
+}
+
 json_t *
 nrpc_call_varargs(nrpc_call *call)
 {

@@ -145,6 +145,10 @@ info_response(nrpc_service *svc)
 
     json_object_set_new(r, "description",
                         json_string(svc->def.description ? svc->def.description : ""));
+    /* When this instance started (as in STATS), in INFO too: the gateway
+     * gives a REST route two services declare to the one that was there
+     * first. */
+    json_object_set_new(json_object_get(r, "metadata"), "started", json_string(svc->started));
     /* Declared events, as JSON text (metadata values are strings). */
     {
         static const char *const kinds[] = {"emits", "handles"};

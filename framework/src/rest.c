@@ -187,11 +187,26 @@ nrpc_route_match(const nrpc_route *route, const char *method, const char *path, 
             goto no;
         if (tseg[0] == '{') {
             char name[NRPC_MAX_ROUTE + 1], *v = nrpc_percent_decode(pseg, pn, NRPC_PCT_NO_SLASH);
-            if (v == NULL)
-                goto no;
-            snprintf(name, sizeof name, "%.*s", (int)(tn - 2), tseg + 1);
-            json_object_set_new(found, name, json_string(v));
+            json_t *s = v ? json_string(v) : NULL; /* NULL: not UTF-8 */
+            /* "." and ".." are dot-segments (RFC 3986 5.2.4), never names:
+             * a handler that puts a parameter into a path or a URL would
+             * climb out of it. */
+            int dots = v && (strcmp(v, ".") == 0 || strcmp(v, "..") == 0);
             free(v);
+            if (s == NULL || dots) {
+                json_decref(s);
+                goto no;
+            }
+            snprintf(name, sizeof name, "%.*s", (int)(tn - 2), tseg + 1);
+            json_object_set_new(found, name, s);
+        } else if (memchr(pseg, '%', pn) != NULL) {
+            /* "/th%69ngs" is "/things" (a literal is made of unreserved
+             * characters, which percent-encoding does not change). */
+            char *v = nrpc_percent_decode(pseg, pn, NRPC_PCT_NO_SLASH);
+            int same = v && strlen(v) == tn && memcmp(tseg, v, tn) == 0;
+            free(v);
+            if (!same)
+                goto no;
         } else if (tn != pn || memcmp(tseg, pseg, pn) != 0) {
             goto no;
         }

@@ -31,6 +31,7 @@
  */
 #include "bridge.h"
 #include "pages/pages.h"
+#include "rest_http.h"
 #include "ws/ws.h"
 
 #include <microhttpd.h>
@@ -65,6 +66,7 @@ enum {
     REQ_FRONT,  /* GET /websocket or a front-end file (static.c) */
     REQ_WAIT,   /* suspended until http_on_reply (or a refused request) resumes */
     REQ_DONE,   /* response queued */
+    REQ_NEW,    /* the request line is in (http_on_uri), the headers not yet */
 };
 
 #define REQ_INLINE_BODY 512
@@ -75,6 +77,10 @@ enum {
 #ifndef HTTP_CONN_MEMORY
 #define HTTP_CONN_MEMORY (16 * 1024)
 #endif
+/* What MHD takes from that pool per query argument (a record, about 56
+ * bytes), and what we leave for the headers: see http_on_uri. */
+#define HTTP_ARG_COST 64
+#define HTTP_HEADER_ROOM 1024
 
 /* gw_req.metric: not an rpc (pages), an rpc subject, or a refused path. */
 enum { METRIC_NONE, METRIC_RPC, METRIC_INVALID };
@@ -85,6 +91,7 @@ typedef struct {
     int state;
     int status; /* HTTP status queued; 0 until then (for the log) */
     int too_large;
+    size_t too_many_args; /* query arguments MHD would choke on (http_on_uri) */
     const char *allow; /* Allow header of a 405 */
     const char *ctype; /* Content-Type of the answer; NULL: JSON */
     gw_page_kind page;
@@ -102,8 +109,11 @@ typedef struct {
     int code;
     char *reply; /* malloc'd; handed to MHD with the response */
     size_t reply_len;
+    const char *subject; /* what is called: url + 1, or a REST route's rpc */
+    gw_rest_req *rest;   /* a REST route's state (rest_http.h); NULL otherwise */
+    char *raw;           /* the request target as sent (percent-encoded, query) */
     char inline_body[REQ_INLINE_BODY];
-    char url[]; /* copy of the path; the subject is url + 1 */
+    char url[]; /* copy of the path, then the raw target (raw) */
 } gw_req;
 
 static const char JSON_TYPE[] = "application/json";
@@ -142,8 +152,8 @@ http_count(gw_req *r)
     if (r->metric == METRIC_NONE || r->counted)
         return;
     r->counted = 1;
-    gw_metrics_observe(r->h->loop->metrics, r->metric == METRIC_RPC ? r->url + 1 : NULL,
-                       r->metric == METRIC_RPC ? strlen(r->url + 1) : 0, r->status,
+    gw_metrics_observe(r->h->loop->metrics, r->metric == METRIC_RPC ? r->subject : NULL,
+                       r->metric == METRIC_RPC ? strlen(r->subject) : 0, r->status,
                        (double)(http_now_us() - r->start_us) / 1e6);
 }
 
@@ -171,6 +181,8 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
     }
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (r && r->rest)
+        gw_rest_req_headers(r->rest, resp);
     /* While draining, every answer ends its connection so keep-alive
      * clients move to another gateway. */
     if (r && r->h->loop->draining)
@@ -273,11 +285,14 @@ static enum MHD_Result
 http_send_reply(gw_req *r, struct MHD_Connection *conn)
 {
     int status = r->code == 0 ? MHD_HTTP_OK : r->code;
-    char *body = r->reply;
+    char *body;
 
+    if (r->rest && r->state == REQ_WAIT) /* a REST route's rpc answered */
+        status = gw_rest_req_answer(r->rest, r->code, &r->reply, &r->reply_len);
     /* Codes outside the HTTP error range cannot travel as a status. */
-    if (status != MHD_HTTP_OK && (status < 400 || status > 599))
+    else if (status != MHD_HTTP_OK && (status < 400 || status > 599))
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    body = r->reply;
     r->reply = NULL;
     if (body == NULL)
         return http_send(r, conn, status, (char *)"", 0, MHD_RESPMEM_PERSISTENT, r->allow);
@@ -325,7 +340,7 @@ http_forward(gw_req *r, struct MHD_Connection *conn)
     r->state = REQ_WAIT;
     MHD_suspend_connection(conn);
     if (client != NULL)
-        st = nrpc_client_request(client, r->url + 1, r->body, r->len, r->timeout_ms, headers,
+        st = nrpc_client_request(client, r->subject, r->body, r->len, r->timeout_ms, headers,
                                  http_on_reply, r);
     if (st != NRPC_OK) {
         /* The callback will never run: answer 503 ourselves. */
@@ -425,8 +440,93 @@ http_body_append(gw_req *r, const char *data, size_t n)
     r->len += n;
 }
 
-/* First call for a request: allocate its state, route, check what can be
- * checked before the body. */
+/* MHD's URI log callback: the request line is in. The request's state is
+ * allocated here because this is the one place MHD shows the target as the
+ * client sent it (the access handler gets it percent-decoded, where a
+ * REST parameter's "%2F" would look like a path separator). Its return
+ * value is the first *con_cls of the access handler. */
+static void *
+http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    gw_http *h = cls;
+    size_t ulen = strlen(uri);
+    gw_req *r;
+
+    /* The decoded path is never longer than the raw target. */
+    r = xmalloc(sizeof *r + 2 * (ulen + 1));
+    memset(r, 0, sizeof *r);
+    r->raw = r->url + ulen + 1;
+    memcpy(r->raw, uri, ulen + 1);
+    r->h = h;
+    r->conn = conn;
+    r->start_us = http_now_us();
+    r->body = r->inline_body;
+    r->cap = sizeof r->inline_body;
+    r->state = REQ_NEW;
+    /* MHD (0.9.75) stores each query argument in the connection's pool
+     * right after this callback; when the pool runs out it queues a 431
+     * but ignores the failure, goes on with the request and never answers
+     * it: the connection hangs, past its timeout. So a query with more
+     * arguments than the pool can hold is cut here, before MHD parses it
+     * (uri is MHD's writable read buffer, where it puts a NUL after the
+     * '?' itself), and answered 414 by http_begin from the raw copy. */
+    {
+        char *q = strchr(uri, '?');
+        size_t n = 0;
+        const char *c;
+        if (q != NULL) {
+            for (c = q, n = 1; *c; c++)
+                n += *c == '&';
+            if (ulen + n * HTTP_ARG_COST + HTTP_HEADER_ROOM > HTTP_CONN_MEMORY) {
+                r->too_many_args = n;
+                q[1] = '\0';
+            }
+        }
+    }
+    return r;
+}
+
+/* A REST route matched at the first call (r->rest): an answer decided now,
+ * or the rpc to call with the body once it is in. 1 when it answered. */
+static int
+http_rest_begin(gw_req *r)
+{
+    const char *type, *allow, *msg;
+    int status;
+
+    if (gw_rest_req_error(r->rest, &status, &type, &allow, &msg)) {
+        r->metric = METRIC_INVALID;
+        http_reject(r, status, type, allow, "%s", msg);
+        return 1;
+    }
+    r->subject = gw_rest_req_subject(r->rest);
+    r->metric = METRIC_RPC;
+    return 0;
+}
+
+/* The final call of a REST route: the body becomes [[], kwargs]. 0, or an
+ * error was queued. */
+static int
+http_rest_body(gw_req *r, struct MHD_Connection *conn, enum MHD_Result *ret)
+{
+    char err[512], *out;
+    const char *type = NULL;
+    size_t n = 0;
+    int status = gw_rest_req_body(r->rest, r->body, r->len, &out, &n, &type, err, sizeof err);
+
+    if (status != 0) {
+        *ret = http_send_error(r, conn, status, type, NULL, "%s", err);
+        return -1;
+    }
+    if (r->body != r->inline_body)
+        free(r->body);
+    r->body = out;
+    r->len = r->cap = n;
+    return 0;
+}
+
+/* First call for a request: its state (from http_on_uri), route, check
+ * what can be checked before the body. */
 static enum MHD_Result
 http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char *method,
            void **con_cls)
@@ -435,25 +535,22 @@ http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char 
     size_t ulen = strlen(url), slen;
     const char *subject, *v;
     gw_route_kind kind;
-    gw_req *r;
+    gw_req *r = *con_cls;
     int is_post;
 
-    r = xmalloc(sizeof *r + ulen + 1);
-    memset(r, 0, sizeof *r);
     memcpy(r->url, url, ulen + 1);
     snprintf(r->method, sizeof r->method, "%s", method);
-    r->h = h;
-    r->conn = conn;
-    r->start_us = http_now_us();
-    r->body = r->inline_body;
-    r->cap = sizeof r->inline_body;
+    r->subject = r->url + 1;
     r->timeout_ms = cfg->timeout_ms;
     r->state = REQ_BODY;
-    gw_count_add(&h->loop->in_flight, 1);
-    *con_cls = r;
+    gw_count_add(&h->loop->in_flight, 1); /* a request once its headers are in */
     nrpc_trace_begin(&r->trace,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_TRACEPARENT),
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_REQUEST_ID));
+    if (r->too_many_args)
+        return http_reject(r, MHD_HTTP_URI_TOO_LONG, "too_large", NULL,
+                           "the query string is too large: %zu arguments in a %zu-byte target",
+                           r->too_many_args, strlen(r->raw));
 
     is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     /* GET pages first: /openapi.json and /metadata.json are rpc-shaped. */
@@ -471,6 +568,16 @@ http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char 
         return MHD_YES;
     }
     kind = gw_route_match(url, &subject, &slen);
+    /* Not /healthz, not POST /<service>.<method>: maybe a REST route. */
+    if (kind != GW_ROUTE_HEALTHZ && !(kind == GW_ROUTE_RPC && is_post) &&
+        (r->rest = gw_rest_req_begin(h->loop->catalog, method, r->raw,
+                                     MHD_lookup_connection_value(
+                                         conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_TYPE))) != NULL) {
+        if (http_rest_begin(r))
+            return MHD_YES;
+        goto call;
+    }
     r->metric = kind == GW_ROUTE_RPC && is_post                        ? METRIC_RPC
                 : kind == GW_ROUTE_HEALTHZ                             ? METRIC_NONE
                 : kind == GW_ROUTE_RPC || kind == GW_ROUTE_BAD_RPC || is_post ? METRIC_INVALID
@@ -510,8 +617,9 @@ http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char 
     if (!is_post)
         return http_reject(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "POST",
                            "use POST to call %.200s", subject);
-
-    v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout");
+call:
+    /* A REST route's query string is its rpc's parameters: X-Timeout only. */
+    v = r->rest ? NULL : MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout");
     if (v == NULL)
         v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Timeout");
     if (v != NULL && gw_parse_timeout(v, GW_MAX_TIMEOUT_MS, &r->timeout_ms) != 0)
@@ -548,8 +656,11 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
                 void **con_cls)
 {
     gw_req *r = *con_cls;
+    enum MHD_Result ret;
 
-    if (r == NULL)
+    if (r == NULL) /* http_on_uri runs first for every request */
+        return MHD_NO;
+    if (r->state == REQ_NEW)
         return http_begin(cls, conn, url, method, con_cls);
     switch (r->state) {
     case REQ_BODY:
@@ -563,6 +674,8 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
             return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
                                    "request body exceeds the limit of %zu bytes",
                                    r->h->loop->cfg->max_body);
+        if (r->rest && http_rest_body(r, conn, &ret) != 0)
+            return ret;
         return http_forward(r, conn);
     case REQ_REJECT:
     case REQ_HEALTH:
@@ -603,7 +716,8 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r == NULL)
         return;
     http_count(r);
-    if (h->loop->cfg->access_log) {
+    /* REQ_NEW: the request ended before its headers were in (never seen). */
+    if (h->loop->cfg->access_log && r->state != REQ_NEW) {
         /* Milliseconds with two decimals, in integers (cheaper than %.2f). */
         long long cs = (http_now_us() - r->start_us + 5) / 10;
         if (cs < 0)
@@ -620,9 +734,11 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->body != r->inline_body)
         free(r->body);
     free(r->reply);
+    gw_rest_req_free(r->rest);
+    if (r->state != REQ_NEW)
+        gw_count_add(&h->loop->in_flight, -1);
     free(r);
     *con_cls = NULL;
-    gw_count_add(&h->loop->in_flight, -1);
 }
 
 /* MHD's own error messages go to our log. */
@@ -725,7 +841,8 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
         h, /* first, so it sees everything */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(limit ? limit : 1), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, h,
+        MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)cfg->conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, h,
         MHD_OPTION_END);
     if (h->daemon == NULL) {

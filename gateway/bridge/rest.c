@@ -43,10 +43,15 @@ shape_of(const char *path, char *out, size_t outlen, int *literals)
     *literals = lit;
 }
 
-/* Sorts INFO endpoints by service, then method, so the first declaration
- * of a route is the same whatever order replies came in. */
+/* Sorts INFO endpoints so the first declaration of a route is the same
+ * whatever order replies came in: the service that was there first (the
+ * earliest "started" of its instances, INFO metadata; without one, after
+ * those that have it), then by service name, then by method name. So a
+ * service started later cannot take over a route, and every gateway agrees
+ * on who serves it. */
 typedef struct {
     const char *service, *method, *subject;
+    const char *started; /* the service's earliest instance; "~" unknown */
     json_t *md;
 } endpoint;
 
@@ -54,8 +59,29 @@ static int
 endpoint_cmp(const void *a, const void *b)
 {
     const endpoint *x = a, *y = b;
-    int c = strcmp(x->service, y->service);
+    int c = strcmp(x->started, y->started);
+    if (c == 0)
+        c = strcmp(x->service, y->service);
     return c ? c : strcmp(x->method, y->method);
+}
+
+/* The earliest "started" among the instances of service in infos: borrowed;
+ * "~" (after every timestamp) when none says. */
+static const char *
+service_started(json_t *infos, const char *service)
+{
+    const char *best = "~";
+    size_t i;
+    json_t *info;
+
+    json_array_foreach(infos, i, info) {
+        const char *name = json_string_value(json_object_get(info, "name"));
+        const char *s =
+            json_string_value(json_object_get(json_object_get(info, "metadata"), "started"));
+        if (name && s && *s && strcmp(name, service) == 0 && strcmp(s, best) < 0)
+            best = s;
+    }
+    return best;
 }
 
 static int
@@ -116,9 +142,11 @@ gw_rest_build(json_t *infos, json_t *conflicts)
                     goto oom;
                 eps = bigger;
             }
-            eps[neps++] = (endpoint){service, name, subject, md};
+            eps[neps++] = (endpoint){service, name, subject, NULL, md};
         }
     }
+    for (i = 0; i < neps; i++)
+        eps[i].started = service_started(infos, eps[i].service);
     if (neps)
         qsort(eps, neps, sizeof *eps, endpoint_cmp);
     for (i = 0; i < neps; i++) {
@@ -262,8 +290,23 @@ static int
 bind_text(gw_rest_call *c, const char *name, const char *text, const char *where, char *err,
           size_t errlen)
 {
-    json_t *p = param_of(c->params, name), *v;
+    json_t *p, *v;
 
+    /* Decoded text may be any bytes: a JSON string (and the error message
+     * naming it) must be UTF-8. */
+    v = json_string(name);
+    if (v == NULL) {
+        snprintf(err, errlen, "a %s parameter's name is not UTF-8 text", where);
+        return -1;
+    }
+    json_decref(v);
+    v = json_string(text);
+    if (v == NULL) {
+        snprintf(err, errlen, "parameter '%.64s' is not UTF-8 text", name);
+        return -1;
+    }
+    json_decref(v);
+    p = param_of(c->params, name);
     if (json_object_get(c->kwargs, name)) {
         snprintf(err, errlen, "parameter '%.64s' is given twice", name);
         return -1;
@@ -432,13 +475,14 @@ gw_rest_answer(const gw_rest_call *c, const char *reply, size_t len, int *status
         return -1;
     }
     *status = c->route.status;
+    /* One shape per rpc whatever the count: a list rpc answering one
+     * thing per positional value (get_things) is {"items": [...], "next"}
+     * for zero, one or many things. */
     if (json_array_size(args) == 1 && json_object_size(kwargs) == 0) {
         shown = json_incref(json_array_get(args, 0));
-    } else if (json_array_size(args) == 1) {
-        shown = json_deep_copy(kwargs);
-        json_object_set(shown, "items", json_array_get(args, 0));
     } else {
-        shown = json_incref(r);
+        shown = json_deep_copy(kwargs);
+        json_object_set(shown, "items", args);
     }
     if (c->route.location[0] && loclen)
         if (nrpc_route_location(&c->route, json_array_get(args, 0), location, loclen) != 0)

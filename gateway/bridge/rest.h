@@ -17,7 +17,8 @@ typedef struct gw_rest gw_rest;
 /* Builds a table from $SRV.INFO responses (a JSON array; replicas repeat
  * themselves, any order). Two rpcs declaring the same method and path (the
  * same shape: /things/{a} and /things/{b} are the same) are a conflict: the
- * first in service, then method name order keeps the route, and a message
+ * first keeps the route: the service whose earliest instance started first
+ * (INFO metadata "started"), then by service name, then method name; a message
  * per conflict is appended to conflicts (a JSON array, may be NULL). Rules
  * that do not parse or name undeclared parameters are reported there too
  * and skipped. Returns a new table (gw_rest_free); NULL when out of memory. */
@@ -58,8 +59,8 @@ int gw_rest_request(gw_rest_call *c, const char *body, size_t len, char **out, c
 
 /* The HTTP answer to a successful reply ([args, kwargs] text): *status is
  * the route's status; *body (new, free(); NULL for 204) is args[0] when the
- * rpc returned one value and no keywords, {"items": args[0], ...kwargs}
- * when it returned one value and keywords, else the reply as is; location
+ * rpc returned one value and no keywords, else {"items": args, ...kwargs}
+ * (so a list is the same shape for zero, one or many values); location
  * gets the route's Location ("" when none). Returns 0, or -1 when the reply
  * is not [args, kwargs] (a 502). */
 int gw_rest_answer(const gw_rest_call *c, const char *reply, size_t len, int *status, char **body,

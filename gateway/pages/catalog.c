@@ -15,6 +15,7 @@
  * flight per loop. Gathers and callbacks run on the loop's thread.
  */
 #include "pages.h"
+#include "bridge/rest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@ struct gw_catalog {
     catalog_waiter *waiters;
     json_t *replies;     /* of the gather in flight */
     int64_t attempted_ms;
+    gw_rest *rest;           /* the loop's REST table (gw_catalog_rest) */
+    uint64_t rest_generation; /* of docs->infos it was built from */
+    int64_t missed_ms;       /* the last gather a REST miss started */
 };
 
 int
@@ -58,6 +62,9 @@ gw_catalog_docs_free(gw_catalog_docs *d)
     free(d->text[0]);
     free(d->text[1]);
     d->text[0] = d->text[1] = NULL;
+    json_decref(d->infos);
+    json_decref(d->conflicts_logged);
+    d->infos = d->conflicts_logged = NULL;
     pthread_mutex_destroy(&d->mu);
 }
 
@@ -118,6 +125,28 @@ catalog_on_reply(const nrpc_response *resp, void *closure)
 
 static void catalog_release(gw_catalog *c);
 
+/* Logs each REST conflict once while it lasts (whichever loop gathered),
+ * under the documents' mutex. */
+static void
+catalog_log_conflicts(gw_catalog_docs *d, json_t *infos)
+{
+    json_t *conflicts = json_array(), *msg;
+    gw_rest *t = gw_rest_build(infos, conflicts);
+    size_t i, j;
+
+    json_array_foreach(conflicts, i, msg) {
+        json_t *old;
+        json_array_foreach(d->conflicts_logged, j, old)
+            if (json_equal(old, msg))
+                break;
+        if (j == json_array_size(d->conflicts_logged))
+            nrpc_log(NRPC_LOG_WARN, "REST route conflict: %s", json_string_value(msg));
+    }
+    json_decref(d->conflicts_logged);
+    d->conflicts_logged = conflicts;
+    gw_rest_free(t);
+}
+
 static void
 catalog_on_done(const nrpc_response *resp, void *closure)
 {
@@ -145,6 +174,12 @@ catalog_on_done(const nrpc_response *resp, void *closure)
         d->len[0] = len[0];
         d->len[1] = len[1];
         d->updated_ms = nrpc_now_ms();
+        if (infos != NULL) {
+            catalog_log_conflicts(d, infos);
+            json_decref(d->infos);
+            d->infos = json_incref(infos);
+            __atomic_add_fetch(&d->generation, 1, __ATOMIC_RELEASE);
+        }
         pthread_mutex_unlock(&d->mu);
     }
     json_decref(infos);
@@ -238,10 +273,48 @@ gw_catalog_stop(gw_catalog *c)
     catalog_answer_waiters(c);
 }
 
+const gw_rest *
+gw_catalog_rest(gw_catalog *c)
+{
+    gw_catalog_docs *d = c->docs;
+    uint64_t gen = __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE);
+
+    if (c->rest != NULL && gen == c->rest_generation)
+        return c->rest;
+    /* Another gather stored new replies: build this loop's table. The
+     * replies are never modified once stored, and are read under the
+     * mutex because a gather may replace (and free) them. */
+    pthread_mutex_lock(&d->mu);
+    if (d->infos != NULL) {
+        gw_rest *t = gw_rest_build(d->infos, NULL);
+        if (t != NULL) {
+            gw_rest_free(c->rest);
+            c->rest = t;
+            c->rest_generation = d->generation;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return c->rest;
+}
+
+void
+gw_catalog_rest_missed(gw_catalog *c)
+{
+    int64_t now = nrpc_now_ms();
+
+    if (c->stopping || c->gathering ||
+        (c->missed_ms != 0 && now - c->missed_ms < GW_REST_MISS_REFRESH_MS))
+        return;
+    c->missed_ms = now;
+    catalog_refresh(c);
+}
+
 static void
 catalog_on_closed(uv_handle_t *h)
 {
-    free(h->data);
+    gw_catalog *c = h->data;
+    gw_rest_free(c->rest);
+    free(c);
 }
 
 /* Frees c unless a gather still owes its on_done (the client calls it,

@@ -4,6 +4,7 @@
  * the OpenAPI document. No I/O: unit-tested.
  */
 #include "pages.h"
+#include "bridge/rest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,9 @@ gw_catalog_group(json_t *infos)
 int
 gw_catalog_build(json_t *infos, char **text, size_t *len)
 {
-    json_t *services = gw_catalog_group(infos), *doc, *openapi;
+    json_t *services = gw_catalog_group(infos), *doc, *openapi, *conflicts = json_array();
+    gw_rest *rest = gw_rest_build(infos, conflicts);
+    json_t *routes = gw_rest_routes(rest);
     char stamp[40];
     struct timespec ts;
     struct tm tm;
@@ -150,8 +153,13 @@ gw_catalog_build(json_t *infos, char **text, size_t *len)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gw_rest_free(rest);
     openapi = gw_openapi_build(services);
-    doc = json_pack("{s:o, s:s}", "services", services, "updated", stamp);
+    gw_openapi_add_rest(openapi, routes);
+    /* REST routes in the order the gateway tries them, and the rules it
+     * refused: a route two rpcs declare, or one that does not parse. */
+    doc = json_pack("{s:o, s:o, s:o, s:s}", "services", services, "routes", routes, "conflicts",
+                    conflicts, "updated", stamp);
     text[GW_CATALOG_SERVICES] = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     text[GW_CATALOG_OPENAPI] = openapi ? json_dumps(openapi, JSON_COMPACT) : NULL;
     json_decref(doc);

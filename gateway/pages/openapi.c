@@ -45,6 +45,12 @@ openapi_param_schema(json_t *param)
     return s;
 }
 
+json_t *
+gw_openapi_param_schema(json_t *param)
+{
+    return openapi_param_schema(param);
+}
+
 /* The value of a parameter in the example body: the example the service
  * declared, else the default, else a placeholder of the type. New. */
 static json_t *

@@ -77,6 +77,12 @@ typedef struct {
     char *text[2]; /* indexed by gw_catalog_doc */
     size_t len[2];
     int64_t updated_ms; /* monotonic; 0: never */
+    /* The INFO replies of the latest gather, read-only once stored: each
+     * loop builds its own REST table from them when generation moved on
+     * (read without the mutex: an atomic load per REST request). */
+    json_t *infos;
+    uint64_t generation;
+    json_t *conflicts_logged; /* REST conflicts logged already (strings) */
 } gw_catalog_docs;
 
 /* Empty documents until the first gather. -1 when out of memory. */
@@ -100,6 +106,18 @@ void gw_catalog_stop(gw_catalog *c);
 /* Stops and frees (once the loop has closed its timer, and after a gather
  * in flight has ended). NULL-safe. */
 void gw_catalog_free(gw_catalog *c);
+/* The loop's REST table (bridge/rest.h), rebuilt from the latest gather
+ * when any loop's gather changed it: borrowed, valid until the next call
+ * on this loop. NULL before the first gather (or out of memory). The
+ * loop's thread only; takes the documents' mutex only to rebuild. */
+struct gw_rest;
+const struct gw_rest *gw_catalog_rest(gw_catalog *c);
+/* A request found no REST route (or its rpc no responder): gathers again,
+ * at most once per GW_REST_MISS_REFRESH_MS on this loop, so a service
+ * started since shows its routes without waiting for the periodic refresh.
+ * The request itself is answered now. */
+#define GW_REST_MISS_REFRESH_MS 1000
+void gw_catalog_rest_missed(gw_catalog *c);
 /* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
 json_t *gw_catalog_group(json_t *infos);
 /* catalog_doc.c: both documents (indexed by gw_catalog_doc) from INFO
@@ -110,6 +128,11 @@ int gw_catalog_build(json_t *infos, char **text, size_t *len);
  * openapi.c: the OpenAPI 3.1 document of a "services" array: new.
  */
 json_t *gw_openapi_build(json_t *services);
+/* openapi.c: the JSON schema of one declared parameter ("params"): new. */
+json_t *gw_openapi_param_schema(json_t *param);
+/* openapi_rest.c: adds the REST routes (gw_rest_routes' array) to the
+ * paths of an OpenAPI document built by gw_openapi_build. */
+void gw_openapi_add_rest(json_t *doc, json_t *routes);
 
 /* ---------------------------------------------------------------------------
  * pages.c: GET /services, /openapi.json, /docs, /metadata, /metrics.

@@ -22,6 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static gw_rest *t;
     char *text, *nl, *sp, *q, allow[64], err[256], *out = NULL;
     gw_rest_call c;
+    gw_rest_result res;
 
     if (t == NULL) {
         json_t *infos = json_loads(INFOS, 0, NULL);
@@ -43,13 +44,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     q = strchr(sp + 1, '?');
     if (q)
         *q++ = '\0';
-    if (gw_rest_match(t, text, sp + 1, strlen(sp + 1), q, &c, allow, sizeof allow, err,
-                      sizeof err) == GW_REST_MATCH) {
+    err[0] = '\0';
+    res = gw_rest_match(t, text, sp + 1, strlen(sp + 1), q, &c, allow, sizeof allow, err,
+                        sizeof err);
+    if (res == GW_REST_BAD) {
+        /* the message is sent in a JSON error body: it must be text */
+        json_t *msg = json_string(err);
+        if (msg == NULL || err[0] == '\0')
+            abort();
+        json_decref(msg);
+    }
+    if (res == GW_REST_MATCH) {
         if (gw_rest_request(&c, nl + 1, size - (size_t)(nl + 1 - text), &out, err, sizeof err) ==
             0) {
             if (out == NULL || strncmp(out, "[[], {", 6) != 0)
                 abort();
             free(out);
+        } else {
+            json_t *msg = json_string(err);
+            if (msg == NULL)
+                abort();
+            json_decref(msg);
         }
         gw_rest_call_done(&c);
     }

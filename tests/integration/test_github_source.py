@@ -5,6 +5,7 @@ at the real GitHub."""
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -94,6 +95,37 @@ class GithubSourceTest(harness.IntegrationCase):
                                        "_id": "small/b", "_updated": "2026-03-01T00:00:00Z"}]],
                                     {}])
 
+    # -- GET /github/{org}/repos ---------------------------------------------
+
+    def rest(self, path, **kw):
+        def served():
+            r = harness.http_call(self.port, "GET", path, timeout=30, **kw)
+            return r if r.json() != {"error": {"code": 404, "type": "not_found",
+                                               "message": "no such path: " + path.split("?")[0]}} \
+                else None
+        return harness.wait_for(served, 15, interval=0.1, what="the route of GET " + path)
+
+    def test_rest_route_pages_and_refuses_like_the_rpc(self):
+        # the same three pages as the rpc, the entities as the body
+        r = self.rest("/github/paged/repos")
+        self.assertEqual((r.status, r.content_type), (200, "application/json"), r.describe())
+        self.assertEqual(r.json(), self.repos("paged").json()[0][0])
+        self.assertEqual(len(r.json()), 250)
+        r = self.rest("/github/small/repos?since=2026-02-15T00:00:00Z")
+        self.assertEqual(r.json(), [{"full_name": "small/b", "updated_at": "2026-03-01T00:00:00Z",
+                                     "_id": "small/b", "_updated": "2026-03-01T00:00:00Z"}])
+        r = self.rest("/github/limited/repos")
+        self.assertHttpError(r, 503, "rate_limited")
+        self.assertEqual(r.json()["error"]["message"],
+                         "GitHub rate limit reached; retry after 42 s")
+        r = self.rest("/github/slow/repos", headers={"X-Timeout": "0.5"})
+        self.assertHttpError(r, 504, "timeout")
+        # an org that would climb out of /orgs/<org>/ on GitHub is no route
+        for org in ("..", "%2E%2E", "a%2Fb", "%00"):
+            r = harness.http_call(self.port, "GET", "/github/%s/repos" % org)
+            self.assertHttpError(r, 404, "not_found")
+        self.assertNotIn("/orgs/../repos", [q["path"].split("?")[0] for q in self.fake_requests()])
+
     # -- GitHub's refusals ---------------------------------------------------
 
     def test_rate_limits_are_503_with_the_wait(self):
@@ -119,7 +151,10 @@ class GithubSourceTest(harness.IntegrationCase):
                             headers={"Nrpc-Timeout-Ms": "400"}, timeout=5)
         code, etype, message = error_of(m)
         self.assertEqual((code, etype), (504, "timeout"))
-        self.assertIn("within 400 ms", message)
+        # the time left when the transfer started: 400 ms less what already passed
+        left = re.search(r"within (\d+) ms", message)
+        self.assertIsNotNone(left, message)
+        self.assertTrue(0 < int(left.group(1)) <= 400, message)
 
     def test_broken_answers_are_502(self):
         cases = {"huge": "is larger than 16777216 bytes",

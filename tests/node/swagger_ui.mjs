@@ -1,7 +1,8 @@
 // swagger_ui.mjs: loads the gateway's /docs in headless Chromium and checks
 // that Swagger UI renders /openapi.json: one operation per rpc named, the
 // description as written, and "Try it out" on greeting_service.hello
-// answered 200 with the example body.
+// answered 200 with the example body; with widget_service (the REST test
+// service) running, its GET /widgets/{n} and POST /widgets called too.
 //
 //   GATEWAY_URL=http://127.0.0.1:5000 CHROMIUM=/usr/bin/chromium node swagger_ui.mjs [rpc...]
 //
@@ -42,6 +43,35 @@ try {
     assert.equal((await status.textContent()).trim(), "200");
     const body = op.locator(".live-responses-table tbody .response-col_description pre").first();
     assert.deepEqual(JSON.parse(await body.textContent()), [["Hello, Bob Ross"], {}]);
+  }
+  // A REST route: the path parameter typed in, and a create with its
+  // example body answered 201.
+  if (rpcs.includes("widget_service.get_widget")) {
+    const op = page.locator(".opblock-get").filter({
+      has: page.locator('.opblock-summary-path[data-path="/widgets/{n}"]'),
+    });
+    await op.locator(".opblock-summary").click();
+    await op.locator("button.try-out__btn").click();
+    await op.locator('tr[data-param-name="n"] input').fill("7");
+    await op.locator("button.execute").click();
+    const status = op.locator(".live-responses-table tbody .response-col_status");
+    await status.waitFor({ timeout: 15000 });
+    assert.equal((await status.textContent()).trim(), "200");
+    const body = op.locator(".live-responses-table tbody .response-col_description pre").first();
+    assert.deepEqual(JSON.parse(await body.textContent()), { n: 7, verbose: false, by: "widget_service" });
+  }
+  if (rpcs.includes("widget_service.make_widget")) {
+    const op = page.locator(".opblock-post").filter({
+      has: page.locator('.opblock-summary-path[data-path="/widgets"]'),
+    });
+    await op.locator(".opblock-summary").click();
+    await op.locator("button.try-out__btn").click();
+    await op.locator("button.execute").click();
+    const status = op.locator(".live-responses-table tbody .response-col_status");
+    await status.waitFor({ timeout: 15000 });
+    assert.equal((await status.textContent()).trim(), "201");
+    const body = op.locator(".live-responses-table tbody .response-col_description pre").first();
+    assert.deepEqual(JSON.parse(await body.textContent()), { n: 7, tags: ["red"], by: "widget_service" });
   }
   assert.deepEqual(errors, []);
   console.log(JSON.stringify({ rendered: paths.length }));

@@ -66,7 +66,22 @@ main(void)
         CHECK_INT(gw_rest_answer(&c, reply, strlen(reply), &status, &out, loc, sizeof loc), 0);
     }
     CHECK_INT(status, 200);
-    CHECK_STR(out, "{\"next\":\"c\",\"items\":[1,2]}");
+    CHECK_STR(out, "{\"next\":\"c\",\"items\":[[1,2]]}");
+    free(out);
+    /* one shape whatever the count of values: items is always result_args */
+    {
+        const char *reply = "[[1, 2], {\"next\": null}]";
+        CHECK_INT(gw_rest_answer(&c, reply, strlen(reply), &status, &out, loc, sizeof loc), 0);
+        CHECK_STR(out, "{\"next\":null,\"items\":[1,2]}");
+        free(out);
+        reply = "[[], {\"next\": null}]";
+        CHECK_INT(gw_rest_answer(&c, reply, strlen(reply), &status, &out, loc, sizeof loc), 0);
+        CHECK_STR(out, "{\"next\":null,\"items\":[]}");
+        free(out);
+        reply = "[[1, 2], {}]";
+        CHECK_INT(gw_rest_answer(&c, reply, strlen(reply), &status, &out, loc, sizeof loc), 0);
+        CHECK_STR(out, "{\"items\":[1,2]}");
+    }
     free(out);
     gw_rest_call_done(&c);
 
@@ -79,6 +94,16 @@ main(void)
                             sizeof err),
               GW_REST_BAD);
     CHECK_STR(err, "unknown query parameter 'nope'");
+    /* decoded bytes that are not UTF-8, in a value or a name: a 400 whose
+     * message can be sent as JSON */
+    CHECK_INT(gw_rest_match(t, "GET", "/things", 7, "after=%ff", &c, allow, sizeof allow, err,
+                            sizeof err),
+              GW_REST_BAD);
+    CHECK_STR(err, "parameter 'after' is not UTF-8 text");
+    CHECK_INT(gw_rest_match(t, "GET", "/things", 7, "%c3%28=1", &c, allow, sizeof allow, err,
+                            sizeof err),
+              GW_REST_BAD);
+    CHECK_STR(err, "a query parameter's name is not UTF-8 text");
     CHECK_INT(gw_rest_match(t, "GET", "/things", 7, "limit=1&limit=2", &c, allow, sizeof allow,
                             err, sizeof err),
               GW_REST_BAD);
@@ -158,5 +183,41 @@ main(void)
     gw_rest_free(t);
     json_decref(conflicts);
     json_decref(infos);
+
+    /* The first service keeps a conflicting route: the one whose earliest
+     * instance started first, whatever its name or the order of replies;
+     * a service that does not say when it started comes after. */
+    {
+        const char *text =
+            "[{\"name\": \"b_new\", \"metadata\": {\"started\": \"2026-01-02T00:00:00Z\"},"
+            " \"endpoints\": [{\"name\": \"x\", \"subject\": \"b_new.x\", \"metadata\": "
+            "{\"params\": \"[]\", \"http\": \"[\\\"GET /w\\\"]\"}}]},"
+            " {\"name\": \"a_nodate\", \"endpoints\": [{\"name\": \"x\", \"subject\": "
+            "\"a_nodate.x\", \"metadata\": {\"params\": \"[]\", \"http\": "
+            "\"[\\\"GET /w\\\"]\"}}]},"
+            " {\"name\": \"c_old\", \"metadata\": {\"started\": \"2026-01-03T00:00:00Z\"},"
+            " \"endpoints\": [{\"name\": \"x\", \"subject\": \"c_old.x\", \"metadata\": "
+            "{\"params\": \"[]\", \"http\": \"[\\\"GET /w\\\"]\"}}]},"
+            " {\"name\": \"c_old\", \"metadata\": {\"started\": \"2026-01-01T00:00:00Z\"},"
+            " \"endpoints\": []}]";
+        infos = json_loads(text, 0, NULL);
+        conflicts = json_array();
+        CHECK(infos != NULL);
+        t = gw_rest_build(infos, conflicts);
+        CHECK_INT(gw_rest_count(t), 1);
+        CHECK_INT(gw_rest_match(t, "GET", "/w", 2, NULL, &c, allow, sizeof allow, err,
+                                sizeof err),
+                  GW_REST_MATCH);
+        CHECK_STR(c.subject, "c_old.x"); /* its other replica started on the 1st */
+        gw_rest_call_done(&c);
+        CHECK_INT(json_array_size(conflicts), 2);
+        CHECK_STR(json_string_value(json_array_get(conflicts, 0)),
+                  "b_new.x declares GET /w, which c_old.x serves already");
+        CHECK_STR(json_string_value(json_array_get(conflicts, 1)),
+                  "a_nodate.x declares GET /w, which c_old.x serves already");
+        gw_rest_free(t);
+        json_decref(conflicts);
+        json_decref(infos);
+    }
     return check_done("test_gw_rest");
 }

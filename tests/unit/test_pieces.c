@@ -227,6 +227,16 @@ test_routes(void)
     CHECK_INT(nrpc_route_match(&r, "GET", "/things/%00", 11, params), 0);
     CHECK_INT(nrpc_route_match(&r, "GET", "/things/%4", 10, params), 0);
     CHECK_INT(nrpc_route_match(&r, "GET", "/thingsx/1", 10, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/%ff", 11, params), 0); /* not UTF-8 */
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/..", 10, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/%2e%2E", 14, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/.", 9, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/things/...", 11, params), 1);
+    CHECK_STR(json_string_value(json_object_get(params, "uuid")), "...");
+    /* a literal segment percent-encoded is the same literal */
+    CHECK_INT(nrpc_route_match(&r, "GET", "/th%69ngs/x", 11, params), 1);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/th%69ng/x", 10, params), 0);
+    CHECK_INT(nrpc_route_match(&r, "GET", "/th%2Fngs/x", 11, params), 0);
 
     /* Location from the result */
     CHECK_INT(nrpc_route_parse("POST /things 201 /things/{uuid}", &r, err, sizeof err), 0);
