@@ -83,6 +83,8 @@ const char *nrpc_status_text(nrpc_status s);
  * their types (error.type).
  */
 #define NRPC_CODE_BAD_REQUEST 400 /* "invalid_argument" */
+#define NRPC_CODE_UNAUTHENTICATED 401 /* "unauthenticated" (gateway: no or bad credentials) */
+#define NRPC_CODE_FORBIDDEN 403       /* "permission_denied" (gateway: a scope is missing) */
 #define NRPC_CODE_NOT_FOUND 404   /* "not_found" */
 #define NRPC_CODE_TOO_LARGE 413   /* "too_large" (gateway) */
 #define NRPC_CODE_INTERNAL 500    /* "internal" */

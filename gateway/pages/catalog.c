@@ -15,6 +15,7 @@
  * flight per loop. Gathers and callbacks run on the loop's thread.
  */
 #include "pages.h"
+#include "auth/auth.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@ gw_catalog_docs_free(gw_catalog_docs *d)
     free(d->text[0]);
     free(d->text[1]);
     d->text[0] = d->text[1] = NULL;
+    gw_access_map_unref(d->access);
+    d->access = NULL;
     pthread_mutex_destroy(&d->mu);
 }
 
@@ -65,6 +68,10 @@ gw_catalog_docs_free(gw_catalog_docs *d)
 static void
 docs_answer(gw_catalog_docs *d, gw_catalog_doc doc, gw_catalog_cb cb, void *closure)
 {
+    if (doc == GW_CATALOG_NOTIFY) {
+        cb(closure, NULL, 0);
+        return;
+    }
     pthread_mutex_lock(&d->mu);
     cb(closure, d->text[doc], d->len[doc]);
     pthread_mutex_unlock(&d->mu);
@@ -137,7 +144,15 @@ catalog_on_done(const nrpc_response *resp, void *closure)
     if ((resp->code == 0 || resp->code == NRPC_CODE_NOT_FOUND) &&
         gw_catalog_build(infos, text, len) == 0) {
         gw_catalog_docs *d = c->docs;
+        gw_access_map *access = gw_access_map_build(infos), *old;
         pthread_mutex_lock(&d->mu);
+        old = d->access;
+        if (access) {
+            d->access = access;
+            d->access_gen++;
+        } else {
+            old = NULL; /* out of memory: keep the last one */
+        }
         free(d->text[0]);
         free(d->text[1]);
         d->text[0] = text[0];
@@ -146,6 +161,7 @@ catalog_on_done(const nrpc_response *resp, void *closure)
         d->len[1] = len[1];
         d->updated_ms = nrpc_now_ms();
         pthread_mutex_unlock(&d->mu);
+        gw_access_map_unref(old);
     }
     json_decref(infos);
     catalog_answer_waiters(c);
@@ -226,6 +242,32 @@ gw_catalog_get(gw_catalog *c, gw_catalog_doc doc, int refresh, gw_catalog_cb cb,
     w->next = c->waiters;
     c->waiters = w;
     catalog_refresh(c); /* no-op while a gather is in flight: it answers */
+}
+
+void
+gw_catalog_access(gw_catalog *c, gw_access_map **map, unsigned long long *gen)
+{
+    gw_catalog_docs *d = c->docs;
+    gw_access_map *old = *map;
+
+    if (atomic_load_explicit(&d->access_gen, memory_order_acquire) == *gen)
+        return;
+    pthread_mutex_lock(&d->mu);
+    *map = gw_access_map_ref(d->access);
+    *gen = d->access_gen;
+    pthread_mutex_unlock(&d->mu);
+    gw_access_map_unref(old);
+}
+
+int64_t
+gw_catalog_age_ms(gw_catalog *c)
+{
+    int64_t updated;
+
+    pthread_mutex_lock(&c->docs->mu);
+    updated = c->docs->updated_ms;
+    pthread_mutex_unlock(&c->docs->mu);
+    return updated == 0 ? INT64_MAX : nrpc_now_ms() - updated;
 }
 
 void
