@@ -274,6 +274,7 @@ loop_setup(loop_slot *s)
         return -1;
     if (gw_ws_start(&l->ws, &l->uv, l->cfg, l->client, gw_http_due, l->http) != NRPC_OK)
         nrpc_log(NRPC_LOG_WARN, "loop %u: no WebSockets; /websocket answers 503", l->index);
+    gw_ws_set_loop(l->ws, l);
     return 0;
 }
 

@@ -34,6 +34,7 @@
 #define GW_AUTH_BASIC_TTL_MS 60000         /* a checked Basic password, cached */
 #define GW_AUTH_JWT_LEEWAY_S 30            /* clock skew allowed on exp and nbf */
 #define GW_AUTH_REALM "natsrpc"
+#define GW_SCOPE_PUBLISH "events:publish" /* what a WAMP PUBLISH needs (auth on) */
 
 typedef struct gw_auth gw_auth;
 

@@ -25,10 +25,10 @@ gw_gate_loop_end(gw_loop *l)
 static void
 gate_decide(gw_gate *g)
 {
-    const gw_auth *a = gw_auth_loop_config(g->l->auth);
+    const gw_auth *a = g->l->cfg->auth;
 
     g->status = gw_auth_decide(g->access, &g->p, g->subject, g->msg, sizeof g->msg);
-    if (g->status == 401)
+    if (g->status == 401 && a != NULL)
         g->challenge = gw_auth_challenge(a, g->p.basic);
     else if (g->status == 0)
         g->principal = gw_principal_header(&g->p); /* NULL when anonymous */
@@ -48,6 +48,10 @@ gate_on_identified(void *closure, gw_principal *p)
 static int
 gate_identify(gw_gate *g)
 {
+    if (g->known) {
+        gate_decide(g);
+        return 1;
+    }
     if (g->authorization == NULL && g->access && strcmp(g->access, NRPC_PUBLIC) == 0)
         return 1; /* the cheap path: a public rpc, no credentials: status 0 */
     if (g->l->auth == NULL) {
@@ -76,6 +80,25 @@ gate_on_catalog(void *closure, const char *text, size_t len)
         g->cb(g, g->closure);
 }
 
+static int gate_begin(gw_gate *g, size_t len);
+
+int
+gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
+                 gw_gate_cb cb, void *closure)
+{
+    memset(g, 0, sizeof *g);
+    g->l = l;
+    g->cb = cb;
+    g->closure = closure;
+    g->known = 1;
+    g->p = *p;
+    if (len > NRPC_MAX_SUBJECT)
+        len = NRPC_MAX_SUBJECT;
+    memcpy(g->subject, subject, len);
+    g->subject[len] = '\0';
+    return gate_begin(g, len);
+}
+
 int
 gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const char *authorization,
               gw_gate_cb cb, void *closure)
@@ -96,6 +119,15 @@ gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const cha
             return 1;
         }
     }
+    return gate_begin(g, len);
+}
+
+/* The access, gathering once for an unknown subject, then identification. */
+static int
+gate_begin(gw_gate *g, size_t len)
+{
+    gw_loop *l = g->l;
+
     g->access = gw_gate_access(l, g->subject, len);
     if (g->access == NULL && l->catalog && gw_catalog_age_ms(l->catalog) >= GW_GATE_REFRESH_MS) {
         /* A new rpc, perhaps: gather once before deciding it is not public. */

@@ -30,6 +30,7 @@ struct gw_gate {
     int waiting;   /* a catalog gather or an identification owes its callback */
     int inside;    /* gw_gate_start is on the stack */
     int refreshed; /* gathered once for an unknown subject */
+    int known;     /* p was given (a WAMP session's): no identification */
     const char *access;
     gw_principal p;
     /* the verdict */
@@ -45,6 +46,9 @@ struct gw_gate {
  * is in g now (cb not called), 0 when cb(g, closure) runs later. */
 int gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len,
                   const char *authorization, gw_gate_cb cb, void *closure);
+/* The same for a caller already identified (a WAMP session): p is copied. */
+int gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len,
+                     const gw_principal *p, gw_gate_cb cb, void *closure);
 /* Frees what g holds (not g). */
 void gw_gate_clear(gw_gate *g);
 
