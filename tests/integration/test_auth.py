@@ -100,6 +100,57 @@ class AuthTest(harness.IntegrationCase):
         self.assertNotIn("AUTH IS OFF", self.gw.log_text())
         self.assertIn("auth on", self.gw.log_text())
 
+    # -- OpenAPI
+
+    def test_openapi_security(self):
+        api = harness.wait_for(
+            lambda: (lambda d: d if "/principal_service.both" in d["paths"] else None)(
+                http_call(self.port, "GET", "/openapi.json?refresh=1").json()),
+            10, what="principal_service in /openapi.json")
+        self.assertEqual(api["components"]["securitySchemes"]["bearer"]["type"], "http")
+        self.assertEqual(api["components"]["securitySchemes"]["bearer"]["scheme"], "bearer")
+        self.assertEqual(api["components"]["securitySchemes"]["basic"]["scheme"], "basic")
+        ops = {p: item["post"] for p, item in api["paths"].items() if "post" in item}
+        self.assertEqual(ops["/greeting_service.hello"]["security"], [])
+        self.assertNotIn("401", ops["/greeting_service.hello"]["responses"])
+        self.assertEqual(ops["/principal_service.whoami"]["security"], [{"bearer": []}, {"basic": []}])
+        self.assertEqual(ops["/principal_service.both"]["security"],
+                         [{"bearer": ["a", "b"]}, {"basic": ["a", "b"]}])
+        for code in ("401", "403"):
+            self.assertIn(code, ops["/principal_service.admin"]["responses"])
+        rpcs = sorted(p[1:] for p in ops)
+        import node_tests
+        out = node_tests.run_node(self, "openapi.mjs", rpcs,
+                                  {"GATEWAY_URL": "http://127.0.0.1:%d" % self.port})
+        self.assertTrue(json.loads(out.strip().splitlines()[-1])["valid"], out)
+
+    def test_swagger_ui_authorize_button(self):
+        import shutil
+        import node_tests
+        root = os.path.normpath(os.path.join(harness.HERE, "..", ".."))
+        chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
+        missing = None
+        if chromium is None:
+            missing = "chromium not found (apt-get install chromium)"
+        elif not os.path.isdir(os.path.join(root, "node_modules", "playwright-core")):
+            missing = "playwright-core not installed (npm ci at the repository root)"
+        elif not os.path.exists(os.path.join(root, "frontend", "vendor", "swagger-ui",
+                                             "swagger-ui-bundle.js")):
+            missing = "Swagger UI not vendored (npm ci at the repository root)"
+        if missing:
+            if os.environ.get("NRPC_BIN_DIR"):
+                self.fail(missing)
+            self.skipTest(missing)
+        harness.wait_for(lambda: "/principal_service.whoami" in http_call(
+            self.port, "GET", "/openapi.json?refresh=1").json()["paths"], 10,
+            what="whoami in /openapi.json")
+        out = node_tests.run_node(self, "swagger_authorize.mjs", [], {
+            "GATEWAY_URL": "http://127.0.0.1:%d" % self.port, "CHROMIUM": chromium,
+            "TOKEN": ALICE, "RPC": "principal_service.whoami"}, timeout=90)
+        self.assertEqual(json.loads(out.strip().splitlines()[-1]), {
+            "without": 401, "with": 200,
+            "body": [[{"sub": "alice", "scopes": ["things:write"]}], {"admin": False}]})
+
     # -- the principal reaches the handler
 
     def test_token_principal_reaches_the_handler(self):
