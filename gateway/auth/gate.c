@@ -129,7 +129,7 @@ gate_begin(gw_gate *g, size_t len)
     gw_loop *l = g->l;
 
     g->access = gw_gate_access(l, g->subject, len);
-    if (g->access == NULL && l->catalog && gw_catalog_age_ms(l->catalog) >= GW_GATE_REFRESH_MS) {
+    if (g->access == NULL && l->catalog) {
         /* A new rpc, perhaps: gather once before deciding it is not public. */
         g->refreshed = 1;
         g->waiting = 1;

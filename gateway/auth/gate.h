@@ -3,9 +3,10 @@
  *
  * A call of an rpc subject goes through the gate before it is sent to NATS:
  * the rpc's access comes from the loop's catalog (a subject the catalog
- * does not know yet makes the loop gather once, unless it gathered less
- * than GW_GATE_REFRESH_MS ago; still unknown, it is treated as not public:
- * credentials needed), the caller is identified from its Authorization
+ * does not know yet waits for the loop's next gather, which every such call
+ * shares: one gather in flight per loop, so a flood of made-up subjects
+ * costs one $SRV.INFO gather at a time; still unknown, it is treated as not
+ * public: credentials needed), the caller is identified from its Authorization
  * value, and gw_auth_decide says 0, 401, 403 or 503. Everything runs on the
  * loop's thread; with auth off (l->auth NULL) nothing here runs at all.
  */
@@ -14,8 +15,6 @@
 
 #include "auth.h"
 #include "gateway.h"
-
-#define GW_GATE_REFRESH_MS 1000
 
 typedef struct gw_gate gw_gate;
 /* The verdict is in g (gw_gate_status...). */

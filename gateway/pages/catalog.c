@@ -259,17 +259,6 @@ gw_catalog_access(gw_catalog *c, gw_access_map **map, unsigned long long *gen)
     gw_access_map_unref(old);
 }
 
-int64_t
-gw_catalog_age_ms(gw_catalog *c)
-{
-    int64_t updated;
-
-    pthread_mutex_lock(&c->docs->mu);
-    updated = c->docs->updated_ms;
-    pthread_mutex_unlock(&c->docs->mu);
-    return updated == 0 ? INT64_MAX : nrpc_now_ms() - updated;
-}
-
 void
 gw_catalog_stop(gw_catalog *c)
 {

@@ -115,8 +115,6 @@ void gw_catalog_free(gw_catalog *c);
  * released) when the catalog gathered since *gen, which is updated; else
  * nothing changes. Loop thread; one atomic read when nothing changed. */
 void gw_catalog_access(gw_catalog *c, struct gw_access_map **map, unsigned long long *gen);
-/* Milliseconds since the last gather (INT64_MAX when there was none). */
-int64_t gw_catalog_age_ms(gw_catalog *c);
 /* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
 json_t *gw_catalog_group(json_t *infos);
 /* catalog_doc.c: both documents (indexed by gw_catalog_doc) from INFO

@@ -754,6 +754,12 @@ router_authenticate(wamp_router *r, session *s, wamp_msg *m)
     free(h); /* gw_auth_identify keeps nothing of it past its return */
 }
 
+int
+wamp_session_established(const void *s)
+{
+    return ((const session *)s)->established;
+}
+
 void
 wamp_router_set_loop(wamp_router *r, gw_loop *gl)
 {

@@ -650,7 +650,7 @@ loop_on_timer(uv_timer_t *h)
         }
         /* Pings keep a socket alive, so one that never says HELLO would
          * hold its descriptor and memory for ever. */
-        if (c->session != NULL) {
+        if (c->session != NULL && wamp_session_established(c->session)) {
             c->idle_since_ms = now;
         } else if (l->hello_ms > 0 && now - c->idle_since_ms >= l->hello_ms) {
             nrpc_log(NRPC_LOG_INFO, "websocket: no WAMP session after %lld ms; closing",

@@ -331,6 +331,9 @@ const char *ws_conn_authorization(ws_conn *c);
 /* A message (text or binary) arrived on c. */
 void wamp_router_on_message(wamp_router *r, ws_conn *c, int opcode, const uint8_t *data,
                             size_t len);
+/* 1 once a session has its WELCOME; 0 while it is authenticating (a
+ * socket stuck there is closed like one that never said HELLO). */
+int wamp_session_established(const void *session);
 /* c is going away: drop its session and subscriptions. */
 void wamp_router_on_close(wamp_router *r, ws_conn *c);
 /* Shutdown: GOODBYE to every session, then no NATS use any more. */

@@ -93,6 +93,13 @@ class AuthTest(harness.IntegrationCase):
         r = post(self.port, "nosuch_service.nothing", headers=bearer(READER))
         self.assertHttpError(r, 404)
 
+    def test_a_new_public_rpc_is_open_at_once(self):
+        # websocket_test starts after the gateway: its first call makes the
+        # gateway gather $SRV.INFO once, and the rpc is public
+        self.stack.service("websocket_test", self.nats,
+                           ready_subject="websocket_test.hello_websocket")
+        self.assertOk(post(self.port, "websocket_test.websocket_test"), '[[], {"yay": "yay"}]')
+
     def test_auth_off_lets_everyone_in_and_says_so(self):
         self.assertOk(self.whoami(port=self.open_port), '[[null], {"admin": false}]')
         self.assertOk(post(self.open_port, "principal_service.admin"), '[["yes"], {}]')

@@ -32,7 +32,8 @@ class AuthWampTest(harness.IntegrationCase):
                 tokens={ALICE: {"sub": "alice", "scopes": ["things:write"]},
                         PUBLISHER: {"sub": "pub", "scopes": ["events:publish"]},
                         ADMIN: {"sub": "root", "scopes": ["admin"]}})
-            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path})
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
+                                                            "GATEWAY_WS_HELLO_TIMEOUT": "2"})
         cls.start_stack("auth_wamp", start)
 
     def client(self, headers=None):
@@ -131,6 +132,12 @@ class AuthWampTest(harness.IntegrationCase):
         c.send_json([5, ALICE, {}])
         msg = c.recv_json()
         self.assertEqual((msg[0], msg[2]), (3, "wamp.error.protocol_violation"), msg)
+
+    def test_a_challenge_left_unanswered_is_closed(self):
+        c = self.client()
+        self.assertEqual(self.hello(c, {"authmethods": ["ticket"]}), [4, "ticket", {}])
+        c.sock.settimeout(10)
+        self.assertEqual(c.recv_close(), 1008)
 
     # -- the handshake's credentials
 
