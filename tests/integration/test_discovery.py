@@ -264,7 +264,11 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
             with self.subTest(rpc=subject):
                 op = api["paths"]["/" + subject]["post"]
                 self.assertEqual(op["operationId"], subject)
-                self.assertEqual(set(op["responses"]), {"200", "400", "404", "413", "500", "503", "504"})
+                # a non-public rpc also answers 401 and 403 (with GATEWAY_AUTH)
+                public = op["security"] == []
+                self.assertEqual(set(op["responses"]), {"200", "400", "404", "413", "500", "503", "504"}
+                                 | (set() if public else {"401", "403"}))
+                self.assertEqual(public, not subject.startswith("faulty_service."), op["security"])
                 schema = op["requestBody"]["content"]["application/json"]["schema"]
                 self.assertEqual(len(schema["oneOf"]), 2)
         hello = api["paths"]["/greeting_service.hello"]["post"]
