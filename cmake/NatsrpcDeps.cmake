@@ -20,3 +20,8 @@ add_library(GnuTLS::gnutls ALIAS PkgConfig::GNUTLS)
 # libcurl (GnuTLS flavour): outbound HTTP from handlers (natsrpc_http).
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 add_library(CURL::libcurl ALIAS PkgConfig::LIBCURL)
+# rhonabwy: JWT/JWKS for the gateway's auth; libcrypt: crypt_r for Basic.
+pkg_check_modules(RHONABWY REQUIRED IMPORTED_TARGET librhonabwy)
+add_library(Rhonabwy::rhonabwy ALIAS PkgConfig::RHONABWY)
+pkg_check_modules(LIBCRYPT REQUIRED IMPORTED_TARGET libcrypt)
+add_library(Crypt::crypt ALIAS PkgConfig::LIBCRYPT)

@@ -60,6 +60,7 @@ typedef struct {
     const char *wamp_realm; /* GATEWAY_WAMP_REALM: the one WAMP realm */
     const char *static_dir; /* GATEWAY_STATIC_DIR: the front end's files, served at / */
     const char *docs_dir;   /* GATEWAY_DOCS_DIR: Swagger UI's files, served at /docs/ */
+    const struct gw_auth *auth; /* GATEWAY_AUTH, loaded (auth/); NULL: auth is off */
 } gw_config;
 
 
@@ -86,6 +87,11 @@ typedef struct gw_loop {
     gw_metrics *metrics; /* its counters (/metrics adds every loop's) */
     atomic_int in_flight; /* HTTP requests received and not completed */
     int draining;         /* answers close their connection */
+    /* auth/ (NULL when auth is off): identification, and the access map
+     * this loop last took from the catalog. */
+    struct gw_auth_loop *auth;
+    struct gw_access_map *access;
+    unsigned long long access_gen;
 } gw_loop;
 
 /* Adds d to a counter only the calling loop writes (others may read it). */

@@ -17,6 +17,7 @@
  * port of 0 is resolved once for every loop.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
+#include "auth/gate.h"
 #include "bridge/bridge.h"
 #include "pages/pages.h"
 #include "ws/ws.h"
@@ -177,6 +178,7 @@ step_release(gw_loop *l)
     gw_ws_quiesce(l->ws);        /* no subscription left on the client */
     /* Answers what still waits (503): those connections resume, and the
      * loop's MHD writes the answers before it polls again. */
+    gw_auth_loop_detach(l->auth); /* the authorizer fails closed from now on */
     nrpc_client_destroy(l->client);
     l->client = NULL;
 }
@@ -191,6 +193,9 @@ step_stop(gw_loop *l)
     }
     gw_catalog_free(l->catalog); /* after the client: a gather's end came */
     l->catalog = NULL;
+    gw_gate_loop_end(l);
+    gw_auth_loop_free(l->auth); /* freed once its thread-pool checks are back */
+    l->auth = NULL;
     gw_ws_stop(l->ws); /* sockets back to MHD as their handles close */
     l->ws = NULL;
     gw_http_close(l->http); /* the daemon itself stops once uv_run returns */
@@ -265,8 +270,11 @@ loop_setup(loop_slot *s)
     if (gw_catalog_start(&l->catalog, &l->uv, l->client, &l->gw->docs, l->index == 0) !=
         NRPC_OK)
         return -1;
+    if (l->cfg->auth && (l->auth = gw_auth_loop_new(l->cfg->auth, &l->uv, l->client)) == NULL)
+        return -1;
     if (gw_ws_start(&l->ws, &l->uv, l->cfg, l->client, gw_http_due, l->http) != NRPC_OK)
         nrpc_log(NRPC_LOG_WARN, "loop %u: no WebSockets; /websocket answers 503", l->index);
+    gw_ws_set_loop(l->ws, l);
     return 0;
 }
 

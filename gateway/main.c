@@ -11,6 +11,7 @@
  * exit 0. A second signal cuts the drain short.
  */
 #define _GNU_SOURCE /* sched_getaffinity */
+#include "auth/auth.h"
 #include "bridge/bridge.h"
 
 #include <errno.h>
@@ -69,6 +70,9 @@ static const gw_setting gw_settings[] = {
      "origins besides the gateway's own whose pages may open /websocket (comma-separated; *: any)"},
     {"GATEWAY_WS_HELLO_TIMEOUT", "10", SET_SECONDS, 0, 0,
      "seconds a WebSocket may stay open without a WAMP session (HELLO); then close 1008"},
+    {"GATEWAY_AUTH", "", SET_STRING, 0, 0,
+     "credentials file (JSON: tokens, basic, jwt, authorizer); unset: auth is off, every rpc "
+     "open"},
     {NULL},
 };
 
@@ -111,6 +115,24 @@ setting_value(const gw_setting *s)
 
 /* Reads one setting into its place in cfg. Returns -1 (logged) when the
  * value does not parse: a gateway with a mistyped setting should not start. */
+/* GATEWAY_AUTH: a file that does not load stops the gateway; without one
+ * every rpc is open, which is said loudly at start (main). */
+static int
+gw_auth_start(const char *path, gw_config *cfg)
+{
+    gw_auth *a = NULL;
+    char err[512], what[512];
+
+    if (gw_auth_load(path, &a, err, sizeof err) != 0) {
+        nrpc_log(NRPC_LOG_ERROR, "GATEWAY_AUTH=%s: %s", path, err);
+        return -1;
+    }
+    gw_auth_describe(a, what, sizeof what);
+    nrpc_log(NRPC_LOG_INFO, "auth on (%s): %s", path, what);
+    cfg->auth = a;
+    return 0;
+}
+
 static int
 setting_load(const gw_setting *s, gw_config *cfg, int64_t *drain_ms)
 {
@@ -169,6 +191,8 @@ setting_load(const gw_setting *s, gw_config *cfg, int64_t *drain_ms)
         cfg->ws_origins = v;
     else if (strcmp(s->name, "GATEWAY_WS_HELLO_TIMEOUT") == 0)
         cfg->ws_hello_ms = ms;
+    else if (strcmp(s->name, "GATEWAY_AUTH") == 0 && *v)
+        return gw_auth_start(v, cfg);
     return 0;
 }
 
@@ -245,6 +269,11 @@ main(int argc, char **argv)
     for (s = gw_settings; s->name; s++)
         if (setting_load(s, &cfg, &drain_ms) != 0)
             return 2;
+    if (cfg.auth == NULL)
+        nrpc_log(NRPC_LOG_WARN,
+                 "AUTH IS OFF: anyone who can reach this gateway can call every rpc "
+                 "(set GATEWAY_AUTH to a credentials file; see README, \"Putting it on the "
+                 "internet\")");
     if (cfg.threads == 0)
         cfg.threads = cpu_count();
     fit_connection_limit(&cfg);
@@ -293,6 +322,7 @@ main(int argc, char **argv)
     while (gw_gateway_in_flight(gw) > 0 && nrpc_now_ms() < deadline)
         wait_signal(&set, 10);
     gw_gateway_stop(gw);
+    gw_auth_free((gw_auth *)cfg.auth);
     nrpc_log(NRPC_LOG_INFO, "stopped%s", cut ? " (drain cut short)" : "");
     return 0;
 }

@@ -83,6 +83,8 @@ const char *nrpc_status_text(nrpc_status s);
  * their types (error.type).
  */
 #define NRPC_CODE_BAD_REQUEST 400 /* "invalid_argument" */
+#define NRPC_CODE_UNAUTHENTICATED 401 /* "unauthenticated" (gateway: no or bad credentials) */
+#define NRPC_CODE_FORBIDDEN 403       /* "permission_denied" (gateway: a scope is missing) */
 #define NRPC_CODE_NOT_FOUND 404   /* "not_found" */
 #define NRPC_CODE_TOO_LARGE 413   /* "too_large" (gateway) */
 #define NRPC_CODE_INTERNAL 500    /* "internal" */
@@ -197,7 +199,36 @@ typedef struct {
      * gateway serves them next to POST /<service>.<method>. Checked at
      * start: a bad rule stops the service with a message. */
     const char *const *http;
+    /** Who may call it through a gateway with auth on (see "Access"):
+     * NRPC_PUBLIC, or the scopes a caller needs, space-separated ("things:write"),
+     * or NULL / NRPC_AUTHENTICATED: any authenticated caller. Nothing is
+     * public unless declared so. Published in $SRV.INFO ("access"). */
+    const char *access;
 } nrpc_rpc;
+
+/* ---------------------------------------------------------------------------
+ * Access. A gateway with auth on (GATEWAY_AUTH) lets a caller through to an
+ * rpc when its access is NRPC_PUBLIC, or when the caller is authenticated
+ * and holds every scope the access names. The checked caller, the
+ * principal, travels to the service in the header NRPC_HDR_PRINCIPAL as
+ * {"sub": "<subject>", "scopes": ["<scope>", ...]}; the gateway always
+ * replaces (or removes) one that a client sent. Only the gateway should be
+ * able to publish on rpc subjects (NATS permissions), since any NATS client
+ * can set the header.
+ */
+#define NRPC_PUBLIC "public"
+#define NRPC_AUTHENTICATED "authenticated"
+#define NRPC_HDR_PRINCIPAL "Nrpc-Principal"
+#define NRPC_MAX_ACCESS 1024 /* bytes of an access string or a principal's scopes */
+
+/** 1 if access is NULL, NRPC_PUBLIC, NRPC_AUTHENTICATED or 1..32 scopes of
+ * RFC 6749 scope characters (printable ASCII but space, '"' and '\\')
+ * separated by single spaces, at most NRPC_MAX_ACCESS bytes; else 0. */
+int nrpc_access_valid(const char *access);
+/** 1 if the scopes have (n bytes of space-separated scopes; NULL for none)
+ * include every scope that access needs: always for NRPC_PUBLIC and
+ * NRPC_AUTHENTICATED (NULL). The caller checks authentication itself. */
+int nrpc_access_allows(const char *access, const char *have, size_t n);
 
 /* ---------------------------------------------------------------------------
  * REST routes. A rule is "METHOD /path [STATUS [LOCATION]]":
@@ -353,6 +384,13 @@ int64_t nrpc_call_time_left_ms(nrpc_call *call);
 const char *nrpc_call_trace_id(nrpc_call *call);
 /** The caller's X-Request-Id, or NULL. Borrowed. */
 const char *nrpc_call_request_id(nrpc_call *call);
+/** The caller as the gateway checked it: {"sub": "<subject>", "scopes":
+ * [...]} from the NRPC_HDR_PRINCIPAL header, or NULL for an anonymous call
+ * (no header, or a malformed one). Borrowed: valid while a reference to
+ * the call is held; do not modify. Parsed on first use. */
+json_t *nrpc_call_principal(nrpc_call *call);
+/** 1 if the call's principal holds scope, else 0 (anonymous: 0). */
+int nrpc_call_has_scope(nrpc_call *call, const char *scope);
 /** Fills t for an outgoing hop of call (another rpc, an HTTP request): the
  * caller's trace with a new span id, or a new trace; the caller's request
  * id, or the trace id. */

@@ -102,6 +102,7 @@ call_free(nrpc_call *call)
     json_decref(call->bound);
     json_decref(call->varargs);
     json_decref(call->varkw);
+    json_decref(call->principal);
     if (call->evh)
         natsMsg_Destroy(call->msg); /* JetStream's: nats.c's own way */
     else

@@ -170,6 +170,9 @@ info_response(nrpc_service *svc)
                                "varargs", rpc->flags & NRPC_VARARGS ? "true" : "false", "varkw",
                                rpc->flags & NRPC_VARKW ? "true" : "false");
         free(params);
+        /* Who may call it: the gateway enforces this with auth on. */
+        json_object_set_new(md, "access",
+                            json_string(rpc->access ? rpc->access : NRPC_AUTHENTICATED));
         if (rpc->http && rpc->http[0]) {
             /* Metadata values are strings (the service API): a JSON array
              * as text, like params. */

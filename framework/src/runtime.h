@@ -92,6 +92,8 @@ struct nrpc_call {
     int attempt;    /* events: delivery number, 1 the first time */
     uint64_t stream_seq;
     char event_id[NRPC_REQUEST_ID_MAX + 1]; /* events: Nats-Msg-Id, "" when none */
+    json_t *principal; /* NRPC_HDR_PRINCIPAL, parsed on first use (access.c) */
+    unsigned principal_read : 1;
     /* References: the runtime's own until the answer, plus one per piece of
      * pending work (nrpc_call_hold). The last release frees the call. */
     int refs;

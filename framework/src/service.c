@@ -147,6 +147,14 @@ nrpc__service_new(nrpc_service **out, const nrpc_service_def *def)
             return NRPC_ERR_NOMEM;
         }
         snprintf(e->subject, len, "%s.%s", def->name, r->name);
+        if (!nrpc_access_valid(r->access)) {
+            nrpc_log(NRPC_LOG_ERROR,
+                     "%s: access must be \"public\", \"authenticated\" or space-separated "
+                     "scopes, got '%.100s'",
+                     e->subject, r->access);
+            nrpc__service_free(svc);
+            return NRPC_ERR_INVALID_ARG;
+        }
         if (rpc_routes_check(def->name, r, err, sizeof err) != 0) {
             nrpc_log(NRPC_LOG_ERROR, "%s: %s", e->subject, err);
             nrpc__service_free(svc);

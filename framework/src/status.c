@@ -20,6 +20,8 @@ nrpc_code_type(int code)
 {
     switch (code) {
     case NRPC_CODE_BAD_REQUEST: return "invalid_argument";
+    case NRPC_CODE_UNAUTHENTICATED: return "unauthenticated";
+    case NRPC_CODE_FORBIDDEN: return "permission_denied";
     case NRPC_CODE_NOT_FOUND: return "not_found";
     case NRPC_CODE_TOO_LARGE: return "too_large";
     case NRPC_CODE_UNAVAILABLE: return "unavailable";

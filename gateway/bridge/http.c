@@ -30,6 +30,7 @@
  * the NATS client needs.
  */
 #include "bridge.h"
+#include "auth/gate.h"
 #include "pages/pages.h"
 #include "rest_http.h"
 #include "ws/ws.h"
@@ -93,6 +94,8 @@ typedef struct {
     int too_large;
     size_t too_many_args; /* query arguments MHD would choke on (http_on_uri) */
     const char *allow; /* Allow header of a 405 */
+    const char *www_auth; /* WWW-Authenticate of a 401 (static) */
+    gw_gate *gate;        /* the permission check (auth on only), then its verdict */
     const char *ctype; /* Content-Type of the answer; NULL: JSON */
     gw_page_kind page;
     int metric;        /* METRIC_*: how /metrics counts this request */
@@ -183,6 +186,8 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (r && r->rest)
         gw_rest_req_headers(r->rest, resp);
+    if (r && r->www_auth)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
     /* While draining, every answer ends its connection so keep-alive
      * clients move to another gateway. */
     if (r && r->h->loop->draining)
@@ -328,17 +333,21 @@ http_on_reply(const nrpc_response *resp, void *closure)
     http_resume(r->h, r->conn);
 }
 
-/* Final call: suspend, then send the request. */
-static enum MHD_Result
-http_forward(gw_req *r, struct MHD_Connection *conn)
+/* Sends the request of a suspended connection. The principal header is
+ * always ours: the gate's verdict, or none (a client cannot send one: only
+ * the headers listed here reach NATS). */
+static void
+http_send_request(gw_req *r, struct MHD_Connection *conn)
 {
     nrpc_client *client = r->h->loop->client;
     nrpc_status st = NRPC_ERR_STATE;
     const char *headers[] = {NRPC_HDR_TRACEPARENT, r->trace.traceparent, NRPC_HDR_REQUEST_ID,
-                             r->trace.request_id, NULL};
+                             r->trace.request_id, NULL, NULL, NULL};
 
-    r->state = REQ_WAIT;
-    MHD_suspend_connection(conn);
+    if (r->gate && r->gate->principal) {
+        headers[4] = NRPC_HDR_PRINCIPAL;
+        headers[5] = r->gate->principal;
+    }
     if (client != NULL)
         st = nrpc_client_request(client, r->subject, r->body, r->len, r->timeout_ms, headers,
                                  http_on_reply, r);
@@ -356,6 +365,47 @@ http_forward(gw_req *r, struct MHD_Connection *conn)
         r->reply_len = len;
         http_resume(r->h, conn);
     }
+}
+
+/* The gate's verdict (auth/gate.c): refuse, or send the request. */
+static void
+http_on_gate(gw_gate *g, void *closure)
+{
+    gw_req *r = closure;
+
+    if (g->status == 0) {
+        http_send_request(r, r->conn);
+        return;
+    }
+    r->code = g->status;
+    r->reply = http_error_text(g->status,
+                               g->status == 401   ? "unauthenticated"
+                               : g->status == 403 ? "permission_denied"
+                                                  : "unavailable",
+                               g->msg, &r->reply_len);
+    r->www_auth = g->challenge;
+    http_resume(r->h, r->conn);
+}
+
+/* Final call: suspend, pass the gate (auth on), send the request. The
+ * subject is the rpc's, whichever route led here. */
+static enum MHD_Result
+http_forward(gw_req *r, struct MHD_Connection *conn)
+{
+    gw_loop *l = r->h->loop;
+
+    r->state = REQ_WAIT;
+    MHD_suspend_connection(conn);
+    if (l->cfg->auth == NULL) {
+        http_send_request(r, conn);
+        return MHD_YES;
+    }
+    r->gate = xmalloc(sizeof *r->gate);
+    if (gw_gate_start(r->gate, l, r->subject, strlen(r->subject),
+                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_AUTHORIZATION),
+                      http_on_gate, r))
+        http_on_gate(r->gate, r);
     return MHD_YES;
 }
 
@@ -737,6 +787,10 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     gw_rest_req_free(r->rest);
     if (r->state != REQ_NEW)
         gw_count_add(&h->loop->in_flight, -1);
+    if (r->gate) {
+        gw_gate_clear(r->gate);
+        free(r->gate);
+    }
     free(r);
     *con_cls = NULL;
 }

@@ -16,6 +16,7 @@
  */
 #include "pages.h"
 #include "bridge/rest.h"
+#include "auth/auth.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,8 @@ gw_catalog_docs_free(gw_catalog_docs *d)
     json_decref(d->infos);
     json_decref(d->conflicts_logged);
     d->infos = d->conflicts_logged = NULL;
+    gw_access_map_unref(d->access);
+    d->access = NULL;
     pthread_mutex_destroy(&d->mu);
 }
 
@@ -72,6 +75,10 @@ gw_catalog_docs_free(gw_catalog_docs *d)
 static void
 docs_answer(gw_catalog_docs *d, gw_catalog_doc doc, gw_catalog_cb cb, void *closure)
 {
+    if (doc == GW_CATALOG_NOTIFY) {
+        cb(closure, NULL, 0);
+        return;
+    }
     pthread_mutex_lock(&d->mu);
     cb(closure, d->text[doc], d->len[doc]);
     pthread_mutex_unlock(&d->mu);
@@ -166,7 +173,15 @@ catalog_on_done(const nrpc_response *resp, void *closure)
     if ((resp->code == 0 || resp->code == NRPC_CODE_NOT_FOUND) &&
         gw_catalog_build(infos, text, len) == 0) {
         gw_catalog_docs *d = c->docs;
+        gw_access_map *access = gw_access_map_build(infos), *old;
         pthread_mutex_lock(&d->mu);
+        old = d->access;
+        if (access) {
+            d->access = access;
+            d->access_gen++;
+        } else {
+            old = NULL; /* out of memory: keep the last one */
+        }
         free(d->text[0]);
         free(d->text[1]);
         d->text[0] = text[0];
@@ -181,6 +196,7 @@ catalog_on_done(const nrpc_response *resp, void *closure)
             __atomic_add_fetch(&d->generation, 1, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&d->mu);
+        gw_access_map_unref(old);
     }
     json_decref(infos);
     catalog_answer_waiters(c);
@@ -261,6 +277,21 @@ gw_catalog_get(gw_catalog *c, gw_catalog_doc doc, int refresh, gw_catalog_cb cb,
     w->next = c->waiters;
     c->waiters = w;
     catalog_refresh(c); /* no-op while a gather is in flight: it answers */
+}
+
+void
+gw_catalog_access(gw_catalog *c, gw_access_map **map, unsigned long long *gen)
+{
+    gw_catalog_docs *d = c->docs;
+    gw_access_map *old = *map;
+
+    if (atomic_load_explicit(&d->access_gen, memory_order_acquire) == *gen)
+        return;
+    pthread_mutex_lock(&d->mu);
+    *map = gw_access_map_ref(d->access);
+    *gen = d->access_gen;
+    pthread_mutex_unlock(&d->mu);
+    gw_access_map_unref(old);
 }
 
 void

@@ -52,7 +52,9 @@ catalog_str(json_t *o, const char *key)
 }
 
 /* One endpoint of an INFO reply in our shape: the metadata strings become
- * JSON ("params" is JSON text; null when a service did not publish it). */
+ * JSON ("params" is JSON text; null when a service did not publish it).
+ * "access" is who may call it; a service that does not say (an older
+ * natsrpc, another framework) needs an authenticated caller. */
 static json_t *
 catalog_endpoint(json_t *ep)
 {
@@ -60,12 +62,16 @@ catalog_endpoint(json_t *ep)
     const char *params = json_string_value(json_object_get(md, "params"));
     json_t *p = params ? json_loads(params, JSON_DECODE_ANY, NULL) : NULL;
 
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:b}", "name", catalog_str(ep, "name"),
+    const char *access = json_string_value(json_object_get(md, "access"));
+
+    if (access == NULL || !nrpc_access_valid(access))
+        access = NRPC_AUTHENTICATED;
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:b, s:s}", "name", catalog_str(ep, "name"),
                      "subject", catalog_str(ep, "subject"), "queue_group",
                      catalog_str(ep, "queue_group"), "description", catalog_str(md, "description"),
                      "params", json_is_array(p) ? p : (json_decref(p), json_null()), "varargs",
                      strcmp(catalog_str(md, "varargs"), "true") == 0, "varkw",
-                     strcmp(catalog_str(md, "varkw"), "true") == 0);
+                     strcmp(catalog_str(md, "varkw"), "true") == 0, "access", access);
 }
 
 /* The events a service declares ($SRV.INFO metadata "emits" and "handles",

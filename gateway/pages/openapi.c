@@ -12,6 +12,7 @@
  *                 else a placeholder of its type}]: a call the rpc binds.
  *   200           [result_args, result_kwargs]
  *   400 404 413 500 503 504   {"error": {"code", "type", "message"}}
+ *   security      from the endpoint's "access" (see openapi_security)
  * plus the gateway's own GET routes. Pure: no I/O, no globals.
  */
 #include "pages.h"
@@ -138,11 +139,48 @@ openapi_request_body(json_t *params, int varargs, int varkw)
                      "schema", schema, "example", example_kwargs);
 }
 
+/* Who may call an rpc, as OpenAPI says it: a public rpc has no
+ * requirement; any other takes bearer or basic credentials, listing the
+ * scopes it needs (OpenAPI 3.1 lets an http scheme name roles). The two
+ * schemes are what Swagger UI's Authorize button offers. With auth off
+ * (no GATEWAY_AUTH) the gateway does not enforce them; the document still
+ * says what the services declare. */
+static void
+openapi_security(json_t *op, json_t *responses, const char *access)
+{
+    json_t *scopes = json_array(), *sec;
+    const char *p;
+
+    if (access && strcmp(access, NRPC_PUBLIC) == 0) {
+        json_object_set_new(op, "security", json_array());
+        json_decref(scopes);
+        return;
+    }
+    if (access && strcmp(access, NRPC_AUTHENTICATED) != 0) {
+        for (p = access; *p;) {
+            size_t n = strcspn(p, " ");
+            if (n > 0)
+                json_array_append_new(scopes, json_stringn(p, n));
+            p += n;
+            while (*p == ' ')
+                p++;
+        }
+    }
+    sec = json_pack("[{s:O}, {s:O}]", "bearer", scopes, "basic", scopes);
+    json_decref(scopes);
+    json_object_set_new(op, "security", sec);
+    json_object_set_new(responses, "401", json_pack("{s:s}", "$ref",
+                                                    "#/components/responses/Unauthenticated"));
+    json_object_set_new(responses, "403", json_pack("{s:s}", "$ref",
+                                                    "#/components/responses/Forbidden"));
+}
+
 static json_t *
 openapi_operation(const char *service, json_t *ep)
 {
     const char *subject = json_string_value(json_object_get(ep, "subject"));
     const char *desc = json_string_value(json_object_get(ep, "description"));
+    const char *access = json_string_value(json_object_get(ep, "access"));
     json_t *op, *responses;
     static const struct {
         const char *code, *ref;
@@ -150,6 +188,8 @@ openapi_operation(const char *service, json_t *ep)
                   {"500", "Internal"},   {"503", "Unavailable"}, {"504", "Timeout"}};
     size_t i;
 
+    if (access == NULL) /* an older catalog: needs credentials, as the gate says */
+        access = NRPC_AUTHENTICATED;
     responses = json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}}, s:{s:{s:{s:s}}}}}", "200", "description",
                           "[result_args, result_kwargs]", "headers", "traceparent", "$ref",
                           "#/components/headers/Traceparent", "X-Request-Id", "$ref",
@@ -172,8 +212,9 @@ openapi_operation(const char *service, json_t *ep)
                   "responses", responses);
     json_object_set_new(op, "description",
                         json_sprintf("Sends the body as a NATS request on `%s` and answers with "
-                                     "the reply.",
-                                     subject));
+                                     "the reply. Access: `%s`.",
+                                     subject, access));
+    openapi_security(op, responses, access);
     return op;
 }
 
@@ -211,6 +252,20 @@ openapi_components(void)
                   openapi_error_response("unavailable or overloaded: a dependency is down, "
                                          "NATS is down, or too many calls are in flight"),
                   "Timeout", openapi_error_response("timeout: no reply in time")));
+    json_object_set_new(json_object_get(c, "responses"), "Unauthenticated",
+                        openapi_error_response("unauthenticated: no or invalid credentials "
+                                               "(WWW-Authenticate says which)"));
+    json_object_set_new(json_object_get(c, "responses"), "Forbidden",
+                        openapi_error_response("permission_denied: the credentials lack a scope "
+                                               "the rpc needs"));
+    json_object_set_new(
+        c, "securitySchemes",
+        json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}", "bearer", "type", "http", "scheme",
+                  "bearer", "description",
+                  "a static token or a JWT of the GATEWAY_AUTH file, or one its authorizer "
+                  "accepts",
+                  "basic", "type", "http", "scheme", "basic", "description",
+                  "a user of the GATEWAY_AUTH file (bcrypt or yescrypt password)"));
     json_object_set_new(
         c, "parameters",
         json_pack("{s:{s:s, s:s, s:b, s:s, s:{s:s, s:i}}, s:{s:s, s:s, s:b, s:s, s:{s:s}}, "

@@ -65,7 +65,13 @@ char *gw_metrics_render(gw_metrics *const *ms, size_t n, const gw_metrics_gauges
 #define GW_CATALOG_RETRY_MS 1000   /* retry period while NATS is down */
 
 typedef struct gw_catalog gw_catalog;
-typedef enum { GW_CATALOG_SERVICES = 0, GW_CATALOG_OPENAPI = 1 } gw_catalog_doc;
+/* GW_CATALOG_NOTIFY: no document; cb gets NULL, without the documents'
+ * lock held, so it may read the catalog (gw_catalog_access). */
+typedef enum {
+    GW_CATALOG_SERVICES = 0,
+    GW_CATALOG_OPENAPI = 1,
+    GW_CATALOG_NOTIFY = 2
+} gw_catalog_doc;
 /* Receives a document's JSON text (borrowed: copy it). */
 typedef void (*gw_catalog_cb)(void *closure, const char *text, size_t len);
 
@@ -83,6 +89,11 @@ typedef struct {
     json_t *infos;
     uint64_t generation;
     json_t *conflicts_logged; /* REST conflicts logged already (strings) */
+    /* Who may call what (auth/access_map.c), replaced with the documents;
+     * access_gen counts the replacements, so a loop rereads the map only
+     * when it changed (gw_catalog_access). */
+    struct gw_access_map *access;
+    _Atomic unsigned long long access_gen;
 } gw_catalog_docs;
 
 /* Empty documents until the first gather. -1 when out of memory. */
@@ -118,6 +129,10 @@ const struct gw_rest *gw_catalog_rest(gw_catalog *c);
  * The request itself is answered now. */
 #define GW_REST_MISS_REFRESH_MS 1000
 void gw_catalog_rest_missed(gw_catalog *c);
+/* The latest access map into *map (a reference; the one it held is
+ * released) when the catalog gathered since *gen, which is updated; else
+ * nothing changes. Loop thread; one atomic read when nothing changed. */
+void gw_catalog_access(gw_catalog *c, struct gw_access_map **map, unsigned long long *gen);
 /* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
 json_t *gw_catalog_group(json_t *infos);
 /* catalog_doc.c: both documents (indexed by gw_catalog_doc) from INFO

@@ -27,6 +27,8 @@ static const struct {
     {WAMP_WELCOME, "WELCOME", "ID"},
     {WAMP_ABORT, "ABORT", "DU*"},
     {WAMP_GOODBYE, "GOODBYE", "DU"},
+    {WAMP_CHALLENGE, "CHALLENGE", "UD"},
+    {WAMP_AUTHENTICATE, "AUTHENTICATE", "UD"}, /* Signature (the ticket) in uri */
     {WAMP_ERROR, "ERROR", "TIDU*"},
     {WAMP_PUBLISH, "PUBLISH", "IDU*"},
     {WAMP_PUBLISHED, "PUBLISHED", "II"},
@@ -217,6 +219,22 @@ wamp_encode_welcome(json_int_t session, const char *agent)
     return wamp_dump(json_pack("[iI{ss s{s{s{sb}} s{}}}]", WAMP_WELCOME, session, "agent",
                                agent ? agent : "natsrpc-gateway", "roles", "broker", "features",
                                "publisher_exclusion", 1, "dealer"));
+}
+
+char *
+wamp_encode_welcome_auth(json_int_t session, const char *agent, const char *authid,
+                         const char *authrole, const char *authmethod)
+{
+    return wamp_dump(json_pack("[iI{ss s{s{s{sb}} s{}} ss ss ss}]", WAMP_WELCOME, session,
+                               "agent", agent ? agent : "natsrpc-gateway", "roles", "broker",
+                               "features", "publisher_exclusion", 1, "dealer", "authid", authid,
+                               "authrole", authrole, "authmethod", authmethod));
+}
+
+char *
+wamp_encode_challenge(const char *method)
+{
+    return wamp_dump(json_pack("[is{}]", WAMP_CHALLENGE, method));
 }
 
 char *

@@ -38,6 +38,7 @@
  * NATS, with nothing copied or handed over.
  */
 #include "ws.h"
+#include "auth/gate.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,6 +59,11 @@ typedef struct {
     int established;
     int calls; /* in flight */
     member *subs;
+    /* GATEWAY_AUTH on: who the session is (anonymous or a principal), NULL
+     * with auth off. Until WELCOME, authing says HELLO is being answered
+     * (CHALLENGE sent, or the credentials being checked). */
+    gw_principal *who;
+    int authing;
 } session;
 
 /* One session's subscription to one topic. */
@@ -81,6 +87,7 @@ struct topic {
 
 struct wamp_router {
     ws_loop *loop;
+    gw_loop *gl; /* for the gate (auth on) */
     nrpc_client *client; /* NULL once detached */
     char *realm;
     int64_t timeout_ms;
@@ -430,6 +437,15 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
     }
     if (router_topic_subject(s, m, WAMP_PUBLISH, ack, subject) != 0)
         return;
+    /* Auth on: publishing needs the scope; subscribing is open. */
+    if (s->who && (s->who->result != GW_ID_OK ||
+                   !nrpc_access_allows(GW_SCOPE_PUBLISH, s->who->scopes, strlen(s->who->scopes)))) {
+        if (ack)
+            router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.not_authorized",
+                         "publishing needs the scope '" GW_SCOPE_PUBLISH "'",
+                         json_pack("{s:i, s:s}", "code", 403, "type", "permission_denied"));
+        return;
+    }
     body = nrpc_reply_encode(json_incref(m->args), json_incref(m->kwargs));
     snprintf(pub_text, sizeof pub_text, "%" PRId64, (int64_t)pub);
     snprintf(sess_text, sizeof sess_text, "%" PRId64, (int64_t)s->id);
@@ -461,7 +477,22 @@ typedef struct {
     ws_loop *loop;
     ws_conn *conn; /* one reference */
     json_int_t request;
+    /* waiting at the gate (auth on) */
+    wamp_router *r;
+    char *body;
+    int64_t timeout_ms;
+    gw_gate *gate;
 } call_reply;
+
+static void
+call_reply_free(call_reply *cr)
+{
+    ws_conn_unref(cr->conn);
+    gw_gate_clear(cr->gate);
+    free(cr->gate);
+    free(cr->body);
+    free(cr);
+}
 
 /* The loop's client, once per accepted call: RESULT or ERROR for it. */
 static void
@@ -495,8 +526,58 @@ router_on_reply(const nrpc_response *resp, void *closure)
     }
     ws_loop_settle_later(cr->loop);
 out:
-    ws_conn_unref(cr->conn);
-    free(cr);
+    call_reply_free(cr);
+}
+
+/* Sends a call counted in s->calls; on failure answers ERROR and lets go
+ * of cr. principal: the NRPC_HDR_PRINCIPAL value, or NULL. */
+static void
+router_send_call(wamp_router *r, session *s, call_reply *cr, const char *subject,
+                 const char *principal)
+{
+    const char *headers[] = {NRPC_HDR_PRINCIPAL, principal, NULL};
+    nrpc_status st = NRPC_ERR_STATE;
+
+    if (r->client)
+        st = nrpc_client_request(r->client, subject, cr->body, strlen(cr->body), cr->timeout_ms,
+                                 principal ? headers : NULL, router_on_reply, cr);
+    if (st == NRPC_OK) {
+        ws_stat_add(WS_STAT_CALLS, 1);
+        return;
+    }
+    s->calls--;
+    router_error(s->conn, WAMP_CALL, cr->request, "natsrpc.error.unavailable",
+                 st == NRPC_ERR_STATE ? "NATS is not connected" : "cannot send the call", NULL);
+    call_reply_free(cr);
+}
+
+/* The gate's verdict on a call (auth on): 401 and 403 are
+ * wamp.error.not_authorized, with {code, type} as for any error. */
+static void
+router_on_gate(gw_gate *g, void *closure)
+{
+    call_reply *cr = closure;
+    session *s = ws_conn_session(cr->conn);
+    ws_loop *loop = cr->loop;
+
+    if (!ws_conn_alive(cr->conn) || s == NULL) {
+        call_reply_free(cr);
+        return;
+    }
+    if (g->status == 0) {
+        router_send_call(cr->r, s, cr, g->subject, g->principal);
+    } else {
+        s->calls--;
+        router_error(cr->conn, WAMP_CALL, cr->request,
+                     g->status == 503 ? "natsrpc.error.unavailable" : "wamp.error.not_authorized",
+                     g->msg,
+                     json_pack("{s:i, s:s}", "code", g->status, "type",
+                               g->status == 401   ? "unauthenticated"
+                               : g->status == 403 ? "permission_denied"
+                                                  : "unavailable"));
+        call_reply_free(cr);
+    }
+    ws_loop_settle_later(loop);
 }
 
 static void
@@ -505,7 +586,6 @@ router_call(wamp_router *r, session *s, wamp_msg *m)
     json_t *tmo = json_object_get(m->dict, "timeout");
     int64_t timeout_ms = r->timeout_ms;
     call_reply *cr;
-    nrpc_status st = NRPC_ERR_STATE;
     char *body;
 
     if (!nrpc_subject_is_rpc(m->uri, strlen(m->uri))) {
@@ -536,25 +616,156 @@ router_call(wamp_router *r, session *s, wamp_msg *m)
     cr->loop = r->loop;
     cr->conn = s->conn;
     cr->request = m->id[0];
+    cr->r = r;
+    cr->body = body;
+    cr->timeout_ms = timeout_ms;
     ws_conn_ref(s->conn);
-    if (r->client)
-        st = nrpc_client_request(r->client, m->uri, body, strlen(body), timeout_ms, NULL,
-                                 router_on_reply, cr);
-    free(body);
-    if (st != NRPC_OK) {
-        ws_conn_unref(s->conn);
-        free(cr);
-        router_error(s->conn, WAMP_CALL, m->id[0], "natsrpc.error.unavailable",
-                     st == NRPC_ERR_STATE ? "NATS is not connected" : "cannot send the call", NULL);
+    s->calls++;
+    if (s->who == NULL) {
+        router_send_call(r, s, cr, m->uri, NULL);
         return;
     }
-    s->calls++;
-    ws_stat_add(WS_STAT_CALLS, 1);
+    /* Auth on: the same gate as POST /<subject>, with the session's caller. */
+    cr->gate = malloc(sizeof *cr->gate);
+    if (cr->gate == NULL) {
+        s->calls--;
+        router_error(s->conn, WAMP_CALL, m->id[0], "natsrpc.error.internal", "out of memory", NULL);
+        call_reply_free(cr);
+        return;
+    }
+    if (gw_gate_start_as(cr->gate, r->gl, m->uri, strlen(m->uri), s->who, router_on_gate, cr))
+        router_on_gate(cr->gate, cr);
 }
 
 /* ---------------------------------------------------------------------------
  * Sessions.
  */
+
+/* ---- GATEWAY_AUTH: identifying a session --------------------------------
+ *
+ * With auth on, HELLO is answered after the caller is identified: with
+ * WAMP-Ticket when HELLO offers authmethods ["ticket"] (CHALLENGE, then
+ * AUTHENTICATE's signature is checked as a bearer token: static token,
+ * JWT or the authorizer), else from the handshake's Authorization header or
+ * natsrpc_token cookie, else anonymous. Refused credentials: ABORT
+ * wamp.error.not_authorized. WELCOME says authid (the principal's sub, or
+ * "anonymous"), authrole ("user" or "anonymous") and authmethod.
+ */
+
+typedef struct {
+    ws_conn *conn; /* one reference */
+    ws_loop *loop;
+    const char *method; /* static */
+    gw_principal p;     /* filled by the identification: ours, not the session's */
+} ident_job;
+
+static void
+router_welcome(session *s, const char *method)
+{
+    int anon = s->who->result != GW_ID_OK;
+
+    s->established = 1;
+    s->authing = 0;
+    ws_stat_add(WS_STAT_SESSIONS, 1);
+    ws_conn_send_text(s->conn, wamp_encode_welcome_auth(
+                                   s->id, "natsrpc-gateway/" NRPC_VERSION,
+                                   anon ? "anonymous" : s->who->sub, anon ? "anonymous" : "user",
+                                   anon ? "anonymous" : method));
+}
+
+static void
+router_on_identified(void *closure, gw_principal *p)
+{
+    ident_job *j = closure;
+    session *s = ws_conn_session(j->conn);
+
+    if (ws_conn_alive(j->conn) && s != NULL && s->authing) {
+        int ticket = strcmp(j->method, "ticket") == 0;
+        if (p->result == GW_ID_OK || (p->result == GW_ID_ANONYMOUS && !ticket)) {
+            *s->who = *p;
+            router_welcome(s, j->method);
+        } else {
+            router_abort(j->conn,
+                         p->result == GW_ID_UNAVAILABLE ? "natsrpc.error.unavailable"
+                                                        : "wamp.error.not_authorized",
+                         p->result == GW_ID_ANONYMOUS ? "no ticket" : p->why, WS_CLOSE_NORMAL);
+        }
+        ws_loop_settle_later(j->loop);
+    }
+    ws_conn_unref(j->conn);
+    free(j);
+}
+
+/* Identifies s from authorization (NULL: anonymous) and answers HELLO. */
+static void
+router_identify(wamp_router *r, session *s, const char *authorization, const char *method)
+{
+    ident_job *j = calloc(1, sizeof *j);
+
+    if (j == NULL || r->gl == NULL || r->gl->auth == NULL) {
+        free(j);
+        router_abort(s->conn, "natsrpc.error.unavailable", "cannot check credentials now",
+                     WS_CLOSE_INTERNAL);
+        return;
+    }
+    j->conn = s->conn;
+    j->loop = r->loop;
+    j->method = method;
+    ws_conn_ref(s->conn);
+    s->authing = 1;
+    if (gw_auth_identify(r->gl->auth, authorization, &j->p, router_on_identified, j))
+        router_on_identified(j, &j->p);
+}
+
+/* HELLO with auth on: s is made, not yet established. */
+static void
+router_hello_auth(wamp_router *r, session *s, wamp_msg *m)
+{
+    json_t *methods = json_object_get(m->dict, "authmethods"), *v;
+    size_t i;
+
+    json_array_foreach (methods, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), "ticket") == 0) {
+            s->authing = 1;
+            ws_conn_send_text(s->conn, wamp_encode_challenge("ticket"));
+            return;
+        }
+    }
+    router_identify(r, s, ws_conn_authorization(s->conn), "authorization");
+}
+
+/* AUTHENTICATE after our CHALLENGE: the signature is the ticket. */
+static void
+router_authenticate(wamp_router *r, session *s, wamp_msg *m)
+{
+    char *h;
+
+    if (!s->authing || s->established) {
+        router_violation(s->conn, "AUTHENTICATE without a CHALLENGE");
+        return;
+    }
+    h = malloc(strlen(m->uri) + 8);
+    if (h == NULL) {
+        router_abort(s->conn, "natsrpc.error.internal", "out of memory", WS_CLOSE_INTERNAL);
+        return;
+    }
+    sprintf(h, "Bearer %s", m->uri);
+    router_identify(r, s, h, "ticket");
+    free(h); /* gw_auth_identify keeps nothing of it past its return */
+}
+
+int
+wamp_session_established(const void *s)
+{
+    return ((const session *)s)->established;
+}
+
+void
+wamp_router_set_loop(wamp_router *r, gw_loop *gl)
+{
+    if (r)
+        r->gl = gl;
+}
 
 static void
 router_hello(wamp_router *r, ws_conn *c, wamp_msg *m)
@@ -575,6 +786,17 @@ router_hello(wamp_router *r, ws_conn *c, wamp_msg *m)
     }
     s->conn = c;
     s->id = router_random_id();
+    if (r->gl && r->gl->cfg->auth) {
+        s->who = calloc(1, sizeof *s->who);
+        if (s->who == NULL) {
+            free(s);
+            router_abort(c, "natsrpc.error.internal", "out of memory", WS_CLOSE_INTERNAL);
+            return;
+        }
+        ws_conn_set_session(c, s);
+        router_hello_auth(r, s, m);
+        return;
+    }
     s->established = 1;
     ws_conn_set_session(c, s);
     ws_stat_add(WS_STAT_SESSIONS, 1);
@@ -604,6 +826,16 @@ wamp_router_on_message(wamp_router *r, ws_conn *c, int opcode, const uint8_t *da
             ws_conn_close(c, WS_CLOSE_NORMAL, NULL);
         else
             router_violation(c, "the first message must be HELLO");
+        wamp_msg_free(&m);
+        return;
+    }
+    if (!s->established) { /* auth on: CHALLENGE sent or credentials being checked */
+        if (m.type == WAMP_AUTHENTICATE)
+            router_authenticate(r, s, &m);
+        else if (m.type == WAMP_ABORT)
+            ws_conn_close(c, WS_CLOSE_NORMAL, NULL);
+        else
+            router_violation(c, "authentication first: AUTHENTICATE answers a CHALLENGE");
         wamp_msg_free(&m);
         return;
     }
@@ -649,7 +881,9 @@ wamp_router_on_close(wamp_router *r, ws_conn *c)
         member_remove(r, mb);
     }
     ws_conn_set_session(c, NULL);
-    ws_stat_add(WS_STAT_SESSIONS, -1);
+    if (s->established)
+        ws_stat_add(WS_STAT_SESSIONS, -1);
+    free(s->who);
     free(s);
 }
 

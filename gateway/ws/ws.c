@@ -77,6 +77,7 @@ struct ws_conn {
     struct ws_conn *dirty_next, *reap_next;
     size_t extra_len; /* bytes MHD read past the request, processed first */
     uint8_t *extra;
+    char *authorization; /* the handshake's credentials (GATEWAY_AUTH), or NULL */
 };
 
 struct gw_ws {
@@ -189,6 +190,7 @@ ws_conn_unref(ws_conn *c)
 {
     if (--c->refs > 0)
         return;
+    free(c->authorization);
     free(c);
 }
 
@@ -648,7 +650,7 @@ loop_on_timer(uv_timer_t *h)
         }
         /* Pings keep a socket alive, so one that never says HELLO would
          * hold its descriptor and memory for ever. */
-        if (c->session != NULL) {
+        if (c->session != NULL && wamp_session_established(c->session)) {
             c->idle_since_ms = now;
         } else if (l->hello_ms > 0 && now - c->idle_since_ms >= l->hello_ms) {
             nrpc_log(NRPC_LOG_INFO, "websocket: no WAMP session after %lld ms; closing",
@@ -723,6 +725,28 @@ loop_add_conn(gw_ws *l, void *arg)
     }
 }
 
+/* The handshake's credentials, for a session identified at HELLO: the
+ * Authorization header, else the cookie natsrpc_token as a bearer token
+ * (what a browser can send). Too long: kept as is, refused at HELLO. */
+static void
+ws_conn_keep_authorization(ws_conn *c, struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "natsrpc_token");
+
+    if (h != NULL)
+        c->authorization = strdup(h);
+    else if (cookie != NULL && (c->authorization = malloc(strlen(cookie) + 8)) != NULL)
+        sprintf(c->authorization, "Bearer %s", cookie);
+}
+
+const char *
+ws_conn_authorization(ws_conn *c)
+{
+    return c->authorization;
+}
+
 /* The loop (inside MHD_run), after the 101 went out: the socket is ours. */
 static void
 ws_on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const char *extra_in,
@@ -752,6 +776,7 @@ ws_on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const
         memcpy(c->extra, extra_in, extra_in_size);
         c->extra_len = extra_in_size;
     }
+    ws_conn_keep_authorization(c, connection);
     loop_add_conn(l, c);
 }
 
@@ -847,6 +872,13 @@ gw_ws_upgrade(gw_ws *l, struct MHD_Connection *conn, int *status)
 /* ---------------------------------------------------------------------------
  * Start and stop, on the loop.
  */
+
+void
+gw_ws_set_loop(gw_ws *l, gw_loop *gl)
+{
+    if (l)
+        wamp_router_set_loop(l->router, gl);
+}
 
 nrpc_status
 gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_client *client,

@@ -42,6 +42,8 @@ nrpc_status gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_c
  * drops the NATS subscriptions and stops using the client; later upgrades
  * are refused. Idempotent; NULL-safe. */
 void gw_ws_quiesce(gw_ws *ws);
+/* The gateway loop ws belongs to (for GATEWAY_AUTH). NULL-safe. */
+void gw_ws_set_loop(gw_ws *ws, gw_loop *gl);
 /* Closes what is left and the handles; ws is freed once the loop has run
  * their close callbacks. Call before MHD_stop_daemon (every upgraded
  * socket goes back to MHD), and after the client is gone (replies to calls
@@ -183,6 +185,8 @@ enum {
     WAMP_HELLO = 1,
     WAMP_WELCOME = 2,
     WAMP_ABORT = 3,
+    WAMP_CHALLENGE = 4,
+    WAMP_AUTHENTICATE = 5,
     WAMP_GOODBYE = 6,
     WAMP_ERROR = 8,
     WAMP_PUBLISH = 16,
@@ -231,6 +235,11 @@ const char *wamp_type_name(int type);
  * memory. args/kwargs are stolen (NULL: none); an empty kwargs is left out,
  * and empty args too when nothing follows them. */
 char *wamp_encode_welcome(json_int_t session, const char *agent);
+/* WELCOME with authid, authrole and authmethod in its Details (auth on). */
+char *wamp_encode_welcome_auth(json_int_t session, const char *agent, const char *authid,
+                               const char *authrole, const char *authmethod);
+/* CHALLENGE [4, method, {}]. */
+char *wamp_encode_challenge(const char *method);
 char *wamp_encode_abort(const char *reason, const char *message);
 char *wamp_encode_goodbye(const char *reason);
 char *wamp_encode_error(int req_type, json_int_t request, const char *uri, json_t *args,
@@ -313,9 +322,18 @@ enum {
 typedef struct wamp_router wamp_router;
 
 wamp_router *wamp_router_create(ws_loop *l, const gw_config *cfg, nrpc_client *client);
+/* The gateway loop the router serves: with auth on, sessions are identified
+ * and calls pass its gate (auth/gate.h). */
+void wamp_router_set_loop(wamp_router *r, gw_loop *gl);
+/* The handshake's credentials of c: its Authorization header, or "Bearer
+ * <cookie natsrpc_token>"; NULL when none. Borrowed from c. */
+const char *ws_conn_authorization(ws_conn *c);
 /* A message (text or binary) arrived on c. */
 void wamp_router_on_message(wamp_router *r, ws_conn *c, int opcode, const uint8_t *data,
                             size_t len);
+/* 1 once a session has its WELCOME; 0 while it is authenticating (a
+ * socket stuck there is closed like one that never said HELLO). */
+int wamp_session_established(const void *session);
 /* c is going away: drop its session and subscriptions. */
 void wamp_router_on_close(wamp_router *r, ws_conn *c);
 /* Shutdown: GOODBYE to every session, then no NATS use any more. */

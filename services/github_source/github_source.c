@@ -266,7 +266,8 @@ static const char *const repos_routes[] = {"GET /github/{org}/repos", NULL};
 
 static const nrpc_rpc github_rpcs[] = {
     {"repos", repos, repos_params,
-     "An organization's repositories as entities with _id and _updated.", 0, repos_routes},
+     "An organization's repositories as entities with _id and _updated.", 0, repos_routes,
+     NRPC_PUBLIC /* public data, read-only */},
     {NULL},
 };
 

@@ -53,8 +53,8 @@ static const nrpc_param hello_sleep_params[] = {
 };
 
 static const nrpc_rpc greeting_rpcs[] = {
-    {"hello", hello, hello_params, "Greets a person by name.", 0},
-    {"hello_sleep", hello_sleep, hello_sleep_params, "Greets after a delay.", 0},
+    {"hello", hello, hello_params, "Greets a person by name.", 0, NULL, NRPC_PUBLIC},
+    {"hello_sleep", hello_sleep, hello_sleep_params, "Greets after a delay.", 0, NULL, NRPC_PUBLIC},
     {NULL},
 };
 

@@ -429,14 +429,14 @@ static const char *const delete_routes[] = {"DELETE /things/{uuid} 204", NULL};
 
 static const nrpc_rpc thing_rpcs[] = {
     {"create_thing", create_thing, create_params, "Creates a thing and returns it.", 0,
-     create_routes},
+     create_routes, "things:write"},
     {"get_things", get_things, page_params, "Lists things oldest first, a page at a time.", 0,
-     list_routes},
-    {"get_thing", get_thing, uuid_params, "Returns one thing.", 0, get_routes},
+     list_routes, NRPC_PUBLIC},
+    {"get_thing", get_thing, uuid_params, "Returns one thing.", 0, get_routes, NRPC_PUBLIC},
     {"rename_thing", rename_thing, rename_params, "Renames a thing and returns it.", 0,
-     rename_routes},
+     rename_routes, "things:write"},
     {"delete_thing", delete_thing, uuid_params, "Deletes a thing and returns it.", 0,
-     delete_routes},
+     delete_routes, "things:write"},
     {NULL},
 };
 

@@ -43,9 +43,10 @@ hello_websocket(nrpc_call *call)
 }
 
 static const nrpc_rpc websocket_test_rpcs[] = {
-    {"websocket_test", websocket_test, NULL, "Answers [[], {\"yay\": \"yay\"}].", 0},
+    {"websocket_test", websocket_test, NULL, "Answers [[], {\"yay\": \"yay\"}].", 0, NULL, NRPC_PUBLIC},
     {"hello_websocket", hello_websocket, NULL,
-     "Publishes its [args, kwargs] to websocket_test.websocket_test.", NRPC_VARARGS | NRPC_VARKW},
+     "Publishes its [args, kwargs] to websocket_test.websocket_test.", NRPC_VARARGS | NRPC_VARKW, NULL,
+     NRPC_PUBLIC},
     {NULL},
 };
 

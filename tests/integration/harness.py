@@ -1146,7 +1146,7 @@ def openapi_examples(port):
 # ---------------------------------------------------------------------------
 # unittest glue
 
-ERROR_TYPES = {400: "invalid_argument", 404: "not_found", 413: "too_large", 500: "internal",
+ERROR_TYPES = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_denied", 404: "not_found", 413: "too_large", 500: "internal",
                503: ("unavailable", "overloaded"), 504: "timeout"}
 
 

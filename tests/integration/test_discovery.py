@@ -107,6 +107,7 @@ class ServiceApiTest(harness.IntegrationCase):
         md = hello["metadata"]
         self.assertEqual(md["varargs"], "false")
         self.assertEqual(md["varkw"], "false")
+        self.assertEqual(md["access"], "public")
         self.assertTrue(md["description"])
         params = json.loads(md["params"])
         self.assertEqual([(p["name"], p["type"], p["required"]) for p in params],
@@ -217,6 +218,7 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
         self.assertEqual(hello["subject"], "greeting_service.hello")
         self.assertIs(hello["varargs"], False)
         self.assertIs(hello["varkw"], False)
+        self.assertEqual(hello["access"], "public")
         self.assertEqual(hello["params"], [
             {"name": "first_name", "type": "string", "required": True, "description": "who to greet",
              "example": "Bob"},
@@ -244,6 +246,7 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
         echo = [e for e in faulty["endpoints"] if e["name"] == "echo"][0]
         self.assertIs(echo["varargs"], True)
         self.assertIs(echo["varkw"], True)
+        self.assertEqual(echo["access"], "authenticated")  # undeclared: not public
         api = self.get_json("/openapi.json")
         self.assertIn("/faulty_service.echo", api["paths"])
 
@@ -261,7 +264,11 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
             with self.subTest(rpc=subject):
                 op = api["paths"]["/" + subject]["post"]
                 self.assertEqual(op["operationId"], subject)
-                self.assertEqual(set(op["responses"]), {"200", "400", "404", "413", "500", "503", "504"})
+                # a non-public rpc also answers 401 and 403 (with GATEWAY_AUTH)
+                public = op["security"] == []
+                self.assertEqual(set(op["responses"]), {"200", "400", "404", "413", "500", "503", "504"}
+                                 | (set() if public else {"401", "403"}))
+                self.assertEqual(public, not subject.startswith("faulty_service."), op["security"])
                 schema = op["requestBody"]["content"]["application/json"]["schema"]
                 self.assertEqual(len(schema["oneOf"]), 2)
         hello = api["paths"]["/greeting_service.hello"]["post"]

@@ -32,7 +32,7 @@ class WsClosed(Exception):
 class WsClient:
     """A WebSocket client over a plain socket: masked frames out, any frame in."""
 
-    def __init__(self, port, protocol="wamp.2.json", timeout=5.0, origin=None):
+    def __init__(self, port, protocol="wamp.2.json", timeout=5.0, origin=None, headers=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET /websocket HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
@@ -40,6 +40,8 @@ class WsClient:
                "Sec-WebSocket-Protocol: %s\r\n" % (port, key, protocol))
         if origin:
             req += "Origin: %s\r\n" % origin
+        for name, value in (headers or {}).items():
+            req += "%s: %s\r\n" % (name, value)
         req += "\r\n"
         self.sock.sendall(req.encode())
         self.buf = b""

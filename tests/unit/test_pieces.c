@@ -15,6 +15,46 @@ typedef struct {
     int value;
 } item;
 
+/* Access strings: keywords, scope lists, and what a caller's scopes allow. */
+static void
+test_access(void)
+{
+    char big[NRPC_MAX_ACCESS + 2];
+
+    CHECK(nrpc_access_valid(NULL));
+    CHECK(nrpc_access_valid("public"));
+    CHECK(nrpc_access_valid("authenticated"));
+    CHECK(nrpc_access_valid("things:write"));
+    CHECK(nrpc_access_valid("a b c:d https://x/y"));
+    CHECK(!nrpc_access_valid(""));
+    CHECK(!nrpc_access_valid(" a"));
+    CHECK(!nrpc_access_valid("a "));
+    CHECK(!nrpc_access_valid("a  b"));
+    CHECK(!nrpc_access_valid("a\tb"));
+    CHECK(!nrpc_access_valid("a\"b"));
+    CHECK(!nrpc_access_valid("a\\b"));
+    CHECK(!nrpc_access_valid("caf\xc3\xa9"));
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK(!nrpc_access_valid(big)); /* one byte too long */
+    big[NRPC_MAX_ACCESS] = '\0';
+    CHECK(nrpc_access_valid(big));
+    CHECK(!nrpc_access_valid("a b c d e f g h i j k l m n o p q r s t u v w x y z 1 2 3 4 5 6 7"));
+    CHECK(nrpc_access_valid("a b c d e f g h i j k l m n o p q r s t u v w x y z 1 2 3 4 5 6"));
+
+    CHECK(nrpc_access_allows(NULL, NULL, 0));
+    CHECK(nrpc_access_allows("public", NULL, 0));
+    CHECK(nrpc_access_allows("authenticated", "", 0));
+    CHECK(nrpc_access_allows("things:write", "things:write", 12));
+    CHECK(nrpc_access_allows("things:write", "a things:write b", 16));
+    CHECK(!nrpc_access_allows("things:write", "things:writer", 13));
+    CHECK(!nrpc_access_allows("things:write", "things:write", 11)); /* n bytes only */
+    CHECK(!nrpc_access_allows("things:write", "things:wri te", 13));
+    CHECK(!nrpc_access_allows("things:write", NULL, 0));
+    CHECK(!nrpc_access_allows("a b", "a", 1)); /* every scope is needed */
+    CHECK(nrpc_access_allows("a b", "b a", 3));
+}
+
 static void
 test_table(void)
 {
@@ -276,6 +316,7 @@ int
 main(void)
 {
     test_table();
+    test_access();
     test_numbers();
     test_backoff();
     test_ids();

@@ -5,6 +5,7 @@
 #include "../../services/thing/thing.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void
 expect(const char *method, const char *body, int code, const char *needle)
@@ -17,9 +18,30 @@ expect(const char *method, const char *body, int code, const char *needle)
     free(out);
 }
 
+/* Who may call what: reads are public, writes need things:write. */
+static void
+test_access(void)
+{
+    static const char *const want[][2] = {
+        {"create_thing", "things:write"}, {"get_things", "public"}, {"get_thing", "public"},
+        {"rename_thing", "things:write"}, {"delete_thing", "things:write"},
+    };
+    const nrpc_rpc *r;
+    size_t i, seen = 0;
+
+    for (r = thing_service.rpcs; r->name; r++)
+        for (i = 0; i < sizeof want / sizeof want[0]; i++)
+            if (strcmp(r->name, want[i][0]) == 0) {
+                CHECK_STR(r->access, want[i][1]);
+                seen++;
+            }
+    CHECK_INT(seen, 5);
+}
+
 int
 main(void)
 {
+    test_access();
     char buf[1024], big[1200];
     int i;
 

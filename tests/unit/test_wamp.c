@@ -89,7 +89,14 @@ test_every_type(void)
     wamp_msg_free(NULL);
 
     CHECK_STR(wamp_type_name(WAMP_SUBSCRIBE), "SUBSCRIBE");
-    CHECK(wamp_type_name(4) == NULL);
+    CHECK_STR(wamp_type_name(WAMP_CHALLENGE), "CHALLENGE");
+    CHECK(wamp_type_name(7) == NULL);
+
+    /* WAMP-Ticket (GATEWAY_AUTH): AUTHENTICATE's signature is the uri */
+    CHECK_INT(dec("[5, \"tok-en\", {}]", &m, err), 0);
+    CHECK_INT(m.type, WAMP_AUTHENTICATE);
+    CHECK_STR(m.uri, "tok-en");
+    wamp_msg_free(&m);
 }
 
 static void
@@ -103,7 +110,10 @@ test_malformed(void)
     bad("[\"1\", \"realm1\", {}]", "type is not an integer");
     bad("[1.0, \"realm1\", {}]", "type is not an integer");
     bad("[99, 1]", "unknown message type");
-    bad("[4, {}, {}]", "unknown message type"); /* CHALLENGE: advanced profile */
+    bad("[7, {}, {}]", "unknown message type");
+    bad("[5, \"\", {}]", "AUTHENTICATE: element 1 is not a URI"); /* an empty ticket */
+    bad("[5, \"t\"]", "AUTHENTICATE: too few elements");
+    bad("[5, 7, {}]", "AUTHENTICATE: element 1 is not a URI");
     bad("[-1]", "unknown message type");
     bad("[1, \"realm1\"]", "HELLO: too few elements");
     bad("[1, \"realm1\", {}, 1]", "HELLO: too many elements");
@@ -158,6 +168,15 @@ test_encode(void)
         "publisher_exclusion")));
     wamp_msg_free(&m);
     free(t);
+
+    t = wamp_encode_welcome_auth(7, NULL, "alice", "user", "ticket");
+    CHECK_INT(dec(t, &m, err), 0);
+    CHECK_STR(json_string_value(json_object_get(m.dict, "authid")), "alice");
+    CHECK_STR(json_string_value(json_object_get(m.dict, "authrole")), "user");
+    CHECK_STR(json_string_value(json_object_get(m.dict, "authmethod")), "ticket");
+    wamp_msg_free(&m);
+    free(t);
+    check_enc(wamp_encode_challenge("ticket"), "[4,\"ticket\",{}]");
 
     check_enc(wamp_encode_abort("wamp.error.protocol_violation", "bad"),
               "[3,{\"message\":\"bad\"},\"wamp.error.protocol_violation\"]");

@@ -1,0 +1,67 @@
+/* fuzz_auth_file.c: the GATEWAY_AUTH file parser on random text. It either
+ * loads (then describing it and freeing it must work) or fails with a
+ * message; never both, never a crash or a leak. Relative jwks_file paths
+ * start in a directory of this run's own, with one valid JWKS in it. */
+#include "auth/auth.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static char dir[64];
+
+/* Leaves no temporary files behind. */
+static void
+cleanup(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/jwks.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char path[128];
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "/tmp/fuzz_auth_file.XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        abort();
+    snprintf(path, sizeof path, "%s/jwks.json", dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        abort();
+    fputs("{\"keys\": [{\"kty\": \"oct\", \"kid\": \"h\", \"k\": "
+          "\"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA\"}]}",
+          f);
+    fclose(f);
+    atexit(cleanup);
+    return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    gw_auth *a = NULL;
+    char err[512] = "", what[512];
+    int rc = gw_auth_parse((const char *)data, size, dir, &a, err, sizeof err);
+
+    if (rc == 0) {
+        if (a == NULL)
+            abort();
+        gw_auth_describe(a, what, sizeof what);
+        if (gw_auth_challenge(a, 0) == NULL)
+            abort();
+        gw_auth_free(a);
+    } else if (a != NULL || err[0] == '\0') {
+        abort(); /* a failure always says why and returns nothing */
+    }
+    return 0;
+}
