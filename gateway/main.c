@@ -82,7 +82,7 @@ static const gw_setting gw_settings[] = {
      "requests a client address may send at once before GATEWAY_RATE_LIMIT applies"},
     {"GATEWAY_HEADER_TIMEOUT", "10", SET_SECONDS, 0, 0,
      "seconds a new connection has to send its first request's headers; then it is closed"},
-    {"GATEWAY_MAX_BODY_MEMORY", "134217728", SET_BYTES, 1024, 1ULL << 40,
+    {"GATEWAY_MAX_BODY_MEMORY", "67108864", SET_BYTES, 1024, 1ULL << 40,
      "bytes held in unfinished request bodies, the whole gateway (over it: 503 with "
      "Retry-After)"},
     {"GATEWAY_WAMP_MAX_SUBSCRIPTIONS", "1000", SET_UINT, 0, 10000000,
