@@ -562,3 +562,49 @@ class WampTest(AttackCase):
         first = c.recv_json()
         self.assertEqual(first[:3], [8, 48, 4], first)
         self.assertEqual(first[4], "natsrpc.error.overloaded")
+
+
+class SettingsTest(AttackCase):
+    """The new settings: a malformed value stops the gateway at start with
+    a message naming it; an odd GATEWAY_CORS_ORIGINS is only a list."""
+
+    @classmethod
+    def setUpClass(cls):
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("greeting_service", cls.nats)
+            cls.odd_gw, cls.odd_port = stack.gateway(cls.nats, env={
+                "GATEWAY_CORS_ORIGINS": ",, ,*,null," + "x" * 20000 + ", " + FRIEND + ",,"})
+        cls.start_stack("attacks_settings", start)
+
+    def test_malformed_values_refuse_to_start(self):
+        cases = [("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "-1"),
+                 ("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "ten"),
+                 ("GATEWAY_RATE_LIMIT", "1e3"), ("GATEWAY_RATE_LIMIT", "99999999999999999999"),
+                 ("GATEWAY_RATE_BURST", "0"), ("GATEWAY_HEADER_TIMEOUT", "0"),
+                 ("GATEWAY_HEADER_TIMEOUT", "soon"), ("GATEWAY_MAX_BODY_MEMORY", "12"),
+                 ("GATEWAY_WAMP_MAX_SUBSCRIPTIONS", "x"), ("GATEWAY_WAMP_PUBLISH_RATE", "-5"),
+                 ("GATEWAY_WAMP_MAX_CALLS", "0")]
+        for name, value in cases:
+            with self.subTest(name=name, value=value):
+                p = harness.Proc("gw-bad", [harness.binary("natsrpc-gateway")],
+                                 env={"NATS_URL": self.nats.url, "GATEWAY_PORT": "0",
+                                      name: value}).start()
+                rc = p.wait(harness.STOP_TIMEOUT)
+                if rc is None:
+                    p.stop()
+                self.assertNotIn(rc, (None, 0), "started with %s=%s" % (name, value))
+                self.assertIn("%s=%s" % (name, value), p.log_text())
+
+    def test_odd_cors_list(self):
+        r = post(self.odd_port, "greeting_service.hello", HELLO,
+                 headers={"Origin": FRIEND, "Content-Type": "application/json"})
+        self.assertOk(r, HELLO_REPLY)
+        self.assertEqual(r.headers.get("Access-Control-Allow-Origin"), FRIEND)
+        # "*" and "null" in the list are not wildcards: they match only themselves.
+        r = post(self.odd_port, "greeting_service.hello", HELLO,
+                 headers={"Origin": EVIL, "Content-Type": "application/json"})
+        self.assertEqual(r.status, 403, r.describe())
+        r = post(self.odd_port, "greeting_service.hello", HELLO,
+                 headers={"Origin": "x" * 20000, "Content-Type": "application/json"})
+        self.assertTrue(r.status == 200 or 400 <= r.status < 500, r.describe())
