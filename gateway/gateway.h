@@ -61,6 +61,16 @@ typedef struct {
     const char *static_dir; /* GATEWAY_STATIC_DIR: the front end's files, served at / */
     const char *docs_dir;   /* GATEWAY_DOCS_DIR: Swagger UI's files, served at /docs/ */
     const struct gw_auth *auth; /* GATEWAY_AUTH, loaded (auth/); NULL: auth is off */
+    /* Limits at the edge (edge/edge.h). */
+    const char *cors_origins;  /* GATEWAY_CORS_ORIGINS: other origins whose pages may call */
+    unsigned conn_per_addr;    /* GATEWAY_MAX_CONNECTIONS_PER_ADDRESS (0: no cap) */
+    unsigned rate;             /* GATEWAY_RATE_LIMIT: requests/s per address (0: off) */
+    unsigned rate_burst;       /* GATEWAY_RATE_BURST: requests saved up per address */
+    int64_t header_timeout_ms; /* GATEWAY_HEADER_TIMEOUT: a new connection's first headers */
+    size_t body_memory;        /* GATEWAY_MAX_BODY_MEMORY: unfinished bodies, every loop */
+    size_t wamp_max_subs;       /* GATEWAY_WAMP_MAX_SUBSCRIPTIONS: per session (0: no cap) */
+    unsigned wamp_publish_rate; /* GATEWAY_WAMP_PUBLISH_RATE: per session per second */
+    unsigned wamp_max_calls;    /* GATEWAY_WAMP_MAX_CALLS: in flight per session */
 } gw_config;
 
 

@@ -73,6 +73,29 @@ static const gw_setting gw_settings[] = {
     {"GATEWAY_AUTH", "", SET_STRING, 0, 0,
      "credentials file (JSON: tokens, basic, jwt, authorizer); unset: auth is off, every rpc "
      "open"},
+    {"GATEWAY_CORS_ORIGINS", "", SET_STRING, 0, 0,
+     "origins besides the gateway's own whose pages may call rpcs (comma-separated, exact, "
+     "e.g. https://app.example.com): CORS answers and the CSRF check"},
+    {"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "256", SET_UINT, 0, 1000000,
+     "open HTTP and WebSocket connections per client address (IPv4, or IPv6 /64), every loop "
+     "together (0: no cap)"},
+    {"GATEWAY_RATE_LIMIT", "1000", SET_UINT, 0, 100000000,
+     "HTTP requests per second per client address (token bucket; over it: 429 with "
+     "Retry-After; 0: off)"},
+    {"GATEWAY_RATE_BURST", "2000", SET_UINT, 1, 100000000,
+     "requests a client address may send at once before GATEWAY_RATE_LIMIT applies"},
+    {"GATEWAY_HEADER_TIMEOUT", "10", SET_SECONDS, 0, 0,
+     "seconds a new connection has to send its first request's headers; then it is closed"},
+    {"GATEWAY_MAX_BODY_MEMORY", "67108864", SET_BYTES, 1024, 1ULL << 40,
+     "bytes held in unfinished request bodies, the whole gateway (over it: 503 with "
+     "Retry-After)"},
+    {"GATEWAY_WAMP_MAX_SUBSCRIPTIONS", "1000", SET_UINT, 0, 10000000,
+     "WAMP subscriptions one session may hold (over it: natsrpc.error.limit_exceeded; 0: no cap)"},
+    {"GATEWAY_WAMP_PUBLISH_RATE", "100", SET_UINT, 0, 10000000,
+     "WAMP publications per second per session, twice as many at once (over it: dropped, "
+     "natsrpc.error.limit_exceeded when acknowledged; 0: no cap)"},
+    {"GATEWAY_WAMP_MAX_CALLS", "1000", SET_UINT, 1, 10000000,
+     "WAMP calls in flight per session (over it: natsrpc.error.overloaded)"},
     {NULL},
 };
 
@@ -193,6 +216,24 @@ setting_load(const gw_setting *s, gw_config *cfg, int64_t *drain_ms)
         cfg->ws_hello_ms = ms;
     else if (strcmp(s->name, "GATEWAY_AUTH") == 0 && *v)
         return gw_auth_start(v, cfg);
+    else if (strcmp(s->name, "GATEWAY_CORS_ORIGINS") == 0)
+        cfg->cors_origins = v;
+    else if (strcmp(s->name, "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS") == 0)
+        cfg->conn_per_addr = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_RATE_LIMIT") == 0)
+        cfg->rate = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_RATE_BURST") == 0)
+        cfg->rate_burst = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_HEADER_TIMEOUT") == 0)
+        cfg->header_timeout_ms = ms;
+    else if (strcmp(s->name, "GATEWAY_MAX_BODY_MEMORY") == 0)
+        cfg->body_memory = (size_t)u;
+    else if (strcmp(s->name, "GATEWAY_WAMP_MAX_SUBSCRIPTIONS") == 0)
+        cfg->wamp_max_subs = (size_t)u;
+    else if (strcmp(s->name, "GATEWAY_WAMP_PUBLISH_RATE") == 0)
+        cfg->wamp_publish_rate = (unsigned)u;
+    else if (strcmp(s->name, "GATEWAY_WAMP_MAX_CALLS") == 0)
+        cfg->wamp_max_calls = (unsigned)u;
     return 0;
 }
 

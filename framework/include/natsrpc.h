@@ -620,6 +620,9 @@ nrpc_status nrpc_client_request(nrpc_client *c, const char *subject, const char 
 int nrpc_client_connected(nrpc_client *c);
 /** Requests waiting for a reply. */
 int nrpc_client_pending(nrpc_client *c);
+/** The server's max_payload: the most bytes of headers and body one message
+ * may carry (1 MiB by default); 0 while not connected. */
+int64_t nrpc_client_max_payload(nrpc_client *c);
 
 /** A message delivered to a subscription: everything is borrowed for the
  * duration of the callback. */

@@ -1222,6 +1222,15 @@ nrpc_client_connected(nrpc_client *c)
     return c != NULL && link_up(client_nc(c));
 }
 
+int64_t
+nrpc_client_max_payload(nrpc_client *c)
+{
+    natsConnection *nc = c ? client_nc(c) : NULL;
+    int64_t n = nc && link_up(nc) ? natsConnection_GetMaxPayload(nc) : 0;
+
+    return n > 0 ? n : 0;
+}
+
 int
 nrpc_client_pending(nrpc_client *c)
 {

@@ -75,6 +75,15 @@ void nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_
 /* Monotonic nanoseconds. */
 int64_t nrpc__now_ns(void);
 
+/* text.c. Copies n bytes of in into out (cap bytes, NUL-terminated,
+ * truncated at a whole character), with control characters as \n, \r, \t
+ * or \xNN and, when utf8_only is set, bytes that are not UTF-8 as \xNN.
+ * Returns the length written. */
+size_t nrpc__escape_text(char *out, size_t cap, const char *in, size_t n, int utf8_only);
+/* A JSON string of s (NULL: ""): s itself when it is UTF-8, else s with
+ * the bytes that are not as \xNN. New; NULL only when out of memory. */
+json_t *nrpc__json_text(const char *s);
+
 /* Builds the full error reply text {"error": {...}}: new, free(). */
 char *nrpc__error_text(int code, const char *type, const char *message);
 

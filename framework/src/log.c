@@ -139,8 +139,10 @@ nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, c
         char *text;
 
         vsnprintf(msg, sizeof msg, fmt, ap);
-        o = json_pack("{s:s, s:s, s:s, s:s}", "time", stamp, "level", names[level & 3],
-                      "program", log_program, "msg", msg);
+        /* A message that is not UTF-8 (a client's path) keeps its bytes as
+         * \xNN: the line is still written, and is still JSON. */
+        o = json_pack("{s:s, s:s, s:s, s:o}", "time", stamp, "level", names[level & 3],
+                      "program", log_program, "msg", nrpc__json_text(msg));
         if (trace_id)
             json_object_set_new(o, "trace_id", json_string(trace_id));
         if (request_id)
@@ -156,8 +158,8 @@ nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, c
         return;
     }
     /* "<stamp> <LEVEL> <program>: <msg>[ trace=<id>][ request_id=<id>]", built
-     * in place: the message is at most 1535 bytes, the ids' part at most 127,
-     * the line at most 2046 plus the newline. */
+     * in place: the message, escaped, fills what the ids' part (at most 127
+     * bytes) leaves of the line (2046 plus the newline). */
     {
         char suffix[128];
         size_t mlen, slen = 0, cap = sizeof line - 1; /* room for the newline */
@@ -174,9 +176,14 @@ nrpc__logv(nrpc_log_level level, const char *trace_id, const char *request_id, c
             n += pl;
         }
         n = log_append(line, n, cap, ": ");
-        w = vsnprintf(line + n, 1536, fmt, ap);
-        mlen = w < 0 ? 0 : (size_t)w < 1536 ? (size_t)w : 1535;
-        n += mlen;
+        {
+            /* Control characters are escaped: a "%0A" in a client's path
+             * must not start a line of its own. */
+            char msg[1536];
+            w = vsnprintf(msg, sizeof msg, fmt, ap);
+            mlen = w < 0 ? 0 : (size_t)w < sizeof msg ? (size_t)w : sizeof msg - 1;
+            n += nrpc__escape_text(line + n, cap - n - 127, msg, mlen, 0);
+        }
         suffix[0] = '\0';
         if (trace_id) {
             slen = log_append(suffix, slen, sizeof suffix, " trace=");

@@ -84,8 +84,11 @@ nrpc_reply_encode(json_t *args, json_t *kwargs)
 json_t *
 nrpc_error_body(int code, const char *type, const char *message)
 {
-    return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", code, "type",
-                     type ? type : nrpc_code_type(code), "message", message ? message : "");
+    /* The message often quotes the caller's input (a path, a subject):
+     * bytes that are not UTF-8 are kept as \xNN rather than losing the body. */
+    return json_pack("{s:{s:i, s:o, s:o}}", "error", "code", code, "type",
+                     nrpc__json_text(type ? type : nrpc_code_type(code)), "message",
+                     nrpc__json_text(message));
 }
 
 char *

@@ -31,6 +31,7 @@
  */
 #include "bridge.h"
 #include "auth/gate.h"
+#include "edge/edge.h"
 #include "pages/pages.h"
 #include "rest_http.h"
 #include "ws/ws.h"
@@ -57,6 +58,7 @@ struct gw_http {
     int handles;       /* set up: closed by gw_http_close */
     int due;           /* a connection was resumed: run MHD */
     MHD_socket listen_fd; /* ours after quiesce; closed after MHD_stop_daemon */
+    gw_edge *edge;        /* limits at the edge (edge/edge.h) */
 };
 
 enum {
@@ -71,6 +73,19 @@ enum {
 };
 
 #define REQ_INLINE_BODY 512
+
+/* Bodies up to this size with a Content-Length get their whole buffer at
+ * once; larger ones grow as their bytes come, so a body that is announced
+ * but never sent holds little. */
+#define REQ_PREALLOC_MAX (64 * 1024)
+
+/* Room kept for a request's NATS headers (Nrpc-Timeout-Ms, the trace
+ * context, what other parts of the gateway add): the body gets the
+ * server's max_payload minus this. */
+#define HTTP_NATS_HEADER_ROOM 2048
+
+/* The longest path written on an access log line. */
+#define HTTP_LOG_PATH_MAX 256
 
 /* MHD's memory pool per connection: the request line, headers and read
  * buffer (bodies are copied out as they come). MHD's default, 32 KiB, is
@@ -93,6 +108,8 @@ typedef struct {
     int status; /* HTTP status queued; 0 until then (for the log) */
     int too_large;
     size_t too_many_args; /* query arguments MHD would choke on (http_on_uri) */
+    int over_budget;   /* GATEWAY_MAX_BODY_MEMORY was reached while reading the body */
+    size_t max_body;   /* this request's body limit (http_body_limit) */
     const char *allow; /* Allow header of a 405 */
     const char *www_auth; /* WWW-Authenticate of a 401 (static) */
     gw_gate *gate;        /* the permission check (auth on only), then its verdict */
@@ -101,6 +118,7 @@ typedef struct {
     int metric;        /* METRIC_*: how /metrics counts this request */
     int counted;       /* counted in /metrics already */
     nrpc_trace trace;    /* traceparent and X-Request-Id, sent on and returned */
+    gw_edge_req edge;    /* CORS, Retry-After, body bytes held (edge/edge.h) */
     int64_t start_us;
     int64_t timeout_ms;
     char method[12];
@@ -155,8 +173,18 @@ http_count(gw_req *r)
     if (r->metric == METRIC_NONE || r->counted)
         return;
     r->counted = 1;
-    gw_metrics_observe(r->h->loop->metrics, r->metric == METRIC_RPC ? r->subject : NULL,
-                       r->metric == METRIC_RPC ? strlen(r->subject) : 0, r->status,
+    if (r->metric == METRIC_RPC) {
+        /* Only rpcs the catalog found get a label of their own: made-up
+         * subjects must not grow /metrics. */
+        const char *name = r->subject;
+        size_t n = strlen(name);
+        if (!gw_catalog_known(gw_catalog_docs_of(r->h->loop->catalog), name, n))
+            name = "other", n = 5;
+        gw_metrics_observe(r->h->loop->metrics, name, n, r->status,
+                           (double)(http_now_us() - r->start_us) / 1e6);
+        return;
+    }
+    gw_metrics_observe(r->h->loop->metrics, NULL, 0, r->status,
                        (double)(http_now_us() - r->start_us) / 1e6);
 }
 
@@ -188,6 +216,8 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
         gw_rest_req_headers(r->rest, resp);
     if (r && r->www_auth)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+    if (r)
+        gw_edge_headers(&r->edge, resp);
     /* While draining, every answer ends its connection so keep-alive
      * clients move to another gateway. */
     if (r && r->h->loop->draining)
@@ -294,8 +324,9 @@ http_send_reply(gw_req *r, struct MHD_Connection *conn)
 
     if (r->rest && r->state == REQ_WAIT) /* a REST route's rpc answered */
         status = gw_rest_req_answer(r->rest, r->code, &r->reply, &r->reply_len);
-    /* Codes outside the HTTP error range cannot travel as a status. */
-    else if (status != MHD_HTTP_OK && (status < 400 || status > 599))
+    /* Codes outside the HTTP error range cannot travel as a status (204:
+     * a CORS preflight). */
+    else if (status != MHD_HTTP_OK && status != MHD_HTTP_NO_CONTENT && (status < 400 || status > 599))
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     body = r->reply;
     r->reply = NULL;
@@ -455,36 +486,66 @@ http_page(gw_req *r, struct MHD_Connection *conn)
  * The access handler.
  */
 
+/* The largest body a request may send: GATEWAY_MAX_BODY, or less when
+ * NATS could not carry it (max_payload counts the headers too). Without
+ * this a body just under 1 MiB passed our check and then failed the
+ * publish, which answered 503 where 413 is the truth. */
+static size_t
+http_body_limit(gw_http *h)
+{
+    size_t max = h->loop->cfg->max_body;
+    int64_t mp = h->loop->client ? nrpc_client_max_payload(h->loop->client) : 0;
+
+    if (mp > HTTP_NATS_HEADER_ROOM && (uint64_t)(mp - HTTP_NATS_HEADER_ROOM) < (uint64_t)max)
+        max = (size_t)(mp - HTTP_NATS_HEADER_ROOM);
+    return max;
+}
+
+/* Grows r's buffer to hold at least need bytes, within the gateway's body
+ * memory (GATEWAY_MAX_BODY_MEMORY). 0, or -1 when that is spent. */
+static int
+http_body_grow(gw_req *r, size_t need)
+{
+    size_t cap = r->cap * 2;
+    char *b;
+
+    while (cap < need)
+        cap *= 2;
+    if (cap > r->max_body)
+        cap = r->max_body;
+    if (gw_edge_body_grow(r->h->edge, &r->edge, cap) != 0)
+        return -1;
+    if (r->body == r->inline_body) {
+        b = xmalloc(cap);
+        memcpy(b, r->body, r->len);
+    } else {
+        b = realloc(r->body, cap);
+        if (b == NULL) {
+            nrpc_log(NRPC_LOG_ERROR, "out of memory (%zu bytes)", cap);
+            abort();
+        }
+    }
+    r->body = b;
+    r->cap = cap;
+    return 0;
+}
+
 static void
 http_body_append(gw_req *r, const char *data, size_t n)
 {
-    size_t max = r->h->loop->cfg->max_body;
-
-    if (r->too_large || n > max - r->len) {
-        r->too_large = 1; /* keep reading, answer 413 at the end */
+    if (r->too_large || r->over_budget) {
         r->discarded += n;
         return;
     }
-    if (r->len + n > r->cap) {
-        size_t cap = r->cap * 2;
-        char *b;
-
-        while (cap < r->len + n)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        if (r->body == r->inline_body) {
-            b = xmalloc(cap);
-            memcpy(b, r->body, r->len);
-        } else {
-            b = realloc(r->body, cap);
-            if (b == NULL) {
-                nrpc_log(NRPC_LOG_ERROR, "out of memory (%zu bytes)", cap);
-                abort();
-            }
-        }
-        r->body = b;
-        r->cap = cap;
+    if (n > r->max_body - r->len) {
+        r->too_large = 1;
+        r->discarded += n;
+        return;
+    }
+    if (r->len + n > r->cap && http_body_grow(r, r->len + n) != 0) {
+        r->over_budget = 1;
+        r->discarded += n;
+        return;
     }
     memcpy(r->body + r->len, data, n);
     r->len += n;
@@ -575,6 +636,27 @@ http_rest_body(gw_req *r, struct MHD_Connection *conn, enum MHD_Result *ret)
     return 0;
 }
 
+static enum MHD_Result
+http_send_too_large(gw_req *r, struct MHD_Connection *conn, unsigned long long size)
+{
+    if (size)
+        return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                               "request body of %llu bytes exceeds the limit of %zu bytes", size,
+                               r->max_body);
+    return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                           "request body exceeds the limit of %zu bytes", r->max_body);
+}
+
+static enum MHD_Result
+http_send_busy(gw_req *r, struct MHD_Connection *conn)
+{
+    r->edge.retry_after = 1;
+    return http_send_error(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
+                           "the gateway holds as many unfinished request bodies as it may "
+                           "(GATEWAY_MAX_BODY_MEMORY, %zu bytes); retry later",
+                           r->h->loop->cfg->body_memory);
+}
+
 /* First call for a request: its state (from http_on_uri), route, check
  * what can be checked before the body. */
 static enum MHD_Result
@@ -593,10 +675,24 @@ http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char 
     r->subject = r->url + 1;
     r->timeout_ms = cfg->timeout_ms;
     r->state = REQ_BODY;
+    r->max_body = http_body_limit(h);
     gw_count_add(&h->loop->in_flight, 1); /* a request once its headers are in */
     nrpc_trace_begin(&r->trace,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_TRACEPARENT),
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, NRPC_HDR_REQUEST_ID));
+    {
+        /* Rate, CSRF and CORS (edge/edge.h), before anything else. */
+        const char *etype, *emsg;
+        int st = gw_edge_request(h->edge, conn, method, &r->edge, &etype, &emsg);
+
+        if (st != 0)
+            return http_reject(r, st, etype, NULL, "%s", emsg);
+        if (r->edge.preflight) {
+            r->state = REQ_REJECT;
+            r->code = MHD_HTTP_NO_CONTENT;
+            return MHD_YES;
+        }
+    }
     if (r->too_many_args)
         return http_reject(r, MHD_HTTP_URI_TOO_LONG, "too_large", NULL,
                            "the query string is too large: %zu arguments in a %zu-byte target",
@@ -686,12 +782,13 @@ call:
         if (errno == 0 && end != v && *end == '\0') {
             /* Too large: answered at once, so the body is never read (MHD
              * then closes the connection). */
-            if (cl > cfg->max_body)
-                return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                                       "request body of %llu bytes exceeds the limit of %zu", cl,
-                                       cfg->max_body);
-            /* Known size: one buffer of the right size instead of doubling. */
-            if (cl > r->cap) {
+            if (cl > r->max_body)
+                return http_send_too_large(r, conn, cl);
+            /* Known small size: one buffer of the right size instead of
+             * doubling. */
+            if (cl > r->cap && cl <= REQ_PREALLOC_MAX) {
+                if (gw_edge_body_grow(h->edge, &r->edge, (size_t)cl) != 0)
+                    return http_send_busy(r, conn);
                 r->body = xmalloc((size_t)cl);
                 r->cap = (size_t)cl;
             }
@@ -717,13 +814,16 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
         if (*upload_data_size > 0) {
             http_body_append(r, upload_data, *upload_data_size);
             *upload_data_size = 0;
-            /* A chunked body far past the limit: stop reading, drop it. */
-            return r->discarded > r->h->loop->cfg->max_body ? MHD_NO : MHD_YES;
+            /* A chunked body past the limit, or no memory left for bodies:
+             * the rest is counted, not kept, and answered at its end
+             * (libmicrohttpd 0.9 queues no answer while a body is still
+             * coming). One that goes on far past the limit is cut off. */
+            return r->discarded > r->max_body ? MHD_NO : MHD_YES;
         }
         if (r->too_large)
-            return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                                   "request body exceeds the limit of %zu bytes",
-                                   r->h->loop->cfg->max_body);
+            return http_send_too_large(r, conn, 0);
+        if (r->over_budget)
+            return http_send_busy(r, conn);
         if (r->rest && http_rest_body(r, conn, &ret) != 0)
             return ret;
         return http_forward(r, conn);
@@ -772,17 +872,24 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         long long cs = (http_now_us() - r->start_us + 5) / 10;
         if (cs < 0)
             cs = 0;
+        /* The path is the client's: bounded here, escaped by the logger. */
+        int plen = (int)strnlen(r->url, HTTP_LOG_PATH_MAX + 1);
+        const char *more = plen > HTTP_LOG_PATH_MAX ? "..." : "";
+
+        if (plen > HTTP_LOG_PATH_MAX)
+            plen = HTTP_LOG_PATH_MAX;
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
             nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id,
-                         "%s %s %d %lld.%02lld ms", r->method, r->url, r->status, cs / 100,
-                         cs % 100);
+                         "%s %.*s%s %d %lld.%02lld ms", r->method, plen, r->url, more, r->status,
+                         cs / 100, cs % 100);
         else
             nrpc_log_ids(NRPC_LOG_INFO, r->trace.trace_id, r->trace.request_id,
-                         "%s %s %d %lld.%02lld ms (connection ended early, reason %d)", r->method,
-                         r->url, r->status, cs / 100, cs % 100, (int)toe);
+                         "%s %.*s%s %d %lld.%02lld ms (connection ended early, reason %d)",
+                         r->method, plen, r->url, more, r->status, cs / 100, cs % 100, (int)toe);
     }
     if (r->body != r->inline_body)
         free(r->body);
+    gw_edge_done(&r->edge);
     free(r->reply);
     gw_rest_req_free(r->rest);
     if (r->state != REQ_NEW)
@@ -883,6 +990,11 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
     }
     h->loop = l;
     h->listen_fd = MHD_INVALID_SOCKET;
+    if (gw_edge_start(&h->edge, l) != NRPC_OK) {
+        close(listen_fd);
+        free(h);
+        return NRPC_ERR_NOMEM;
+    }
     /* No threading flag: external events. MHD_ALLOW_SUSPEND_RESUME adds the
      * eventfd a resume signals, which sits in MHD's epoll. */
     flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
@@ -891,7 +1003,9 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
     /* GATEWAY_MAX_CONNECTIONS is for the gateway: each loop takes its share. */
     limit = cfg->conn_limit / (cfg->threads ? cfg->threads : 1);
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, http_on_request, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
+        flags, 0, (MHD_AcceptPolicyCallback)gw_edge_accept, h->edge, http_on_request, h,
+        MHD_OPTION_NOTIFY_CONNECTION, (MHD_NotifyConnectionCallback)gw_edge_on_connection, h->edge,
+        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
         h, /* first, so it sees everything */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(limit ? limit : 1), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -903,6 +1017,7 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
         nrpc_log(NRPC_LOG_ERROR, "loop %u: cannot start the HTTP daemon: %s", l->index,
                  strerror(errno));
         close(listen_fd);
+        gw_edge_free(h->edge);
         free(h);
         return NRPC_ERR_SYSTEM;
     }
@@ -910,6 +1025,7 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
     if (info == NULL || uv_poll_init(&l->uv, &h->poll, info->epoll_fd) != 0) {
         nrpc_log(NRPC_LOG_ERROR, "loop %u: cannot watch the HTTP daemon", l->index);
         MHD_stop_daemon(h->daemon);
+        gw_edge_free(h->edge);
         free(h);
         return NRPC_ERR_SYSTEM;
     }
@@ -920,6 +1036,7 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
     h->handles = 4;
     uv_poll_start(&h->poll, UV_READABLE, http_on_poll);
     uv_prepare_start(&h->prep, http_on_prepare);
+    gw_edge_arm(h->edge);
     http_run(h); /* arms the timer and takes what is already there */
     *out = h;
     return NRPC_OK;
@@ -952,6 +1069,7 @@ gw_http_close(gw_http *h)
     uv_close((uv_handle_t *)&h->idle, NULL);
     uv_close((uv_handle_t *)&h->timer, NULL);
     uv_close((uv_handle_t *)&h->prep, NULL);
+    gw_edge_close(h->edge);
 }
 
 void
@@ -964,5 +1082,6 @@ gw_http_free(gw_http *h)
     MHD_stop_daemon(h->daemon);
     if (h->listen_fd != MHD_INVALID_SOCKET)
         close(h->listen_fd);
+    gw_edge_free(h->edge);
     free(h);
 }

@@ -44,6 +44,131 @@ struct gw_catalog {
     int64_t missed_ms;       /* the last gather a REST miss started */
 };
 
+/* A sorted array of rpc subjects. */
+struct gw_rpc_set {
+    struct gw_rpc_set *next_retired;
+    size_t n;
+    char **names;
+};
+
+static int
+rpcs_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+rpcs_free(struct gw_rpc_set *set)
+{
+    size_t i;
+
+    if (set == NULL)
+        return;
+    for (i = 0; i < set->n; i++)
+        free(set->names[i]);
+    free(set->names);
+    free(set);
+}
+
+/* The rpc subjects of INFO replies: new, or NULL when out of memory. */
+static struct gw_rpc_set *
+rpcs_build(json_t *infos)
+{
+    struct gw_rpc_set *set = calloc(1, sizeof *set);
+    size_t i, j, cap = 0, k;
+    json_t *info, *ep;
+
+    if (set == NULL)
+        return NULL;
+    json_array_foreach(infos, i, info) {
+        json_array_foreach(json_object_get(info, "endpoints"), j, ep) {
+            const char *subj = json_string_value(json_object_get(ep, "subject"));
+            if (subj == NULL || !nrpc_subject_is_rpc(subj, strlen(subj)))
+                continue;
+            if (set->n == cap) {
+                char **names = realloc(set->names, (cap = cap ? cap * 2 : 16) * sizeof *names);
+                if (names == NULL)
+                    goto fail;
+                set->names = names;
+            }
+            if ((set->names[set->n] = strdup(subj)) == NULL)
+                goto fail;
+            set->n++;
+        }
+    }
+    if (set->n > 1) {
+        qsort(set->names, set->n, sizeof *set->names, rpcs_cmp);
+        for (i = 1, k = 1; i < set->n; i++) { /* replicas list the same rpcs */
+            if (strcmp(set->names[i], set->names[k - 1]) == 0)
+                free(set->names[i]);
+            else
+                set->names[k++] = set->names[i];
+        }
+        set->n = k;
+    }
+    return set;
+fail:
+    rpcs_free(set);
+    return NULL;
+}
+
+static int
+rpcs_equal(const struct gw_rpc_set *a, const struct gw_rpc_set *b)
+{
+    size_t i;
+
+    if (a == NULL || b == NULL || a->n != b->n)
+        return a == b;
+    for (i = 0; i < a->n; i++)
+        if (strcmp(a->names[i], b->names[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* Under d->mu. Takes set. */
+static void
+rpcs_publish(gw_catalog_docs *d, struct gw_rpc_set *set)
+{
+    struct gw_rpc_set *old = atomic_load(&d->rpcs);
+
+    if (set == NULL || rpcs_equal(old, set)) {
+        rpcs_free(set);
+        return;
+    }
+    atomic_store_explicit(&d->rpcs, set, memory_order_release);
+    if (old) {
+        old->next_retired = d->retired;
+        d->retired = old;
+    }
+}
+
+int
+gw_catalog_known(gw_catalog_docs *d, const char *subject, size_t len)
+{
+    struct gw_rpc_set *set = d ? atomic_load_explicit(&d->rpcs, memory_order_acquire) : NULL;
+    size_t lo = 0, hi = set ? set->n : 0;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strncmp(set->names[mid], subject, len);
+        if (c == 0 && set->names[mid][len] != '\0')
+            c = 1;
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+gw_catalog_docs *
+gw_catalog_docs_of(gw_catalog *c)
+{
+    return c ? c->docs : NULL;
+}
+
 int
 gw_catalog_docs_init(gw_catalog_docs *d)
 {
@@ -68,6 +193,13 @@ gw_catalog_docs_free(gw_catalog_docs *d)
     d->infos = d->conflicts_logged = NULL;
     gw_access_map_unref(d->access);
     d->access = NULL;
+    rpcs_free(atomic_load(&d->rpcs));
+    atomic_store(&d->rpcs, NULL);
+    while (d->retired) {
+        struct gw_rpc_set *next = d->retired->next_retired;
+        rpcs_free(d->retired);
+        d->retired = next;
+    }
     pthread_mutex_destroy(&d->mu);
 }
 
@@ -195,6 +327,7 @@ catalog_on_done(const nrpc_response *resp, void *closure)
             d->infos = json_incref(infos);
             __atomic_add_fetch(&d->generation, 1, __ATOMIC_RELEASE);
         }
+        rpcs_publish(d, rpcs_build(infos));
         pthread_mutex_unlock(&d->mu);
         gw_access_map_unref(old);
     }

@@ -12,10 +12,11 @@
  * gateway loop has its own gw_metrics and is its only writer, and a render
  * (from any loop) reads every loop's counters with atomic loads and adds
  * them up. An rpc entry, once published in a slot, never moves or goes
- * away; its name never changes. The rpc label takes at most
- * GW_METRICS_MAX_RPCS distinct values per loop; later rpcs are counted as
- * "other", so random paths cannot grow memory. Requests the gateway
- * refused for their path count as "invalid".
+ * away; its name never changes. The rpc label is an rpc of the catalog
+ * (http.c asks gw_catalog_known): a subject no service announces in
+ * $SRV.INFO counts as "other", so made-up subjects grow neither memory nor
+ * the page. GW_METRICS_MAX_RPCS bounds the labels besides. Requests the
+ * gateway refused for their path count as "invalid".
  */
 #include "pages.h"
 #include "ws/ws.h"
@@ -327,8 +328,8 @@ gw_metrics_render(gw_metrics *const *ms, size_t nm, const gw_metrics_gauges *g, 
         b.failed = 1;
 
     metrics_printf(&b, "# HELP natsrpc_gateway_requests_total HTTP requests for rpcs, by rpc "
-                       "and HTTP status (rpc=\"invalid\": refused paths, \"other\": past the "
-                       "label limit).\n"
+                       "and HTTP status (rpc=\"invalid\": refused paths, \"other\": a subject "
+                       "no service announces).\n"
                        "# TYPE natsrpc_gateway_requests_total counter\n");
     for (i = 0; sum && i < n; i = j) {
         memset(sum, 0, sizeof *sum);

@@ -13,6 +13,8 @@
 
 #include "gateway.h"
 
+#include <stdatomic.h>
+
 #include <pthread.h>
 #include <uv.h>
 
@@ -94,7 +96,18 @@ typedef struct {
      * when it changed (gw_catalog_access). */
     struct gw_access_map *access;
     _Atomic unsigned long long access_gen;
+    /* The rpc subjects of the last gather, for /metrics' rpc label: read
+     * with one atomic load on every request, never under mu. A set that
+     * changed is replaced and the old one kept until docs_free (readers may
+     * still hold it); sets change only when services do. */
+    _Atomic(struct gw_rpc_set *) rpcs;
+    struct gw_rpc_set *retired;
 } gw_catalog_docs;
+
+/* 1 if subject (len bytes) is an rpc of the last gather. Any thread. */
+int gw_catalog_known(gw_catalog_docs *d, const char *subject, size_t len);
+/* The docs a loop's catalog answers from (borrowed). */
+gw_catalog_docs *gw_catalog_docs_of(gw_catalog *c);
 
 /* Empty documents until the first gather. -1 when out of memory. */
 int gw_catalog_docs_init(gw_catalog_docs *d);

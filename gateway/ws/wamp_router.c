@@ -39,13 +39,13 @@
  */
 #include "ws.h"
 #include "auth/gate.h"
+#include "edge/edge.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ROUTER_MAX_CALLS 1000 /* calls in flight per session */
 #define ROUTER_PREFIX_LEN (sizeof NRPC_EVENT_PREFIX - 1)
 #define HDR_PUBLICATION "Nrpc-Wamp-Publication"
 #define HDR_SESSION "Nrpc-Wamp-Session"
@@ -64,6 +64,8 @@ typedef struct {
      * (CHALLENGE sent, or the credentials being checked). */
     gw_principal *who;
     int authing;
+    size_t nsubs;      /* subscriptions held */
+    gw_bucket publish; /* publishes per second */
 } session;
 
 /* One session's subscription to one topic. */
@@ -93,6 +95,11 @@ struct wamp_router {
     int64_t timeout_ms;
     json_int_t next_sub_id;
     nrpc_table topics; /* topic by subject */
+    /* Per-session caps (GATEWAY_WAMP_*): one socket must not hold the
+     * gateway's memory, NATS interest or a service's in-flight limit. */
+    size_t max_subs;
+    unsigned publish_rate, publish_burst;
+    int max_calls;
 };
 
 /* ---------------------------------------------------------------------------
@@ -346,7 +353,18 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                 return;
             }
         }
-    } else {
+    }
+    if (r->max_subs && s->nsubs >= r->max_subs) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "this session holds %zu subscriptions, the most it may "
+                 "(GATEWAY_WAMP_MAX_SUBSCRIPTIONS)",
+                 s->nsubs);
+        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.limit_exceeded", msg,
+                     NULL);
+        return;
+    }
+    if (t == NULL) {
         nrpc_status st = NRPC_ERR_STATE;
 
         t = calloc(1, sizeof *t);
@@ -393,6 +411,7 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     t->count++;
     mb->snext = s->subs;
     s->subs = mb;
+    s->nsubs++;
     ws_stat_add(WS_STAT_SUBSCRIPTIONS, 1);
     ws_conn_send_text(s->conn, wamp_encode_subscribed(m->id[0], t->id));
 }
@@ -406,6 +425,7 @@ router_unsubscribe(wamp_router *r, session *s, wamp_msg *m)
         if ((*pp)->t->id == m->id[1]) {
             member *mb = *pp;
             *pp = mb->snext;
+            s->nsubs--;
             member_remove(r, mb);
             ws_conn_send_text(s->conn, wamp_encode_unsubscribed(m->id[0]));
             return;
@@ -444,6 +464,14 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
             router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.not_authorized",
                          "publishing needs the scope '" GW_SCOPE_PUBLISH "'",
                          json_pack("{s:i, s:s}", "code", 403, "type", "permission_denied"));
+        return;
+    }
+    if (gw_bucket_take(&s->publish, r->publish_rate, r->publish_burst, nrpc_now_ms()) != 0) {
+        /* Dropped; said only to a publisher that asked for acknowledgments. */
+        if (ack)
+            router_error(s->conn, WAMP_PUBLISH, m->id[0], "natsrpc.error.limit_exceeded",
+                         "too many publications on this session (GATEWAY_WAMP_PUBLISH_RATE)",
+                         NULL);
         return;
     }
     body = nrpc_reply_encode(json_incref(m->args), json_incref(m->kwargs));
@@ -600,7 +628,7 @@ router_call(wamp_router *r, session *s, wamp_msg *m)
     if (tmo && json_is_integer(tmo) && json_integer_value(tmo) > 0)
         timeout_ms = json_integer_value(tmo) < GW_MAX_TIMEOUT_MS ? json_integer_value(tmo)
                                                                  : GW_MAX_TIMEOUT_MS;
-    if (s->calls >= ROUTER_MAX_CALLS) {
+    if (r->max_calls > 0 && s->calls >= r->max_calls) {
         router_error(s->conn, WAMP_CALL, m->id[0], "natsrpc.error.overloaded",
                      "too many calls in flight on this session", NULL);
         return;
@@ -909,6 +937,10 @@ wamp_router_create(ws_loop *l, const gw_config *cfg, nrpc_client *client)
     r->client = client;
     r->realm = strdup(cfg->wamp_realm && *cfg->wamp_realm ? cfg->wamp_realm : "realm1");
     r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 60000;
+    r->max_subs = cfg->wamp_max_subs;
+    r->publish_rate = cfg->wamp_publish_rate;
+    r->publish_burst = cfg->wamp_publish_rate * 2;
+    r->max_calls = (int)cfg->wamp_max_calls;
     if (r->realm == NULL) {
         free(r);
         return NULL;

@@ -17,6 +17,7 @@
  * fuzzed (tests/fuzz/fuzz_ws_frame.c).
  */
 #include "ws.h"
+#include "edge/edge.h"
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -412,44 +413,16 @@ ws_header_has_token(const char *value, const char *token)
  * Origin check of the handshake.
  */
 
-/* The host[:port] part of an origin "scheme://host[:port]": *len bytes
- * from the returned pointer, or NULL when origin has no "://". */
-static const char *
-origin_host(const char *origin, size_t *len)
-{
-    const char *p = strstr(origin, "://");
-    if (p == NULL)
-        return NULL;
-    p += 3;
-    *len = strcspn(p, "/");
-    return p;
-}
-
 int
 gw_origin_allowed(const char *origin, const char *host, const char *allowed)
 {
-    const char *h, *item;
-    size_t hlen;
-
     /* Programs (curl, autobahn under node) send no Origin: only browsers
-     * do, and only a browser can be made to connect on a page's behalf. */
+     * do, and only a browser can be made to connect on a page's behalf.
+     * The matching is edge/origin.c's, the same as for HTTP calls. */
     if (origin == NULL)
         return 1;
     if (allowed && strcmp(allowed, "*") == 0)
         return 1;
-    /* Same origin: the page was served by this gateway. */
-    h = origin_host(origin, &hlen);
-    if (h && host && strlen(host) == hlen && strncasecmp(h, host, hlen) == 0)
-        return 1;
-    for (item = allowed; item && *item;) {
-        size_t n;
-        while (*item == ' ' || *item == ',')
-            item++;
-        n = strcspn(item, ", ");
-        if (n > 0 && strlen(origin) == n && strncasecmp(origin, item, n) == 0)
-            return 1;
-        item += n;
-    }
-    return 0;
+    return gw_origin_same(origin, host) || gw_origin_listed(origin, allowed);
 }
 

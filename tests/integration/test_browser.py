@@ -11,6 +11,7 @@ vendored client (frontend/build.sh); the browser test also needs chromium.
 Under CTest a missing piece is a failure, not a skip.
 """
 
+import json
 import os
 import re
 import shlex
@@ -196,3 +197,69 @@ class WampFanoutTest(_WampStack):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CrossSiteTest(harness.IntegrationCase):
+    """CSRF in a real browser: a page of another origin (http://localhost:<port>,
+    another site than 127.0.0.1) makes chromium POST to
+    thing_service.create_thing with a text/plain form, a no-cors fetch and a
+    JSON fetch. Against a gateway that does not list that origin nothing
+    runs (the number of things stays the same); against one that lists it
+    in GATEWAY_CORS_ORIGINS only the JSON fetch runs, and the page can read
+    its answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        require(True)
+        cls.evil_port = harness.free_port()
+        cls.evil_origin = "http://localhost:%d" % cls.evil_port
+
+        def start(stack):
+            from test_things import MIGRATIONS
+            cls.nats = stack.nats()
+            pg = stack.postgres()
+            stack.service("thing_service", cls.nats, ready_subject="thing_service.get_things",
+                          env={"DATABASE_URL": pg.url, "THING_MIGRATIONS": MIGRATIONS})
+            cls.gw, cls.port = stack.gateway(cls.nats)
+            cls.friendly_gw, cls.friendly_port = stack.gateway(
+                cls.nats, env={"GATEWAY_CORS_ORIGINS": cls.evil_origin})
+            harness.wait_for(lambda: harness.post(cls.port, "thing_service.get_things",
+                                                  "[]").status == 200,
+                             harness.START_TIMEOUT, what="thing_service to answer")
+        cls.start_stack("cross_site", start)
+
+    def things(self):
+        r = harness.post(self.port, "thing_service.get_things", '[[], {"limit": 1000}]')
+        self.assertEqual(r.status, 200, r.describe())
+        return [t["name"] for t in r.json()[0]]
+
+    def attack(self, port):
+        out = run_node(self, "cross_site.js", [],
+                       {"GATEWAY_URL": "http://127.0.0.1:%d" % port, "CHROMIUM": CHROMIUM,
+                        "EVIL_PORT": str(self.evil_port)}, timeout=120)
+        self.assertIn("EVIL_ORIGIN " + self.evil_origin, out)
+        line = [l for l in out.splitlines() if l.startswith("RESULT ")]
+        self.assertEqual(len(line), 1, out)
+        return json.loads(line[0][len("RESULT "):])
+
+    def test_cross_site_posts_do_not_run(self):
+        before = self.things()
+        results = self.attack(self.port)
+        # The preflight was refused, so the browser never sent the POST.
+        self.assertIn("TypeError", results["json"].get("error", ""), results)
+        self.assertEqual(results["nocors"], {"type": "opaque", "status": 0}, results)
+        # Every request the page made has been answered by now (the form's
+        # frame loaded, both fetches settled): nothing was created.
+        self.assertEqual(self.things(), before)
+        for line in self.gw.log_text().splitlines():
+            if "thing_service.create_thing" in line:
+                self.assertIn(" 403 ", line)
+
+    def test_listed_origin_may_call_with_json_only(self):
+        before = self.things()
+        results = self.attack(self.friendly_port)
+        self.assertEqual(results["json"]["status"], 200, results)
+        created = json.loads(results["json"]["body"])[0][0]
+        self.assertEqual(created["name"], "evil-json")
+        after = self.things()
+        self.assertEqual(sorted(after), sorted(before + ["evil-json"]))

@@ -1,0 +1,433 @@
+/* fuzz_wamp_router.c: the WAMP router as a state machine. One WebSocket
+ * session at a time receives a sequence of messages (HELLO, SUBSCRIBE,
+ * PUBLISH, CALL, UNSUBSCRIBE, GOODBYE, junk), built from templates so most
+ * of them get past the decoder, interleaved with what NATS does meanwhile:
+ * replies to calls (results, errors, junk), messages on the subscriptions,
+ * the socket closing and a new one saying HELLO. ws.c and the NATS client
+ * are fakes here, which check the router's side of their contracts: every
+ * accepted request gets its callback exactly once, every subscription is
+ * released, every frame reference is returned, and a session's caps hold.
+ *
+ * Input: records of [op, len, len bytes of payload]. */
+#include "edge.h"
+#include "ws.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* ---- the fake ws.c ---------------------------------------------------- */
+
+struct ws_conn {
+    void *session;
+    int open;
+    int refs; /* 1 for the socket itself while open */
+};
+
+static long long frames_out;
+static long long bufs_live;
+
+ws_buf *
+ws_buf_text(const char *text, size_t len)
+{
+    ws_buf *b = malloc(sizeof *b + len);
+    if (b == NULL)
+        return NULL;
+    b->refs = 1;
+    b->len = len;
+    memcpy(b->data, text, len);
+    bufs_live++;
+    return b;
+}
+
+void
+ws_buf_unref(ws_buf *b)
+{
+    if (b && --b->refs == 0) {
+        free(b);
+        bufs_live--;
+    }
+}
+
+int
+ws_conn_send(ws_conn *c, ws_buf *b)
+{
+    if (!c->open)
+        return -1;
+    frames_out++;
+    (void)b; /* "written" at once: no reference kept */
+    return 0;
+}
+
+int
+ws_conn_send_text(ws_conn *c, char *text)
+{
+    if (text == NULL)
+        return -1;
+    free(text);
+    if (!c->open)
+        return -1;
+    frames_out++;
+    return 0;
+}
+
+void
+ws_conn_close(ws_conn *c, uint16_t code, const char *reason)
+{
+    (void)code;
+    (void)reason;
+    c->open = 0; /* the router's on_close runs when the fake loop reaps it */
+}
+
+void *
+ws_conn_session(ws_conn *c)
+{
+    return c->session;
+}
+
+void
+ws_conn_set_session(ws_conn *c, void *session)
+{
+    c->session = session;
+}
+
+void
+ws_conn_ref(ws_conn *c)
+{
+    c->refs++;
+}
+
+void
+ws_conn_unref(ws_conn *c)
+{
+    if (--c->refs == 0)
+        free(c);
+}
+
+int
+ws_conn_alive(ws_conn *c)
+{
+    return c->open;
+}
+
+void
+ws_loop_settle_later(ws_loop *l)
+{
+    (void)l;
+}
+
+void
+ws_stat_add(int which, long long delta)
+{
+    (void)which;
+    (void)delta;
+}
+
+/* ---- the fake NATS client ---------------------------------------------- */
+
+struct nrpc_subscription {
+    char subject[NRPC_MAX_SUBJECT + 1];
+    nrpc_message_cb cb;
+    void *closure;
+    struct nrpc_subscription *next;
+};
+
+typedef struct pending {
+    nrpc_response_cb cb;
+    void *closure;
+    struct pending *next;
+} pending;
+
+static struct nrpc_subscription *subs;
+static pending *requests;
+static int nats_up = 1;
+static int fake_client_storage;
+#define FAKE_CLIENT ((nrpc_client *)&fake_client_storage)
+
+nrpc_status
+nrpc_client_subscribe(nrpc_client *c, const char *subject, nrpc_message_cb cb, void *closure,
+                      nrpc_subscription **out)
+{
+    struct nrpc_subscription *s;
+
+    if (c != FAKE_CLIENT || strlen(subject) > NRPC_MAX_SUBJECT)
+        abort(); /* the router must check subjects before NATS sees them */
+    if (strncmp(subject, NRPC_EVENT_PREFIX, strlen(NRPC_EVENT_PREFIX)) != 0)
+        abort(); /* a topic never leaves the events space */
+    if (!nats_up)
+        return NRPC_ERR_STATE;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NRPC_ERR_NOMEM;
+    snprintf(s->subject, sizeof s->subject, "%s", subject);
+    s->cb = cb;
+    s->closure = closure;
+    s->next = subs;
+    subs = s;
+    *out = s;
+    return NRPC_OK;
+}
+
+void
+nrpc_client_unsubscribe(nrpc_subscription *sub)
+{
+    struct nrpc_subscription **pp;
+
+    for (pp = &subs; *pp; pp = &(*pp)->next) {
+        if (*pp == sub) {
+            *pp = sub->next;
+            free(sub);
+            return;
+        }
+    }
+    abort(); /* unsubscribed twice, or never subscribed */
+}
+
+nrpc_status
+nrpc_client_publish(nrpc_client *c, const char *subject, const char *data, size_t len,
+                    const char *const *headers)
+{
+    (void)data;
+    (void)len;
+    (void)headers;
+    if (c != FAKE_CLIENT || strlen(subject) > NRPC_MAX_SUBJECT)
+        abort();
+    /* A publication never lands on an rpc subject. */
+    if (strncmp(subject, NRPC_EVENT_PREFIX, strlen(NRPC_EVENT_PREFIX)) != 0)
+        abort();
+    return nats_up ? NRPC_OK : NRPC_ERR_STATE;
+}
+
+nrpc_status
+nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_t len,
+                    int64_t timeout_ms, const char *const *headers, nrpc_response_cb cb,
+                    void *closure)
+{
+    pending *p;
+
+    (void)data;
+    (void)len;
+    (void)headers;
+    if (c != FAKE_CLIENT || !nrpc_subject_is_rpc(subject, strlen(subject)) || timeout_ms <= 0)
+        abort();
+    if (!nats_up)
+        return NRPC_ERR_STATE;
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NRPC_ERR_NOMEM;
+    p->cb = cb;
+    p->closure = closure;
+    p->next = requests;
+    requests = p;
+    return NRPC_OK;
+}
+
+const char *
+nrpc_message_header(const nrpc_message *msg, const char *name)
+{
+    const char *const *h = msg->impl;
+
+    for (; h && h[0]; h += 2)
+        if (strcmp(h[0], name) == 0)
+            return h[1];
+    return NULL;
+}
+
+/* Answers the first pending request with what the payload says. */
+static void
+answer_one(const uint8_t *p, size_t n)
+{
+    static const int codes[] = {0, 400, 404, 413, 500, 503, 504, 499, 302, 0};
+    pending *q = requests;
+    nrpc_response resp;
+    char body[300];
+
+    if (q == NULL)
+        return;
+    requests = q->next;
+    resp.code = codes[(n ? p[0] : 0) % 10];
+    if (n > 1 && (p[1] & 1)) {
+        size_t k = n - 2 < sizeof body - 1 ? n - 2 : sizeof body - 1;
+        memcpy(body, p + 2, k);
+        body[k] = '\0';
+    } else if (resp.code == 0) {
+        snprintf(body, sizeof body, "[[\"r\"], {\"k\": %d}]", n > 1 ? p[1] : 0);
+    } else {
+        snprintf(body, sizeof body,
+                 "{\"error\": {\"code\": %d, \"type\": \"t\", \"message\": \"m\"}}", resp.code);
+    }
+    resp.data = body;
+    resp.len = strlen(body);
+    q->cb(&resp, q->closure);
+    free(q);
+}
+
+/* A NATS message on the n-th subscription. */
+static void
+deliver_one(const uint8_t *p, size_t n)
+{
+    struct nrpc_subscription *s = subs;
+    const char *headers[5] = {NULL};
+    char subject[NRPC_MAX_SUBJECT + 1], body[200], pub[24], sess[24];
+    nrpc_message msg;
+    size_t i, k;
+
+    for (i = 0; s && n > 0 && i < p[0] % 4; i++)
+        s = s->next;
+    if (s == NULL)
+        return;
+    snprintf(subject, sizeof subject, "%s", s->subject);
+    k = strlen(subject);
+    if (k > 2 && strcmp(subject + k - 2, ".>") == 0) /* a prefix: one topic under it */
+        snprintf(subject + k - 1, sizeof subject - (k - 1), "x");
+    k = n > 1 ? n - 1 : 0;
+    if (k > sizeof body - 1)
+        k = sizeof body - 1;
+    memcpy(body, p + (n > 1 ? 1 : 0), k);
+    body[k] = '\0';
+    snprintf(pub, sizeof pub, "%u", n > 1 ? p[1] : 7u);
+    snprintf(sess, sizeof sess, "%u", n > 2 ? p[2] : 9u);
+    headers[0] = "Nrpc-Wamp-Publication";
+    headers[1] = pub;
+    headers[2] = "Nrpc-Wamp-Session";
+    headers[3] = sess;
+    msg.subject = subject;
+    msg.reply = n > 0 && (p[0] & 0x10) ? "_INBOX.x" : NULL;
+    msg.data = body;
+    msg.len = k;
+    msg.impl = headers;
+    s->cb(&msg, s->closure);
+}
+
+/* ---- the session ------------------------------------------------------- */
+
+static ws_conn *
+conn_open(void)
+{
+    ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        abort();
+    c->open = 1;
+    c->refs = 1;
+    return c;
+}
+
+/* The loop reaps a closed socket: the router hears of it, the socket's
+ * reference goes. */
+static void
+conn_reap(wamp_router *r, ws_conn *c)
+{
+    wamp_router_on_close(r, c);
+    ws_conn_unref(c);
+}
+
+/* A printable URI-ish text from the payload: mostly valid topic bytes. */
+static void
+uri_from(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    static const char alphabet[] = "abc._-XYZ09.$*>. \xff";
+    size_t i;
+
+    for (i = 0; i < n && i < cap - 1; i++)
+        out[i] = alphabet[p[i] % (sizeof alphabet - 1)];
+    out[i] = '\0';
+    if (i == 0)
+        snprintf(out, cap, "a.b");
+}
+
+static void
+send_text(wamp_router *r, ws_conn *c, const char *text)
+{
+    wamp_router_on_message(r, c, WS_OP_TEXT, (const uint8_t *)text, strlen(text));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    gw_config cfg = {.wamp_realm = "realm1", .timeout_ms = 1000, .wamp_max_subs = 4,
+                     .wamp_publish_rate = 3, .wamp_max_calls = 3};
+    wamp_router *r = wamp_router_create(NULL, &cfg, FAKE_CLIENT);
+    ws_conn *c = conn_open();
+    char text[1200], uri[300];
+    size_t at = 0;
+    unsigned id = 1;
+
+    if (r == NULL)
+        return 0;
+    nats_up = 1;
+    while (at + 2 <= size) {
+        uint8_t op = data[at];
+        size_t n = data[at + 1];
+        const uint8_t *p = data + at + 2;
+
+        if (n > size - at - 2)
+            n = size - at - 2;
+        at += 2 + n;
+        if (!c->open) { /* a new socket */
+            conn_reap(r, c);
+            c = conn_open();
+        }
+        switch (op % 12) {
+        case 0: /* junk, or anything the decoder takes */
+            wamp_router_on_message(r, c, (op & 0x80) ? WS_OP_BINARY : WS_OP_TEXT, p, n);
+            break;
+        case 1:
+            snprintf(text, sizeof text, "[1, \"%s\", {}]", (op & 0x40) ? "realm2" : "realm1");
+            send_text(r, c, text);
+            break;
+        case 2:
+            uri_from(p, n, uri, sizeof uri);
+            snprintf(text, sizeof text, "[32, %u, {%s}, \"%s\"]", id++,
+                     (op & 0x40) ? "\"match\": \"prefix\"" : (op & 0x20) ? "\"match\": 3" : "",
+                     uri);
+            send_text(r, c, text);
+            break;
+        case 3:
+            uri_from(p, n, uri, sizeof uri);
+            snprintf(text, sizeof text,
+                     "[16, %u, {\"acknowledge\": %s, \"exclude_me\": %s}, \"%s\", [1], {\"a\": 2}]",
+                     id++, (op & 0x40) ? "true" : "false", (op & 0x20) ? "false" : "true", uri);
+            send_text(r, c, text);
+            break;
+        case 4:
+            uri_from(p, n, uri, sizeof uri);
+            snprintf(text, sizeof text, "[48, %u, {\"timeout\": %d}, \"%s\", [\"x\"]]", id++,
+                     (op & 0x40) ? 5 : -1, uri);
+            send_text(r, c, text);
+            break;
+        case 5:
+            snprintf(text, sizeof text, "[34, %u, %u]", id++, n ? p[0] % 8 : 1);
+            send_text(r, c, text);
+            break;
+        case 6:
+            send_text(r, c, "[6, {}, \"wamp.close.close_realm\"]");
+            break;
+        case 7: answer_one(p, n); break;
+        case 8: deliver_one(p, n); break;
+        case 9: c->open = 0; break; /* the peer went away */
+        case 10: nats_up = !nats_up; break;
+        case 11: {
+            static const char *const other[] = {
+                "[64, 1, {}, \"a.b\"]", "[66, 1, 1]", "[49, 1, {}]", "[3, {}, \"x\"]",
+                "[70, 1, {}]", "[8, 48, 1, {}, \"e\"]", "[36, 1, 1, {}, [1]]", "[2, 1, {}]"};
+            send_text(r, c, other[(n ? p[0] : 0) % 8]);
+            break;
+        }
+        }
+    }
+    /* The socket goes; then NATS answers what is still pending (a reply
+     * after the session is gone must be harmless). */
+    c->open = 0;
+    while (requests)
+        answer_one(NULL, 0);
+    conn_reap(r, c);
+    if (subs != NULL)
+        abort(); /* every subscription of a closed session released */
+    wamp_router_destroy(r);
+    if (bufs_live != 0)
+        abort();
+    return 0;
+}
