@@ -15,6 +15,7 @@
 #include "bridge/bridge.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -318,6 +319,14 @@ main(int argc, char **argv)
     if (cfg.threads == 0)
         cfg.threads = cpu_count();
     fit_connection_limit(&cfg);
+#ifdef M_MMAP_THRESHOLD
+    /* Request bodies past 128 KiB get pages of their own, given back to the
+     * system when the request ends. glibc would otherwise raise this
+     * threshold after the first large free and serve later bodies from its
+     * heaps, which keep what a burst of uploads took (RSS that only grows,
+     * up to GATEWAY_MAX_BODY_MEMORY per arena). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 
     /* Signals are taken synchronously by this thread: block them before any
      * thread starts so every thread inherits the mask. */

@@ -138,6 +138,18 @@ gw_rest_req_body(gw_rest_req *q, const char *body, size_t len, char **out, size_
     return 0;
 }
 
+/* 1 if an error body is the client's answer for a subject nobody serves. */
+static int
+rest_no_responder(const char *body, size_t len)
+{
+    json_t *e = json_loadb(body, len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(json_object_get(e, "error"), "message"));
+    int yes = msg && strncmp(msg, "no such rpc: ", 13) == 0;
+
+    json_decref(e);
+    return yes;
+}
+
 int
 gw_rest_req_answer(gw_rest_req *q, int code, char **reply, size_t *len)
 {
@@ -145,8 +157,9 @@ gw_rest_req_answer(gw_rest_req *q, int code, char **reply, size_t *len)
     int status;
 
     if (code != 0) {
-        /* No responder: the service may be gone, so its routes too. */
-        if (code == NRPC_CODE_NOT_FOUND)
+        /* No responder (the client's "no such rpc", not the rpc's own 404):
+         * the service is gone, and its routes should go too. */
+        if (code == NRPC_CODE_NOT_FOUND && *reply && rest_no_responder(*reply, *len))
             gw_catalog_rest_missed(q->catalog);
         return code >= 400 && code <= 599 ? code : 500;
     }
