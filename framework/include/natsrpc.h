@@ -402,7 +402,8 @@ nrpc_status nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_timer_cb cb, void
 /** Receives the answer of an outgoing call, exactly once, on the loop
  * thread: code 0 with args and kwargs (borrowed for the callback), or the
  * error code and its message: 404 no such rpc, 504 no reply in time, 503
- * NATS down, the rpc's own errors, or NRPC_CODE_CANCELED when call was
+ * NATS down or the service's connection lost while the call was in flight
+ * (at once: see "Connection loss" below), the rpc's own errors, or NRPC_CODE_CANCELED when call was
  * answered before the reply came or the service is stopping. The callback
  * answers call or starts more work. */
 typedef void (*nrpc_call_reply_cb)(nrpc_call *call, int code, json_t *args, json_t *kwargs,
@@ -528,10 +529,25 @@ int nrpc_topic_subject(const char *topic, char *out, size_t outlen);
  */
 typedef struct nrpc_client nrpc_client;
 
+/* Connection loss. A request sent on a connection that is lost before its
+ * reply arrives is answered at once with 503 "unavailable" and a message
+ * saying that the reply may have been lost (the call may have run), on
+ * every disconnect, however fast nats.c reconnects: nats.c subscribes the
+ * reply inbox again on the new server with the same subject, but a reply
+ * the service published before that interest reached the cluster is
+ * dropped, and nothing tells which replies were. Precisely: nats.c's
+ * disconnected callback raises the connection's generation; every request
+ * registered in an older generation is failed (gathers too, with on_done's
+ * 503), every later one waits for its reply as usual. A request sent in the
+ * instant between the socket's loss and that callback counts as older: it
+ * is failed, though its reply (sent through nats.c's reconnect buffer) may
+ * still come; never the other way round. nrpc_call_request (outcalls) and
+ * the natsrpc CLI follow the same rule. */
+
 typedef struct {
     /** 0 on success, else the error code: the service's
      * Nats-Service-Error-Code, 404 no responders, 504 timeout, 503 NATS
-     * down. */
+     * down or the connection lost while the request was in flight. */
     int code;
     const char *data; /**< reply body (or an error body we built); borrowed */
     size_t len;

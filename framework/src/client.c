@@ -10,7 +10,11 @@
  *     min-heap ordered by deadline (each entry knows its heap slot, so
  *     removing a replied request is O(log n)); one mutex guards both;
  *   - one timer thread sleeps on a condition variable until the earliest
- *     deadline and answers expired requests with 504.
+ *     deadline and answers expired requests with 504;
+ *   - every request remembers the connection generation it was sent in;
+ *     nats.c's disconnected callback raises it (client_on_disconnected) and
+ *     the timer's work fails older requests with 503 at once, however fast
+ *     the reconnect (see "Connection loss" in natsrpc.h).
  *
  * nats.c gives up on a connection for good on some server errors (a
  * protocol line over the server's limit, an authorization failure): it ends
@@ -184,6 +188,10 @@ pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
         return NRPC_ERR_STATE;
     }
     *token = e->node.key = c->next_token++;
+    /* Read before the publish: a disconnect between the two makes the
+     * request look older than it is (failed though its reply may come),
+     * never newer (waiting for a reply that is lost). */
+    e->gen = atomic_load(&c->gen);
     rc = pending_add(c, e);
     if (rc == 0 && e->heap_idx == 0) { /* new earliest deadline */
         if (c->loop) {
@@ -243,6 +251,24 @@ pending_take_all(nrpc_client *c)
         list = e;
     }
     c->count = 0;
+    return list;
+}
+
+/* Unlinks every request sent before generation gen, into a list (linked
+ * by next). Locked. */
+static client_entry *
+client_take_older(nrpc_client *c, uint64_t gen)
+{
+    client_entry *list = NULL, *e;
+    size_t i;
+
+    for (i = 0; i < c->count; i++)
+        if (c->heap[i]->gen != gen) {
+            c->heap[i]->next = list;
+            list = c->heap[i];
+        }
+    for (e = list; e; e = e->next)
+        pending_remove(c, e);
     return list;
 }
 
@@ -396,7 +422,7 @@ gather_release(client_entry *e, int code)
         if (e->done_code == NRPC_CODE_NOT_FOUND)
             snprintf(msg, sizeof msg, "nobody listens on %s", e->subject);
         else
-            snprintf(msg, sizeof msg, "NATS connection lost or client closing");
+            snprintf(msg, sizeof msg, "%s", CLIENT_LOST_MESSAGE " (or the client is closing)");
         entry_fail(e, e->done_code, NULL, msg);
         return;
     }
@@ -745,10 +771,33 @@ client_on_connected(void *closure)
     client_unlock(c);
 }
 
+/* nats.c thread (conn.c's hook): the connection was lost. Every request
+ * sent on it fails now, even when nats.c is connected again a millisecond
+ * later: nats.c subscribes the reply inbox again on the new server with the
+ * same subject, but a reply the service published before that interest
+ * reached the cluster was dropped, and nothing tells which ones were. The
+ * generation goes up here, at once; the timer's work (on the loop in loop
+ * mode) fails the older requests. */
+static void
+client_on_disconnected(void *closure)
+{
+    nrpc_client *c = closure;
+
+    atomic_fetch_add(&c->gen, 1);
+    if (c->loop) {
+        nrpc__client_loop_wake(c);
+        return;
+    }
+    client_lock(c);
+    pthread_cond_broadcast(&c->cv);
+    client_unlock(c);
+}
+
 static nrpc_status
 client_connect(nrpc_client *c, natsConnection **nc)
 {
     nrpc__conn_hooks hooks = {.connected = client_on_connected,
+                              .disconnected = client_on_disconnected,
                               .closed = client_on_closed,
                               .closure = c,
                               .loop = c->loop};
@@ -877,6 +926,16 @@ nrpc__client_work(nrpc_client *c)
                 continue;
             }
         }
+        if (c->swept_gen != atomic_load(&c->gen)) {
+            c->swept_gen = atomic_load(&c->gen);
+            lost = client_take_older(c, c->swept_gen);
+            if (lost) {
+                client_unlock(c);
+                entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, CLIENT_LOST_MESSAGE);
+                client_lock(c);
+                continue;
+            }
+        }
         while (c->count > 0 && c->heap[0]->deadline <= now) {
             client_entry *e = c->heap[0];
             pending_remove(c, e);
@@ -895,7 +954,7 @@ nrpc__client_work(nrpc_client *c)
                     entry_timeout(expired);
                 expired = next;
             }
-            entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
+            entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, CLIENT_LOST_MESSAGE);
             client_lock(c);
             continue;
         }

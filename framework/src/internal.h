@@ -20,6 +20,14 @@
 typedef struct {
     /* Each time the connection is (re)established. */
     void (*connected)(void *closure);
+    /* Each time the connection is lost (nats.c starts reconnecting, or
+     * closes). Whatever was published on it and still waits for a reply
+     * may never get one: the server that held the reply inbox's interest
+     * is gone, and a reply published before nats.c subscribes the inbox
+     * again elsewhere is dropped by the cluster. nats.c runs this before
+     * the reconnected callback of the same outage, but possibly after the
+     * new connection is already up. */
+    void (*disconnected)(void *closure);
     /* The connection ended CLOSED by itself: nats.c gives up for good on
      * some server errors (a protocol line over the server's limit, an
      * authorization failure). It is logged here; the owner builds a new

@@ -6,7 +6,11 @@
  * table of pending calls and their timers live on the loop thread only and
  * need no lock. Each outgoing call carries the caller's trace id (with a
  * new span id), request id and the smaller of its timeout and the time the
- * caller has left. */
+ * caller has left.
+ *
+ * A disconnect of the service's connection fails every outgoing call sent
+ * on it with 503 (nrpc__outcall_sweep): its reply may be lost even when
+ * nats.c reconnects at once (see client.c's client_on_disconnected). */
 #include "runtime.h"
 
 #include <inttypes.h>
@@ -22,6 +26,8 @@ typedef struct outcall {
     void *arg;
     uv_timer_t timer;
     int64_t timeout_ms;
+    uint64_t gen;            /* svc->conn_gen when sent */
+    struct outcall *lost_next; /* on a sweep's list */
     char subject[];
 } outcall;
 
@@ -183,6 +189,9 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     o->arg = arg;
     o->timeout_ms = timeout_ms;
     o->node.key = ++svc->next_token;
+    /* Read before the publish, as client.c does: a disconnect in between
+     * fails a call whose reply may still come, never the other way. */
+    o->gen = atomic_load(&svc->conn_gen);
     snprintf(reply, sizeof reply, "%s.%" PRIx64, svc->inbox, o->node.key);
     snprintf(tmo, sizeof tmo, "%lld", (long long)timeout_ms);
     /* A child span of the caller's trace, or a new trace. */
@@ -225,7 +234,42 @@ nrpc__outcall_lost(nrpc_service *svc)
     natsSubscription_Destroy(svc->inbox_sub);
     svc->inbox_sub = NULL;
     while ((n = nrpc_table_take_any(&svc->outcalls)) != NULL)
-        outcall_fail((outcall *)n, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
+        outcall_fail((outcall *)n, NRPC_CODE_UNAVAILABLE,
+                     "NATS connection closed while the request was in flight; the reply may "
+                     "have been lost (the call may have run)");
+}
+
+void
+nrpc__outcall_sweep(nrpc_service *svc)
+{
+    uint64_t gen = atomic_load(&svc->conn_gen);
+    outcall *lost = NULL, *o;
+    size_t i;
+
+    if (gen == svc->outcalls_gen)
+        return;
+    /* Closed for good: the rebuild fails them (nrpc__outcall_lost) once the
+     * new connection is there, so the answers they lead to are not lost
+     * on the closed one. A reconnecting connection keeps what we publish
+     * meanwhile in nats.c's buffer and sends it on the new server. */
+    if (svc->nc && natsConnection_IsClosed(svc->nc))
+        return;
+    svc->outcalls_gen = gen;
+    for (i = 0; i < svc->outcalls.nbuckets; i++) {
+        nrpc_tnode *n;
+        for (n = svc->outcalls.buckets[i]; n; n = n->next)
+            if (((outcall *)n)->gen != gen) {
+                ((outcall *)n)->lost_next = lost;
+                lost = (outcall *)n;
+            }
+    }
+    while ((o = lost) != NULL) {
+        lost = o->lost_next;
+        nrpc_table_remove(&svc->outcalls, &o->node);
+        outcall_fail(o, NRPC_CODE_UNAVAILABLE,
+                     "NATS connection lost while the request was in flight; the reply may have "
+                     "been lost (the call may have run)");
+    }
 }
 
 void

@@ -141,11 +141,14 @@ struct nrpc_service {
     char started[64]; /* RFC 3339, UTC */
     natsSubscription *srv_subs[3];
 
-    /* outgoing calls (outcall.c): loop thread only */
+    /* outgoing calls (outcall.c): loop thread only, but conn_gen, which
+     * the disconnected hook raises on a nats.c thread (see outcall.c) */
     char inbox[96];
     natsSubscription *inbox_sub;
     uint64_t next_token;
     nrpc_table outcalls; /* by token */
+    atomic_uint_fast64_t conn_gen;
+    uint64_t outcalls_gen; /* the generation outcalls were last swept for */
 
     /* events (events.c): loop thread, except the counters (atomics) */
     evh_entry *evhs;
@@ -211,6 +214,9 @@ void nrpc__outcall_stop(nrpc_service *svc);
 /* The connection was replaced: outgoing calls waiting on the old inbox get
  * 503 now, and the next one subscribes a new inbox. */
 void nrpc__outcall_lost(nrpc_service *svc);
+/* Loop thread: fails (503) the outgoing calls sent before the last
+ * disconnect (svc->conn_gen), if any. */
+void nrpc__outcall_sweep(nrpc_service *svc);
 
 /* service.c: the deadline of a call from its Nrpc-Timeout-Ms header text:
  * INT64_MAX when the text is not a whole number or the sum would overflow. */

@@ -91,6 +91,12 @@ cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const ch
         cli_err("no reply from %s within %g s", subject, (double)o->timeout_ms / 1000.0);
     else if (s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG)
         cli_err("not a valid subject: '%s'", subject);
+    else if (s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED)
+        /* The connection (one try, no reconnect) dropped while we waited:
+         * the answer the gateway and outcalls give, at once. */
+        cli_err("%s: error 503 unavailable: NATS connection lost while the request was in "
+                "flight; the reply may have been lost (the call may have run)",
+                subject);
     else {
         cli_err("request on %s failed: %s", subject, natsStatus_GetText(s));
         return CLI_EXIT_CONN;
