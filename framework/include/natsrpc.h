@@ -120,6 +120,25 @@ const char *nrpc_code_type(int code);
 #define NRPC_HDR_TRACEPARENT "traceparent"
 #define NRPC_HDR_REQUEST_ID "X-Request-Id"
 
+/** Idempotency-Key: a key the client chooses for one logical operation
+ * and sends again with every retry of it, so that the operation happens
+ * once (the IETF httpapi draft's header, as Stripe and others use it). The
+ * gateway passes the HTTP header on as this NATS header (400 for a bad
+ * one), and an rpc that changes state may use it as the id under which it
+ * keeps its first result (thing_service.create_thing uses it as its
+ * request_id when the call gives none). On the wire it is 1 to
+ * NRPC_IDEMPOTENCY_KEY_MAX characters of letters, digits and "-_.:+/=~"
+ * (a UUID, a ULID, base64). */
+#define NRPC_HDR_IDEMPOTENCY_KEY "Idempotency-Key"
+#define NRPC_IDEMPOTENCY_KEY_MAX 128
+/** 1 if s is a key as it travels on NATS (see above), else 0. */
+int nrpc_idempotency_key_valid(const char *s);
+/** Reads a key from len bytes of an HTTP header value: bare, or as a
+ * quoted string ("..."), which is the same key. On success writes it,
+ * NUL-terminated, into out and returns 0; -1 for an empty value, one over
+ * NRPC_IDEMPOTENCY_KEY_MAX characters or another character. */
+int nrpc_idempotency_key_parse(const char *in, size_t len, char out[NRPC_IDEMPOTENCY_KEY_MAX + 1]);
+
 /** W3C trace context for one hop. */
 #define NRPC_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 #define NRPC_REQUEST_ID_MAX 64  /* longer X-Request-Id values are replaced */
@@ -349,6 +368,10 @@ int64_t nrpc_call_time_left_ms(nrpc_call *call);
 const char *nrpc_call_trace_id(nrpc_call *call);
 /** The caller's X-Request-Id, or NULL. Borrowed. */
 const char *nrpc_call_request_id(nrpc_call *call);
+/** The caller's Idempotency-Key header (NRPC_HDR_IDEMPOTENCY_KEY), or NULL
+ * when there is none or it is not valid (nrpc_idempotency_key_valid).
+ * Borrowed. */
+const char *nrpc_call_idempotency_key(nrpc_call *call);
 /** Fills t for an outgoing hop of call (another rpc, an HTTP request): the
  * caller's trace with a new span id, or a new trace; the caller's request
  * id, or the trace id. */

@@ -59,6 +59,19 @@ nrpc_call_request_id(nrpc_call *call)
     return call->request_id[0] ? call->request_id : NULL;
 }
 
+const char *
+nrpc_call_idempotency_key(nrpc_call *call)
+{
+    const char *v = NULL;
+
+    /* Any NATS client can send the header: only a valid key counts. */
+    if (call == NULL || call->msg == NULL ||
+        natsMsgHeader_Get(call->msg, NRPC_HDR_IDEMPOTENCY_KEY, &v) != NATS_OK ||
+        !nrpc_idempotency_key_valid(v))
+        return NULL;
+    return v;
+}
+
 void
 nrpc_call_trace_hop(nrpc_call *call, nrpc_trace *t)
 {

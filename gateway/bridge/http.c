@@ -91,6 +91,7 @@ typedef struct {
     int metric;        /* METRIC_*: how /metrics counts this request */
     int counted;       /* counted in /metrics already */
     nrpc_trace trace;    /* traceparent and X-Request-Id, sent on and returned */
+    char idem[NRPC_IDEMPOTENCY_KEY_MAX + 1]; /* Idempotency-Key sent on, "" when none */
     int64_t start_us;
     int64_t timeout_ms;
     char method[12];
@@ -320,7 +321,8 @@ http_forward(gw_req *r, struct MHD_Connection *conn)
     nrpc_client *client = r->h->loop->client;
     nrpc_status st = NRPC_ERR_STATE;
     const char *headers[] = {NRPC_HDR_TRACEPARENT, r->trace.traceparent, NRPC_HDR_REQUEST_ID,
-                             r->trace.request_id, NULL};
+                             r->trace.request_id, r->idem[0] ? NRPC_HDR_IDEMPOTENCY_KEY : NULL,
+                             r->idem, NULL};
 
     r->state = REQ_WAIT;
     MHD_suspend_connection(conn);
@@ -517,6 +519,12 @@ http_begin(gw_http *h, struct MHD_Connection *conn, const char *url, const char 
     if (v != NULL && gw_parse_timeout(v, GW_MAX_TIMEOUT_MS, &r->timeout_ms) != 0)
         return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL,
                            "timeout must be a number of seconds > 0, got '%.64s'", v);
+
+    {
+        char why[200];
+        if (gw_idempotency_key(conn, r->idem, why, sizeof why) < 0)
+            return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL, "%s", why);
+    }
 
     v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (v != NULL) {

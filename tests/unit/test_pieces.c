@@ -239,6 +239,42 @@ test_routes(void)
     json_decref(params);
 }
 
+static void
+test_idempotency_keys(void)
+{
+    char out[NRPC_IDEMPOTENCY_KEY_MAX + 1], long_key[NRPC_IDEMPOTENCY_KEY_MAX + 3];
+    const char *uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+
+    CHECK_INT(nrpc_idempotency_key_parse(uuid, strlen(uuid), out), 0);
+    CHECK(strcmp(out, uuid) == 0);
+    /* Quoted (the IETF draft's form) is the same key. */
+    CHECK_INT(nrpc_idempotency_key_parse("\"ab-1\"", 6, out), 0);
+    CHECK(strcmp(out, "ab-1") == 0);
+    CHECK_INT(nrpc_idempotency_key_parse("a+/=~.:_b", 9, out), 0);
+    CHECK(nrpc_idempotency_key_valid(out));
+    /* Empty, spaces, quotes inside, control bytes, non-ASCII, a NUL: no. */
+    CHECK_INT(nrpc_idempotency_key_parse("", 0, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("\"\"", 2, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("a b", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("a\"b", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("\"ab", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("a\tb", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("caf\xc3\xa9", 5, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("ab\0cd", 5, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse(NULL, 0, out), -1);
+    /* The limit, bare and quoted. */
+    memset(long_key, 'k', sizeof long_key);
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX, out), 0);
+    CHECK_INT((long long)strlen(out), NRPC_IDEMPOTENCY_KEY_MAX);
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX + 1, out), -1);
+    long_key[0] = long_key[NRPC_IDEMPOTENCY_KEY_MAX + 1] = '"';
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX + 2, out), 0);
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX + 3, out), -1);
+    CHECK(!nrpc_idempotency_key_valid(NULL));
+    CHECK(!nrpc_idempotency_key_valid(""));
+    CHECK(!nrpc_idempotency_key_valid("\"quoted\""));
+}
+
 int
 main(void)
 {
@@ -248,5 +284,6 @@ main(void)
     test_ids();
     test_subjects();
     test_routes();
+    test_idempotency_keys();
     return check_done("test_pieces");
 }
