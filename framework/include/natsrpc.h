@@ -115,6 +115,40 @@ const char *nrpc_code_type(int code);
  * started. */
 #define NRPC_HDR_TIMEOUT "Nrpc-Timeout-Ms"
 
+/** Progress heartbeats: how a caller tells a slow call from a lost replica,
+ * as JetStream's work-in-progress acknowledgments do.
+ *
+ *   - The caller asks: it sends the header Nrpc-Heartbeat-Ms: N with the
+ *     request, N in [NRPC_HEARTBEAT_MIN_MS, NRPC_HEARTBEAT_MAX_MS].
+ *   - The runtime sends: while the call is still unanswered N ms after its
+ *     handler started, and every N ms after that, it publishes on the
+ *     request's reply subject a heartbeat: a message with the header
+ *     Nrpc-Heartbeat: <n> (1, 2, ...) and an empty body. The reply itself
+ *     comes last, as usual, and no heartbeat follows it. A call answered
+ *     within N ms sends none. Without the header, or with a value that is
+ *     not a whole number in range, the runtime never sends one, so a
+ *     program that does not know heartbeats never sees one (events, whose
+ *     reply subject is JetStream's, never get them either).
+ *   - The caller watches: a call counts as lost when nothing (heartbeat or
+ *     reply) came for NRPC_HEARTBEAT_MISSED intervals and half of one more
+ *     (2.5 N) after its last heartbeat, or after it was sent when the
+ *     subject is known to send heartbeats (one came for an earlier call to
+ *     it; a caller without that memory, such as the natsrpc CLI, watches
+ *     from the first heartbeat). The caller then answers 503 "unavailable"
+ *     (the replica was lost: the call may have run) and stops waiting; a
+ *     reply that comes later is dropped. A responder that never sends
+ *     heartbeats (not natsrpc) is waited for until the timeout, as before.
+ *
+ * natsrpc's callers (nrpc_client_request, nrpc_call_request, the natsrpc
+ * CLI) ask with N = NRPC_HEARTBEAT_MS whenever their timeout is longer than
+ * 2.5 N, and skip heartbeats when reading replies. */
+#define NRPC_HDR_HEARTBEAT_MS "Nrpc-Heartbeat-Ms"
+#define NRPC_HDR_HEARTBEAT "Nrpc-Heartbeat"
+#define NRPC_HEARTBEAT_MS 1000
+#define NRPC_HEARTBEAT_MIN_MS 100
+#define NRPC_HEARTBEAT_MAX_MS 60000
+#define NRPC_HEARTBEAT_MISSED 2
+
 /** W3C trace context and request id: the gateway sets them, services log
  * them with every line about the call and pass them on. */
 #define NRPC_HDR_TRACEPARENT "traceparent"

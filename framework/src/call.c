@@ -161,6 +161,7 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
     if (call->answered)
         return NRPC_ERR_STATE;
     call->answered = 1;
+    nrpc__call_hb_stop(call); /* no heartbeat after the answer */
     nrpc__stats_record(call->rpc, nrpc__now_ns() - call->started_ns, code, message);
     if (code >= 500 && code != NRPC_CODE_UNAVAILABLE && code != NRPC_CODE_TIMEOUT)
         nrpc_call_log(call, NRPC_LOG_ERROR, "%s failed: %d %s", call->rpc->subject, code, message);
@@ -223,6 +224,9 @@ nrpc__call_run(nrpc_call *call, const char *body, size_t len)
                  call->rpc->subject);
         call_answer(call, NRPC_CODE_INTERNAL, NULL, msg, NULL);
     }
+    /* Still running: heartbeats if the caller asked. A call answered
+     * inside its handler costs nothing more. */
+    nrpc__call_hb_start(call);
     nrpc_call_release(call);
 }
 

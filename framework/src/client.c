@@ -137,6 +137,18 @@ heap_down(nrpc_client *c, size_t i, size_t n)
     heap_set(c, i, e);
 }
 
+/* e's deadline changed: moves it to its place in the heap. */
+static void
+heap_fix(nrpc_client *c, client_entry *e)
+{
+    size_t i = e->heap_idx;
+
+    if (i > 0 && c->heap[(i - 1) / 2]->deadline > e->deadline)
+        heap_up(c, i);
+    else
+        heap_down(c, i, c->count);
+}
+
 /* Removes e from the heap; n is the heap size before removal. */
 static void
 heap_remove(nrpc_client *c, client_entry *e, size_t n)
@@ -192,6 +204,11 @@ pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
      * request look older than it is (failed though its reply may come),
      * never newer (waiting for a reply that is lost). */
     e->gen = atomic_load(&c->gen);
+    if (e->hb_ms > 0) {
+        int64_t w = nrpc__hb_watch(&c->hb_known, e->subject, e->hb_ms, nrpc_now_ms());
+        if (w < e->deadline)
+            e->deadline = w;
+    }
     rc = pending_add(c, e);
     if (rc == 0 && e->heap_idx == 0) { /* new earliest deadline */
         if (c->loop) {
@@ -473,14 +490,47 @@ entry_fail_list(client_entry *list, int code, const char *message)
     }
 }
 
+/* e's deadline passed: its timeout (504), or the heartbeats it was
+ * watching stopped (503, the replica was lost). */
 static void
 entry_timeout(client_entry *e)
 {
     char msg[512];
 
+    if (e->deadline < e->hard_deadline) {
+        snprintf(msg, sizeof msg,
+                 "no heartbeat from the replica running %s for %g s: it was lost (the call "
+                 "may have run)",
+                 e->subject, (double)nrpc__hb_limit(e->hb_ms) / 1000.0);
+        entry_fail(e, NRPC_CODE_UNAVAILABLE, "unavailable", msg);
+        return;
+    }
     snprintf(msg, sizeof msg, "no reply from %s within %g s", e->subject,
              (double)e->timeout_ms / 1000.0);
     entry_fail(e, NRPC_CODE_TIMEOUT, "timeout", msg);
+}
+
+/* A heartbeat came for request e (still in the table): the subject sends
+ * them, and e is watched from now on. Locked. */
+static void
+entry_heartbeat(nrpc_client *c, client_entry *e)
+{
+    int64_t now = nrpc_now_ms(), d;
+
+    nrpc__hb_learn(&c->hb_known, e->subject);
+    if (e->hb_ms <= 0)
+        return; /* not asked for: nothing to watch */
+    d = now + nrpc__hb_limit(e->hb_ms);
+    e->deadline = d < e->hard_deadline ? d : e->hard_deadline;
+    heap_fix(c, e);
+    if (e->heap_idx != 0)
+        return;
+    /* The new earliest deadline (the first heartbeat can bring it
+     * forward): make sure the timer's work runs by then. */
+    if (c->loop)
+        nrpc__client_loop_arm(c, e->deadline);
+    else
+        pthread_cond_signal(&c->cv);
 }
 
 /* Answers e from a reply message: no responders, a service error, or a
@@ -537,12 +587,19 @@ nrpc__client_reply(nrpc_client *c, natsMsg *msg)
                 token = token * 16 + (uint64_t)d;
         }
         if (ok) {
+            int hb = nrpc__is_heartbeat(msg);
             client_lock(c);
             e = pending_find(c, token);
-            if (e && e->on_item)
+            if (e && hb) {
+                /* Not the reply: the request waits on, watched. */
+                if (!e->on_item)
+                    entry_heartbeat(c, e);
+                e = NULL;
+            } else if (e && e->on_item) {
                 e->refs++; /* a gather stays until its deadline */
-            else if (e)
+            } else if (e) {
                 e = pending_take(c, token);
+            }
             client_unlock(c);
         }
     }
@@ -558,9 +615,15 @@ void
 nrpc__client_cold_poll(nrpc_client *c, client_entry *e)
 {
     natsMsg *m = NULL;
-    natsStatus st = natsSubscription_NextMsg(&m, e->own, 0);
+    natsStatus st;
     char text[NRPC_MAX_SUBJECT + 32];
 
+    while ((st = natsSubscription_NextMsg(&m, e->own, 0)) == NATS_OK && nrpc__is_heartbeat(m)) {
+        if (pending_find(c, e->node.key) == e)
+            entry_heartbeat(c, e);
+        natsMsg_Destroy(m);
+        m = NULL;
+    }
     if (st != NATS_OK && st != NATS_NO_RESPONDERS)
         return; /* nothing yet */
     if (pending_take(c, e->node.key) != e) {
@@ -1126,6 +1189,8 @@ client_loop_destroy(nrpc_client *c)
     natsSubscription_Destroy(c->sub);
     warm_forget(c);
     nrpc_table_free(&c->warm);
+    nrpc__hb_forget(&c->hb_known);
+    nrpc_table_free(&c->hb_known);
     nrpc_table_free(&c->pending);
     nrpc_table_free(&c->own_subs);
     free(c->heap);
@@ -1185,6 +1250,8 @@ nrpc_client_destroy(nrpc_client *c)
         return;
     }
     natsSubscription_Destroy(c->sub);
+    nrpc__hb_forget(&c->hb_known);
+    nrpc_table_free(&c->hb_known);
     nrpc_table_free(&c->pending);
     free(c->heap);
     free(c->url);
@@ -1205,6 +1272,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     natsMsg *msg = NULL;
     char reply[160], tmo[24];
     uint64_t token;
+    int64_t e_hb_ms;
     natsStatus s;
     nrpc_status st;
 
@@ -1226,7 +1294,8 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     e->cb = cb;
     e->closure = closure;
     e->timeout_ms = timeout_ms;
-    e->deadline = nrpc_now_ms() + timeout_ms;
+    e->deadline = e->hard_deadline = nrpc_now_ms() + timeout_ms;
+    e->hb_ms = nrpc__hb_interval(timeout_ms);
 
     /* Register before publishing: the reply can arrive before
      * PublishMsg returns. */
@@ -1235,6 +1304,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         return st;
 
     /* From here on e belongs to the table: a reply or the timer may free it. */
+    e_hb_ms = nrpc__hb_interval(timeout_ms);
     snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
     s = NATS_OK;
     if (c->loop && !warm_is(c, subject)) {
@@ -1254,6 +1324,11 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         s = natsMsg_Create(&msg, subject, reply, data, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
+    if (s == NATS_OK && e_hb_ms > 0) {
+        char hb[24];
+        snprintf(hb, sizeof hb, "%" PRId64, e_hb_ms);
+        s = natsMsgHeader_Set(msg, NRPC_HDR_HEARTBEAT_MS, hb);
+    }
     for (; s == NATS_OK && headers && headers[0] && headers[1]; headers += 2)
         s = natsMsgHeader_Add(msg, headers[0], headers[1]);
     if (s == NATS_OK)
@@ -1351,7 +1426,7 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     e->client = c;
     e->refs = 1; /* the table's */
     e->timeout_ms = wait_ms;
-    e->deadline = nrpc_now_ms() + wait_ms;
+    e->deadline = e->hard_deadline = nrpc_now_ms() + wait_ms;
 
     st = pending_register(c, e, &token);
     if (st != NRPC_OK)

@@ -34,7 +34,9 @@ typedef struct client_entry {
     nrpc_tnode node;           /* in pending, keyed by token; first */
     struct client_entry *next; /* a local list once removed */
     size_t heap_idx;
-    int64_t deadline; /* monotonic ms */
+    int64_t deadline; /* monotonic ms: the earlier of the two below (the heap's key) */
+    int64_t hard_deadline; /* monotonic ms: the timeout */
+    int64_t hb_ms;         /* heartbeat interval asked for; 0: none */
     uint64_t gen;     /* c->gen when it was registered: the connection it went out on */
     int64_t timeout_ms;
     nrpc_response_cb cb;
@@ -86,6 +88,8 @@ struct nrpc_client {
      * (swept_gen: the generation it last swept for; under mu). */
     atomic_uint_fast64_t gen;
     uint64_t swept_gen;
+
+    nrpc_table hb_known; /* subjects that sent heartbeats (heartbeat.c); under mu */
 
     uint64_t next_token;
     nrpc_table pending; /* by token */

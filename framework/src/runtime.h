@@ -104,6 +104,7 @@ struct nrpc_call {
     nrpc_timer_cb timer_cb;
     void *timer_arg;
     struct nrpc_call *prev, *next; /* unanswered calls, for the drain deadline */
+    struct nrpc__call_hb *hb;      /* heartbeats while it runs (heartbeat.c), or NULL */
 };
 
 struct nrpc_service {
@@ -149,6 +150,7 @@ struct nrpc_service {
     nrpc_table outcalls; /* by token */
     atomic_uint_fast64_t conn_gen;
     uint64_t outcalls_gen; /* the generation outcalls were last swept for */
+    nrpc_table hb_known;   /* subjects that sent heartbeats (heartbeat.c) */
 
     /* events (events.c): loop thread, except the counters (atomics) */
     evh_entry *evhs;
@@ -221,6 +223,12 @@ void nrpc__outcall_sweep(nrpc_service *svc);
 /* service.c: the deadline of a call from its Nrpc-Timeout-Ms header text:
  * INT64_MAX when the text is not a whole number or the sum would overflow. */
 int64_t nrpc__deadline_from_header(const char *v, int64_t now_ms);
+
+/* heartbeat.c: the runtime's side. After the handler returned without
+ * answering: heartbeats every Nrpc-Heartbeat-Ms if the caller asked (and
+ * the value is in range); nothing otherwise. Stopped by the answer. */
+void nrpc__call_hb_start(nrpc_call *call);
+void nrpc__call_hb_stop(nrpc_call *call);
 
 /* events.c */
 nrpc_status nrpc__events_new(nrpc_service *svc);

@@ -275,6 +275,39 @@ test_idempotency_keys(void)
     CHECK(!nrpc_idempotency_key_valid("\"quoted\""));
 }
 
+static void
+test_heartbeat_pieces(void)
+{
+    nrpc_table known = {0};
+    char subject[32];
+    int i;
+
+    CHECK_INT(nrpc__hb_limit(1000), 2500); /* two missed, and half of one more */
+    CHECK_INT(nrpc__hb_interval(60000), NRPC_HEARTBEAT_MS);
+    CHECK_INT(nrpc__hb_interval(2501), NRPC_HEARTBEAT_MS);
+    CHECK_INT(nrpc__hb_interval(2500), 0); /* gives up before a loss could show */
+    CHECK_INT(nrpc__hb_interval(1), 0);
+    /* Unknown subjects are not watched from the start, known ones are. */
+    CHECK(nrpc__hb_watch(&known, "a.b", 1000, 10) == INT64_MAX);
+    nrpc__hb_learn(&known, "a.b");
+    nrpc__hb_learn(&known, "a.b");
+    CHECK_INT(known.count, 1);
+    CHECK(nrpc__hb_known(&known, "a.b"));
+    CHECK(!nrpc__hb_known(&known, "a.c"));
+    CHECK_INT(nrpc__hb_watch(&known, "a.b", 1000, 10), 2510);
+    CHECK(nrpc__hb_watch(&known, "a.b", 0, 10) == INT64_MAX); /* none asked for */
+    /* Bounded: past the limit everything is forgotten and learnt again. */
+    for (i = 0; i < 3000; i++) {
+        snprintf(subject, sizeof subject, "s.m%d", i);
+        nrpc__hb_learn(&known, subject);
+        CHECK(known.count <= 1024);
+    }
+    CHECK(nrpc__hb_known(&known, "s.m2999"));
+    nrpc__hb_forget(&known);
+    CHECK_INT(known.count, 0);
+    nrpc_table_free(&known);
+}
+
 int
 main(void)
 {
@@ -285,5 +318,6 @@ main(void)
     test_subjects();
     test_routes();
     test_idempotency_keys();
+    test_heartbeat_pieces();
     return check_done("test_pieces");
 }
