@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import signal
 import subprocess
+import sys
 import time
 import unittest
 
@@ -86,6 +87,9 @@ class NodeKilledTest(harness.IntegrationCase, harness.CliMixin):
             relay_took = time.monotonic() - killed
             self.nc.unsubscribe(relay)
 
+        sys.stderr.write("\nfailover figures: %d gateway calls answered 503 %.3f s after the "
+                         "kill at the latest; CLI %.3f s; outcall %.3f s\n"
+                         % (len(results), time.monotonic() - killed, cli_took, relay_took))
         for r, took in results:
             self.assertHttpError(r, 503, "unavailable", LOST)
             self.assertLess(took, SLEEP, r.describe())

@@ -8,6 +8,7 @@ import concurrent.futures
 import http.client
 import json
 import time
+import unittest
 
 import harness
 from harness import Response, http_call
@@ -167,5 +168,4 @@ class IdempotencyTest(ThingCase):
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()
