@@ -302,7 +302,6 @@ on_wake(uv_async_t *a)
     nrpc_service *svc = a->data;
     inbound *in = queue_take_all(svc), *next;
 
-    nrpc__outcall_sweep(svc); /* a disconnect wakes us too */
     for (; in; in = next) {
         nrpc_call *call;
         next = in->next;
@@ -333,6 +332,9 @@ on_wake(uv_async_t *a)
         }
         free(in);
     }
+    /* A disconnect wakes us too. After the queue: a reply that made it in
+     * answers its call rather than a 503. */
+    nrpc__outcall_sweep(svc);
 }
 
 /* ---- drain ------------------------------------------------------------- */
