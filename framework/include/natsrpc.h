@@ -117,10 +117,63 @@ const char *nrpc_code_type(int code);
  * started. */
 #define NRPC_HDR_TIMEOUT "Nrpc-Timeout-Ms"
 
+/** Progress heartbeats: how a caller tells a slow call from a lost replica,
+ * as JetStream's work-in-progress acknowledgments do.
+ *
+ *   - The caller asks: it sends the header Nrpc-Heartbeat-Ms: N with the
+ *     request, N in [NRPC_HEARTBEAT_MIN_MS, NRPC_HEARTBEAT_MAX_MS].
+ *   - The runtime sends: while the call is still unanswered N ms after its
+ *     handler started, and every N ms after that, it publishes on the
+ *     request's reply subject a heartbeat: a message with the header
+ *     Nrpc-Heartbeat: <n> (1, 2, ...) and an empty body. The reply itself
+ *     comes last, as usual, and no heartbeat follows it. A call answered
+ *     within N ms sends none. Without the header, or with a value that is
+ *     not a whole number in range, the runtime never sends one, so a
+ *     program that does not know heartbeats never sees one (events, whose
+ *     reply subject is JetStream's, never get them either).
+ *   - The caller watches: a call counts as lost when nothing (heartbeat or
+ *     reply) came for NRPC_HEARTBEAT_MISSED intervals and half of one more
+ *     (2.5 N) after its last heartbeat, or after it was sent when the
+ *     subject is known to send heartbeats (one came for an earlier call to
+ *     it; a caller without that memory, such as the natsrpc CLI, watches
+ *     from the first heartbeat). The caller then answers 503 "unavailable"
+ *     (the replica was lost: the call may have run) and stops waiting; a
+ *     reply that comes later is dropped. A responder that never sends
+ *     heartbeats (not natsrpc) is waited for until the timeout, as before.
+ *
+ * natsrpc's callers (nrpc_client_request, nrpc_call_request, the natsrpc
+ * CLI) ask with N = NRPC_HEARTBEAT_MS whenever their timeout is longer than
+ * 2.5 N, and skip heartbeats when reading replies. */
+#define NRPC_HDR_HEARTBEAT_MS "Nrpc-Heartbeat-Ms"
+#define NRPC_HDR_HEARTBEAT "Nrpc-Heartbeat"
+#define NRPC_HEARTBEAT_MS 1000
+#define NRPC_HEARTBEAT_MIN_MS 100
+#define NRPC_HEARTBEAT_MAX_MS 60000
+#define NRPC_HEARTBEAT_MISSED 2
+
 /** W3C trace context and request id: the gateway sets them, services log
  * them with every line about the call and pass them on. */
 #define NRPC_HDR_TRACEPARENT "traceparent"
 #define NRPC_HDR_REQUEST_ID "X-Request-Id"
+
+/** Idempotency-Key: a key the client chooses for one logical operation
+ * and sends again with every retry of it, so that the operation happens
+ * once (the IETF httpapi draft's header, as Stripe and others use it). The
+ * gateway passes the HTTP header on as this NATS header (400 for a bad
+ * one), and an rpc that changes state may use it as the id under which it
+ * keeps its first result (thing_service.create_thing uses it as its
+ * request_id when the call gives none). On the wire it is 1 to
+ * NRPC_IDEMPOTENCY_KEY_MAX characters of letters, digits and "-_.:+/=~"
+ * (a UUID, a ULID, base64). */
+#define NRPC_HDR_IDEMPOTENCY_KEY "Idempotency-Key"
+#define NRPC_IDEMPOTENCY_KEY_MAX 128
+/** 1 if s is a key as it travels on NATS (see above), else 0. */
+int nrpc_idempotency_key_valid(const char *s);
+/** Reads a key from len bytes of an HTTP header value: bare, or as a
+ * quoted string ("..."), which is the same key. On success writes it,
+ * NUL-terminated, into out and returns 0; -1 for an empty value, one over
+ * NRPC_IDEMPOTENCY_KEY_MAX characters or another character. */
+int nrpc_idempotency_key_parse(const char *in, size_t len, char out[NRPC_IDEMPOTENCY_KEY_MAX + 1]);
 
 /** W3C trace context for one hop. */
 #define NRPC_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
@@ -391,6 +444,10 @@ const char *nrpc_call_request_id(nrpc_call *call);
 json_t *nrpc_call_principal(nrpc_call *call);
 /** 1 if the call's principal holds scope, else 0 (anonymous: 0). */
 int nrpc_call_has_scope(nrpc_call *call, const char *scope);
+/** The caller's Idempotency-Key header (NRPC_HDR_IDEMPOTENCY_KEY), or NULL
+ * when there is none or it is not valid (nrpc_idempotency_key_valid).
+ * Borrowed. */
+const char *nrpc_call_idempotency_key(nrpc_call *call);
 /** Fills t for an outgoing hop of call (another rpc, an HTTP request): the
  * caller's trace with a new span id, or a new trace; the caller's request
  * id, or the trace id. */
@@ -444,7 +501,8 @@ nrpc_status nrpc_call_after(nrpc_call *call, uint64_t ms, nrpc_timer_cb cb, void
 /** Receives the answer of an outgoing call, exactly once, on the loop
  * thread: code 0 with args and kwargs (borrowed for the callback), or the
  * error code and its message: 404 no such rpc, 504 no reply in time, 503
- * NATS down, the rpc's own errors, or NRPC_CODE_CANCELED when call was
+ * NATS down or the service's connection lost while the call was in flight
+ * (at once: see "Connection loss" below), the rpc's own errors, or NRPC_CODE_CANCELED when call was
  * answered before the reply came or the service is stopping. The callback
  * answers call or starts more work. */
 typedef void (*nrpc_call_reply_cb)(nrpc_call *call, int code, json_t *args, json_t *kwargs,
@@ -570,10 +628,25 @@ int nrpc_topic_subject(const char *topic, char *out, size_t outlen);
  */
 typedef struct nrpc_client nrpc_client;
 
+/* Connection loss. A request sent on a connection that is lost before its
+ * reply arrives is answered at once with 503 "unavailable" and a message
+ * saying that the reply may have been lost (the call may have run), on
+ * every disconnect, however fast nats.c reconnects: nats.c subscribes the
+ * reply inbox again on the new server with the same subject, but a reply
+ * the service published before that interest reached the cluster is
+ * dropped, and nothing tells which replies were. Precisely: nats.c's
+ * disconnected callback raises the connection's generation; every request
+ * registered in an older generation is failed (gathers too, with on_done's
+ * 503), every later one waits for its reply as usual. A request sent in the
+ * instant between the socket's loss and that callback counts as older: it
+ * is failed, though its reply (sent through nats.c's reconnect buffer) may
+ * still come; never the other way round. nrpc_call_request (outcalls) and
+ * the natsrpc CLI follow the same rule. */
+
 typedef struct {
     /** 0 on success, else the error code: the service's
      * Nats-Service-Error-Code, 404 no responders, 504 timeout, 503 NATS
-     * down. */
+     * down or the connection lost while the request was in flight. */
     int code;
     const char *data; /**< reply body (or an error body we built); borrowed */
     size_t len;

@@ -59,6 +59,19 @@ nrpc_call_request_id(nrpc_call *call)
     return call->request_id[0] ? call->request_id : NULL;
 }
 
+const char *
+nrpc_call_idempotency_key(nrpc_call *call)
+{
+    const char *v = NULL;
+
+    /* Any NATS client can send the header: only a valid key counts. */
+    if (call == NULL || call->msg == NULL ||
+        natsMsgHeader_Get(call->msg, NRPC_HDR_IDEMPOTENCY_KEY, &v) != NATS_OK ||
+        !nrpc_idempotency_key_valid(v))
+        return NULL;
+    return v;
+}
+
 void
 nrpc_call_trace_hop(nrpc_call *call, nrpc_trace *t)
 {
@@ -152,6 +165,7 @@ call_answer(nrpc_call *call, int code, const char *type, const char *message, co
     if (call->answered)
         return NRPC_ERR_STATE;
     call->answered = 1;
+    nrpc__call_hb_stop(call); /* no heartbeat after the answer */
     nrpc__stats_record(call->rpc, nrpc__now_ns() - call->started_ns, code, message);
     if (code >= 500 && code != NRPC_CODE_UNAVAILABLE && code != NRPC_CODE_TIMEOUT)
         nrpc_call_log(call, NRPC_LOG_ERROR, "%s failed: %d %s", call->rpc->subject, code, message);
@@ -214,6 +228,9 @@ nrpc__call_run(nrpc_call *call, const char *body, size_t len)
                  call->rpc->subject);
         call_answer(call, NRPC_CODE_INTERNAL, NULL, msg, NULL);
     }
+    /* Still running: heartbeats if the caller asked. A call answered
+     * inside its handler costs nothing more. */
+    nrpc__call_hb_start(call);
     nrpc_call_release(call);
 }
 

@@ -10,7 +10,11 @@
  *     min-heap ordered by deadline (each entry knows its heap slot, so
  *     removing a replied request is O(log n)); one mutex guards both;
  *   - one timer thread sleeps on a condition variable until the earliest
- *     deadline and answers expired requests with 504.
+ *     deadline and answers expired requests with 504;
+ *   - every request remembers the connection generation it was sent in;
+ *     nats.c's disconnected callback raises it (client_on_disconnected) and
+ *     the timer's work fails older requests with 503 at once, however fast
+ *     the reconnect (see "Connection loss" in natsrpc.h).
  *
  * nats.c gives up on a connection for good on some server errors (a
  * protocol line over the server's limit, an authorization failure): it ends
@@ -133,6 +137,18 @@ heap_down(nrpc_client *c, size_t i, size_t n)
     heap_set(c, i, e);
 }
 
+/* e's deadline changed: moves it to its place in the heap. */
+static void
+heap_fix(nrpc_client *c, client_entry *e)
+{
+    size_t i = e->heap_idx;
+
+    if (i > 0 && c->heap[(i - 1) / 2]->deadline > e->deadline)
+        heap_up(c, i);
+    else
+        heap_down(c, i, c->count);
+}
+
 /* Removes e from the heap; n is the heap size before removal. */
 static void
 heap_remove(nrpc_client *c, client_entry *e, size_t n)
@@ -184,6 +200,15 @@ pending_register(nrpc_client *c, client_entry *e, uint64_t *token)
         return NRPC_ERR_STATE;
     }
     *token = e->node.key = c->next_token++;
+    /* Read before the publish: a disconnect between the two makes the
+     * request look older than it is (failed though its reply may come),
+     * never newer (waiting for a reply that is lost). */
+    e->gen = atomic_load(&c->gen);
+    if (e->hb_ms > 0) {
+        int64_t w = nrpc__hb_watch(&c->hb_known, e->subject, e->hb_ms, nrpc_now_ms());
+        if (w < e->deadline)
+            e->deadline = w;
+    }
     rc = pending_add(c, e);
     if (rc == 0 && e->heap_idx == 0) { /* new earliest deadline */
         if (c->loop) {
@@ -243,6 +268,24 @@ pending_take_all(nrpc_client *c)
         list = e;
     }
     c->count = 0;
+    return list;
+}
+
+/* Unlinks every request sent before generation gen, into a list (linked
+ * by next). Locked. */
+static client_entry *
+client_take_older(nrpc_client *c, uint64_t gen)
+{
+    client_entry *list = NULL, *e;
+    size_t i;
+
+    for (i = 0; i < c->count; i++)
+        if (c->heap[i]->gen != gen) {
+            c->heap[i]->next = list;
+            list = c->heap[i];
+        }
+    for (e = list; e; e = e->next)
+        pending_remove(c, e);
     return list;
 }
 
@@ -396,7 +439,7 @@ gather_release(client_entry *e, int code)
         if (e->done_code == NRPC_CODE_NOT_FOUND)
             snprintf(msg, sizeof msg, "nobody listens on %s", e->subject);
         else
-            snprintf(msg, sizeof msg, "NATS connection lost or client closing");
+            snprintf(msg, sizeof msg, "%s", CLIENT_LOST_MESSAGE " (or the client is closing)");
         entry_fail(e, e->done_code, NULL, msg);
         return;
     }
@@ -447,14 +490,47 @@ entry_fail_list(client_entry *list, int code, const char *message)
     }
 }
 
+/* e's deadline passed: its timeout (504), or the heartbeats it was
+ * watching stopped (503, the replica was lost). */
 static void
 entry_timeout(client_entry *e)
 {
     char msg[512];
 
+    if (e->deadline < e->hard_deadline) {
+        snprintf(msg, sizeof msg,
+                 "no heartbeat from the replica running %s for %g s: it was lost (the call "
+                 "may have run)",
+                 e->subject, (double)nrpc__hb_limit(e->hb_ms) / 1000.0);
+        entry_fail(e, NRPC_CODE_UNAVAILABLE, "unavailable", msg);
+        return;
+    }
     snprintf(msg, sizeof msg, "no reply from %s within %g s", e->subject,
              (double)e->timeout_ms / 1000.0);
     entry_fail(e, NRPC_CODE_TIMEOUT, "timeout", msg);
+}
+
+/* A heartbeat came for request e (still in the table): the subject sends
+ * them, and e is watched from now on. Locked. */
+static void
+entry_heartbeat(nrpc_client *c, client_entry *e)
+{
+    int64_t now = nrpc_now_ms(), d;
+
+    nrpc__hb_learn(&c->hb_known, e->subject);
+    if (e->hb_ms <= 0)
+        return; /* not asked for: nothing to watch */
+    d = now + nrpc__hb_limit(e->hb_ms);
+    e->deadline = d < e->hard_deadline ? d : e->hard_deadline;
+    heap_fix(c, e);
+    if (e->heap_idx != 0)
+        return;
+    /* The new earliest deadline (the first heartbeat can bring it
+     * forward): make sure the timer's work runs by then. */
+    if (c->loop)
+        nrpc__client_loop_arm(c, e->deadline);
+    else
+        pthread_cond_signal(&c->cv);
 }
 
 /* Answers e from a reply message: no responders, a service error, or a
@@ -511,12 +587,19 @@ nrpc__client_reply(nrpc_client *c, natsMsg *msg)
                 token = token * 16 + (uint64_t)d;
         }
         if (ok) {
+            int hb = nrpc__is_heartbeat(msg);
             client_lock(c);
             e = pending_find(c, token);
-            if (e && e->on_item)
+            if (e && hb) {
+                /* Not the reply: the request waits on, watched. */
+                if (!e->on_item)
+                    entry_heartbeat(c, e);
+                e = NULL;
+            } else if (e && e->on_item) {
                 e->refs++; /* a gather stays until its deadline */
-            else if (e)
+            } else if (e) {
                 e = pending_take(c, token);
+            }
             client_unlock(c);
         }
     }
@@ -532,9 +615,15 @@ void
 nrpc__client_cold_poll(nrpc_client *c, client_entry *e)
 {
     natsMsg *m = NULL;
-    natsStatus st = natsSubscription_NextMsg(&m, e->own, 0);
+    natsStatus st;
     char text[NRPC_MAX_SUBJECT + 32];
 
+    while ((st = natsSubscription_NextMsg(&m, e->own, 0)) == NATS_OK && nrpc__is_heartbeat(m)) {
+        if (pending_find(c, e->node.key) == e)
+            entry_heartbeat(c, e);
+        natsMsg_Destroy(m);
+        m = NULL;
+    }
     if (st != NATS_OK && st != NATS_NO_RESPONDERS)
         return; /* nothing yet */
     if (pending_take(c, e->node.key) != e) {
@@ -745,10 +834,33 @@ client_on_connected(void *closure)
     client_unlock(c);
 }
 
+/* nats.c thread (conn.c's hook): the connection was lost. Every request
+ * sent on it fails now, even when nats.c is connected again a millisecond
+ * later: nats.c subscribes the reply inbox again on the new server with the
+ * same subject, but a reply the service published before that interest
+ * reached the cluster was dropped, and nothing tells which ones were. The
+ * generation goes up here, at once; the timer's work (on the loop in loop
+ * mode) fails the older requests. */
+static void
+client_on_disconnected(void *closure)
+{
+    nrpc_client *c = closure;
+
+    atomic_fetch_add(&c->gen, 1);
+    if (c->loop) {
+        nrpc__client_loop_wake(c);
+        return;
+    }
+    client_lock(c);
+    pthread_cond_broadcast(&c->cv);
+    client_unlock(c);
+}
+
 static nrpc_status
 client_connect(nrpc_client *c, natsConnection **nc)
 {
     nrpc__conn_hooks hooks = {.connected = client_on_connected,
+                              .disconnected = client_on_disconnected,
                               .closed = client_on_closed,
                               .closure = c,
                               .loop = c->loop};
@@ -877,6 +989,16 @@ nrpc__client_work(nrpc_client *c)
                 continue;
             }
         }
+        if (c->swept_gen != atomic_load(&c->gen)) {
+            c->swept_gen = atomic_load(&c->gen);
+            lost = client_take_older(c, c->swept_gen);
+            if (lost) {
+                client_unlock(c);
+                entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, CLIENT_LOST_MESSAGE);
+                client_lock(c);
+                continue;
+            }
+        }
         while (c->count > 0 && c->heap[0]->deadline <= now) {
             client_entry *e = c->heap[0];
             pending_remove(c, e);
@@ -895,7 +1017,7 @@ nrpc__client_work(nrpc_client *c)
                     entry_timeout(expired);
                 expired = next;
             }
-            entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
+            entry_fail_list(lost, NRPC_CODE_UNAVAILABLE, CLIENT_LOST_MESSAGE);
             client_lock(c);
             continue;
         }
@@ -1067,6 +1189,8 @@ client_loop_destroy(nrpc_client *c)
     natsSubscription_Destroy(c->sub);
     warm_forget(c);
     nrpc_table_free(&c->warm);
+    nrpc__hb_forget(&c->hb_known);
+    nrpc_table_free(&c->hb_known);
     nrpc_table_free(&c->pending);
     nrpc_table_free(&c->own_subs);
     free(c->heap);
@@ -1126,6 +1250,8 @@ nrpc_client_destroy(nrpc_client *c)
         return;
     }
     natsSubscription_Destroy(c->sub);
+    nrpc__hb_forget(&c->hb_known);
+    nrpc_table_free(&c->hb_known);
     nrpc_table_free(&c->pending);
     free(c->heap);
     free(c->url);
@@ -1146,6 +1272,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     natsMsg *msg = NULL;
     char reply[160], tmo[24];
     uint64_t token;
+    int64_t e_hb_ms;
     natsStatus s;
     nrpc_status st;
 
@@ -1167,7 +1294,8 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     e->cb = cb;
     e->closure = closure;
     e->timeout_ms = timeout_ms;
-    e->deadline = nrpc_now_ms() + timeout_ms;
+    e->deadline = e->hard_deadline = nrpc_now_ms() + timeout_ms;
+    e->hb_ms = nrpc__hb_interval(timeout_ms);
 
     /* Register before publishing: the reply can arrive before
      * PublishMsg returns. */
@@ -1176,6 +1304,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         return st;
 
     /* From here on e belongs to the table: a reply or the timer may free it. */
+    e_hb_ms = nrpc__hb_interval(timeout_ms);
     snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
     s = NATS_OK;
     if (c->loop && !warm_is(c, subject)) {
@@ -1195,6 +1324,11 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
         s = natsMsg_Create(&msg, subject, reply, data, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
+    if (s == NATS_OK && e_hb_ms > 0) {
+        char hb[24];
+        snprintf(hb, sizeof hb, "%" PRId64, e_hb_ms);
+        s = natsMsgHeader_Set(msg, NRPC_HDR_HEARTBEAT_MS, hb);
+    }
     for (; s == NATS_OK && headers && headers[0] && headers[1]; headers += 2)
         s = natsMsgHeader_Add(msg, headers[0], headers[1]);
     if (s == NATS_OK)
@@ -1301,7 +1435,7 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     e->client = c;
     e->refs = 1; /* the table's */
     e->timeout_ms = wait_ms;
-    e->deadline = nrpc_now_ms() + wait_ms;
+    e->deadline = e->hard_deadline = nrpc_now_ms() + wait_ms;
 
     st = pending_register(c, e, &token);
     if (st != NRPC_OK)

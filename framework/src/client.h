@@ -12,10 +12,16 @@
 #include <stdatomic.h>
 #include <uv.h>
 
-/* How often the timer thread checks the link while requests are pending: a
- * dropped connection loses every reply in flight, so they fail with 503 at
- * once instead of waiting for their timeout. */
+/* How often the timer thread checks the link while requests are pending.
+ * The disconnected hook fails requests in flight at once (see
+ * client_sweep_lost); this check is the backstop for a link that is down
+ * while requests wait, whatever the hooks said. */
 #define CLIENT_LINK_CHECK_MS 250
+
+/* The message of a request failed because its connection was lost. */
+#define CLIENT_LOST_MESSAGE                                                                        \
+    "NATS connection lost while the request was in flight; the reply may have been lost "      \
+    "(the call may have run)"
 
 /* How long destroy waits for the reply subscription's last callback. */
 #define CLIENT_CLOSE_WAIT_MS 5000
@@ -28,7 +34,10 @@ typedef struct client_entry {
     nrpc_tnode node;           /* in pending, keyed by token; first */
     struct client_entry *next; /* a local list once removed */
     size_t heap_idx;
-    int64_t deadline; /* monotonic ms */
+    int64_t deadline; /* monotonic ms: the earlier of the two below (the heap's key) */
+    int64_t hard_deadline; /* monotonic ms: the timeout */
+    int64_t hb_ms;         /* heartbeat interval asked for; 0: none */
+    uint64_t gen;     /* c->gen when it was registered: the connection it went out on */
     int64_t timeout_ms;
     nrpc_response_cb cb;
     void *closure;
@@ -72,6 +81,15 @@ struct nrpc_client {
     atomic_uint_fast64_t rebuilds;
     /* Connections replaced by a rebuild: timer thread, then destroy. */
     natsConnection *retired[CLIENT_MAX_RETIRED];
+
+    /* Connection generations: gen goes up by one on every disconnect (the
+     * hook, on a nats.c thread); a request remembers the generation it was
+     * sent in, and the timer's work fails every request of an older one
+     * (swept_gen: the generation it last swept for; under mu). */
+    atomic_uint_fast64_t gen;
+    uint64_t swept_gen;
+
+    nrpc_table hb_known; /* subjects that sent heartbeats (heartbeat.c); under mu */
 
     uint64_t next_token;
     nrpc_table pending; /* by token */
@@ -149,7 +167,8 @@ client_unlock(nrpc_client *c)
 /* client.c, for client_loop.c. All in loop mode are called on the loop. */
 
 /* One pass of the timer's work: rebuild when due, 504 for expired
- * requests, 503 when the link is down. Locked on entry and exit (it
+ * requests, 503 for requests sent before a disconnect or while the link is
+ * down. Locked on entry and exit (it
  * unlocks to call back). Returns when it wants to run again (monotonic ms;
  * INT64_MAX: not before something changes). */
 int64_t nrpc__client_work(nrpc_client *c);

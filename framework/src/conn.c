@@ -62,26 +62,35 @@ conn_url(natsConnection *nc, char *buf, size_t len)
         snprintf(buf, len, "(none)");
 }
 
+/* Runs one of the owner's hooks unless nrpc__nats_close has started.
+ * h is alive: nats.c runs connection events in order on one thread, and h
+ * is freed only after on_closed, the last of them. */
+static void
+hook_run(conn_state *h, void (*hook)(void *))
+{
+    pthread_mutex_lock(&reg_mu);
+    if (!h->ours && hook)
+        hook(h->hooks.closure);
+    pthread_mutex_unlock(&reg_mu);
+}
+
 static void
 on_disconnected(natsConnection *nc, void *closure)
 {
     conn_state *h = closure;
 
+    /* Requests in flight on the lost connection fail now, however fast
+     * the reconnect: their replies may be gone (see the hook). */
+    hook_run(h, h->hooks.disconnected);
     if (h->hooks.fail_fast_ms > 0 || natsConnection_IsClosed(nc))
         return; /* no reconnect to announce; on_closed says what happened */
     nrpc_log(NRPC_LOG_WARN, "NATS disconnected; reconnecting with backoff");
 }
 
-/* Runs the owner's connected hook unless nrpc__nats_close has started.
- * h is alive: nats.c runs connection events in order on one thread, and h
- * is freed only after on_closed, the last of them. */
 static void
 hook_connected(conn_state *h)
 {
-    pthread_mutex_lock(&reg_mu);
-    if (!h->ours && h->hooks.connected)
-        h->hooks.connected(h->hooks.closure);
-    pthread_mutex_unlock(&reg_mu);
+    hook_run(h, h->hooks.connected);
 }
 
 static void
@@ -284,8 +293,10 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         s = natsOptions_SetClosedCB(o, on_closed, h);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, h);
-    /* Pending requests fail at once when the link drops, instead of waiting
-     * for their timeout. */
+    /* nats.c's own blocking requests (natsConnection_Request*) fail at
+     * once when the link drops, instead of waiting for their timeout.
+     * natsrpc's asynchronous requests (client.c, outcall.c) do the same
+     * from the disconnected hook. */
     if (s == NATS_OK)
         s = natsOptions_SetFailRequestsOnDisconnect(o, true);
     /* All subscriptions of the process share one delivery thread: a fixed

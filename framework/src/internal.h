@@ -20,6 +20,14 @@
 typedef struct {
     /* Each time the connection is (re)established. */
     void (*connected)(void *closure);
+    /* Each time the connection is lost (nats.c starts reconnecting, or
+     * closes). Whatever was published on it and still waits for a reply
+     * may never get one: the server that held the reply inbox's interest
+     * is gone, and a reply published before nats.c subscribes the inbox
+     * again elsewhere is dropped by the cluster. nats.c runs this before
+     * the reconnected callback of the same outage, but possibly after the
+     * new connection is already up. */
+    void (*disconnected)(void *closure);
     /* The connection ended CLOSED by itself: nats.c gives up for good on
      * some server errors (a protocol line over the server's limit, an
      * authorization failure). It is logged here; the owner builds a new
@@ -102,6 +110,28 @@ typedef struct {
     size_t len;
 } nrpc__reply;
 void nrpc__reply_read(natsMsg *msg, nrpc__reply *r);
+
+/* Progress heartbeats, the callers' side (heartbeat.c; natsrpc.h says the
+ * contract). */
+/* The interval a request with this timeout asks for: NRPC_HEARTBEAT_MS, or
+ * 0 (ask for none) when the timeout comes before a loss could be seen. */
+int64_t nrpc__hb_interval(int64_t timeout_ms);
+/* Silence after which a call is lost: NRPC_HEARTBEAT_MISSED intervals and
+ * half of one more. */
+int64_t nrpc__hb_limit(int64_t interval_ms);
+/* 1 if msg is a heartbeat (header NRPC_HDR_HEARTBEAT), not the reply. */
+int nrpc__is_heartbeat(natsMsg *msg);
+/* Subjects known to send heartbeats (one came for a call to them), in a
+ * table of the caller's (not locked here). */
+int nrpc__hb_known(const nrpc_table *t, const char *subject);
+void nrpc__hb_learn(nrpc_table *t, const char *subject);
+void nrpc__hb_forget(nrpc_table *t);
+/* When a request to subject just sent (now_ms) counts as lost if nothing
+ * comes: now + the limit when it asked for heartbeats (interval_ms > 0)
+ * and subject is known to send them, else INT64_MAX (from its first
+ * heartbeat on, every caller watches). */
+int64_t nrpc__hb_watch(const nrpc_table *known, const char *subject, int64_t interval_ms,
+                       int64_t now_ms);
 
 /* Events on the wire (events.c; the natsrpc CLI's emit and events tail).
  * An event carries its id in NRPC_HDR_MSG_ID; a dead letter also carries

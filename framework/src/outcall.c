@@ -6,7 +6,11 @@
  * table of pending calls and their timers live on the loop thread only and
  * need no lock. Each outgoing call carries the caller's trace id (with a
  * new span id), request id and the smaller of its timeout and the time the
- * caller has left. */
+ * caller has left.
+ *
+ * A disconnect of the service's connection fails every outgoing call sent
+ * on it with 503 (nrpc__outcall_sweep): its reply may be lost even when
+ * nats.c reconnects at once (see client.c's client_on_disconnected). */
 #include "runtime.h"
 
 #include <inttypes.h>
@@ -20,8 +24,13 @@ typedef struct outcall {
     nrpc_call *call; /* held until cb has run */
     nrpc_call_reply_cb cb;
     void *arg;
-    uv_timer_t timer;
+    uv_timer_t timer; /* at the earlier of deadline_ms and watch_ms */
     int64_t timeout_ms;
+    int64_t deadline_ms;     /* monotonic: the timeout */
+    int64_t watch_ms;        /* monotonic: lost without a heartbeat by then; INT64_MAX: not watched */
+    int64_t hb_ms;           /* heartbeat interval asked for; 0: none */
+    uint64_t gen;            /* svc->conn_gen when sent */
+    struct outcall *lost_next; /* on a sweep's list */
     char subject[];
 } outcall;
 
@@ -56,13 +65,38 @@ outcall_fail(outcall *o, int code, const char *message)
     outcall_complete(o, code, NULL, NULL, message);
 }
 
+static void on_outcall_timeout(uv_timer_t *t);
+
+/* (Re)arms o's timer for the earlier of its deadline and its watch. */
+static void
+outcall_arm(outcall *o)
+{
+    int64_t when = o->watch_ms < o->deadline_ms ? o->watch_ms : o->deadline_ms;
+    int64_t left = when - nrpc_now_ms();
+
+    uv_timer_start(&o->timer, on_outcall_timeout, (uint64_t)(left > 0 ? left : 0), 0);
+}
+
 static void
 on_outcall_timeout(uv_timer_t *t)
 {
     outcall *o = t->data;
-    char m[NRPC_MAX_SUBJECT + 64];
+    int64_t now = nrpc_now_ms();
+    char m[NRPC_MAX_SUBJECT + 128];
 
+    if (now < o->deadline_ms && now < o->watch_ms) {
+        outcall_arm(o); /* a heartbeat moved the watch on */
+        return;
+    }
     nrpc_table_remove(&o->svc->outcalls, &o->node);
+    if (now < o->deadline_ms) {
+        snprintf(m, sizeof m,
+                 "no heartbeat from the replica running %s for %g s: it was lost (the call may "
+                 "have run)",
+                 o->subject, (double)nrpc__hb_limit(o->hb_ms) / 1000.0);
+        outcall_fail(o, NRPC_CODE_UNAVAILABLE, m);
+        return;
+    }
     snprintf(m, sizeof m, "no reply from %s within %.3g s", o->subject,
              (double)o->timeout_ms / 1000.0);
     outcall_fail(o, NRPC_CODE_TIMEOUT, m);
@@ -91,8 +125,23 @@ nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
 {
     const char *subj = natsMsg_GetSubject(msg), *dot = strrchr(subj, '.');
     uint64_t token = dot ? strtoull(dot + 1, NULL, 16) : 0;
-    outcall *o = (outcall *)nrpc_table_take(&svc->outcalls, token);
+    outcall *o;
     nrpc__reply r;
+
+    if (nrpc__is_heartbeat(msg)) {
+        /* Not the reply: the call runs on; watch it from now. */
+        o = (outcall *)nrpc_table_get(&svc->outcalls, token);
+        if (o) {
+            nrpc__hb_learn(&svc->hb_known, o->subject);
+            if (o->hb_ms > 0) {
+                o->watch_ms = nrpc_now_ms() + nrpc__hb_limit(o->hb_ms);
+                outcall_arm(o);
+            }
+        }
+        natsMsg_Destroy(msg);
+        return;
+    }
+    o = (outcall *)nrpc_table_take(&svc->outcalls, token);
 
     if (o == NULL) { /* late reply: its call timed out already */
         nrpc__msg_destroy(msg);
@@ -182,7 +231,13 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     o->cb = cb;
     o->arg = arg;
     o->timeout_ms = timeout_ms;
+    o->deadline_ms = nrpc_now_ms() + timeout_ms;
+    o->hb_ms = nrpc__hb_interval(timeout_ms);
+    o->watch_ms = nrpc__hb_watch(&svc->hb_known, subject, o->hb_ms, nrpc_now_ms());
     o->node.key = ++svc->next_token;
+    /* Read before the publish, as client.c does: a disconnect in between
+     * fails a call whose reply may still come, never the other way. */
+    o->gen = atomic_load(&svc->conn_gen);
     snprintf(reply, sizeof reply, "%s.%" PRIx64, svc->inbox, o->node.key);
     snprintf(tmo, sizeof tmo, "%lld", (long long)timeout_ms);
     /* A child span of the caller's trace, or a new trace. */
@@ -196,6 +251,11 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
         s = natsMsgHeader_Set(m, NRPC_HDR_TRACEPARENT, tr.traceparent);
     if (s == NATS_OK && call->request_id[0])
         s = natsMsgHeader_Set(m, NRPC_HDR_REQUEST_ID, call->request_id);
+    if (s == NATS_OK && o->hb_ms > 0) {
+        char hb[24];
+        snprintf(hb, sizeof hb, "%lld", (long long)o->hb_ms);
+        s = natsMsgHeader_Set(m, NRPC_HDR_HEARTBEAT_MS, hb);
+    }
     if (s == NATS_OK && nrpc_table_put(&svc->outcalls, &o->node, o->node.key) != 0)
         s = NATS_NO_MEMORY;
     else if (s == NATS_OK) {
@@ -211,7 +271,7 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     }
     uv_timer_init(svc->loop, &o->timer);
     o->timer.data = o;
-    uv_timer_start(&o->timer, on_outcall_timeout, (uint64_t)timeout_ms, 0);
+    outcall_arm(o);
     nrpc_call_hold(call);
     nrpc_call_defer(call);
     return NRPC_OK;
@@ -225,7 +285,42 @@ nrpc__outcall_lost(nrpc_service *svc)
     natsSubscription_Destroy(svc->inbox_sub);
     svc->inbox_sub = NULL;
     while ((n = nrpc_table_take_any(&svc->outcalls)) != NULL)
-        outcall_fail((outcall *)n, NRPC_CODE_UNAVAILABLE, "NATS connection lost");
+        outcall_fail((outcall *)n, NRPC_CODE_UNAVAILABLE,
+                     "NATS connection closed while the request was in flight; the reply may "
+                     "have been lost (the call may have run)");
+}
+
+void
+nrpc__outcall_sweep(nrpc_service *svc)
+{
+    uint64_t gen = atomic_load(&svc->conn_gen);
+    outcall *lost = NULL, *o;
+    size_t i;
+
+    if (gen == svc->outcalls_gen)
+        return;
+    /* Closed for good: the rebuild fails them (nrpc__outcall_lost) once the
+     * new connection is there, so the answers they lead to are not lost
+     * on the closed one. A reconnecting connection keeps what we publish
+     * meanwhile in nats.c's buffer and sends it on the new server. */
+    if (svc->nc && natsConnection_IsClosed(svc->nc))
+        return;
+    svc->outcalls_gen = gen;
+    for (i = 0; i < svc->outcalls.nbuckets; i++) {
+        nrpc_tnode *n;
+        for (n = svc->outcalls.buckets[i]; n; n = n->next)
+            if (((outcall *)n)->gen != gen) {
+                ((outcall *)n)->lost_next = lost;
+                lost = (outcall *)n;
+            }
+    }
+    while ((o = lost) != NULL) {
+        lost = o->lost_next;
+        nrpc_table_remove(&svc->outcalls, &o->node);
+        outcall_fail(o, NRPC_CODE_UNAVAILABLE,
+                     "NATS connection lost while the request was in flight; the reply may have "
+                     "been lost (the call may have run)");
+    }
 }
 
 void
@@ -244,4 +339,6 @@ nrpc__outcall_stop(nrpc_service *svc)
     while ((n = nrpc_table_take_any(&svc->outcalls)) != NULL)
         outcall_fail((outcall *)n, NRPC_CODE_CANCELED, "the service is stopping");
     nrpc_table_free(&svc->outcalls);
+    nrpc__hb_forget(&svc->hb_known);
+    nrpc_table_free(&svc->hb_known);
 }

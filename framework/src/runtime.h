@@ -106,6 +106,7 @@ struct nrpc_call {
     nrpc_timer_cb timer_cb;
     void *timer_arg;
     struct nrpc_call *prev, *next; /* unanswered calls, for the drain deadline */
+    struct nrpc__call_hb *hb;      /* heartbeats while it runs (heartbeat.c), or NULL */
 };
 
 struct nrpc_service {
@@ -143,11 +144,15 @@ struct nrpc_service {
     char started[64]; /* RFC 3339, UTC */
     natsSubscription *srv_subs[3];
 
-    /* outgoing calls (outcall.c): loop thread only */
+    /* outgoing calls (outcall.c): loop thread only, but conn_gen, which
+     * the disconnected hook raises on a nats.c thread (see outcall.c) */
     char inbox[96];
     natsSubscription *inbox_sub;
     uint64_t next_token;
     nrpc_table outcalls; /* by token */
+    atomic_uint_fast64_t conn_gen;
+    uint64_t outcalls_gen; /* the generation outcalls were last swept for */
+    nrpc_table hb_known;   /* subjects that sent heartbeats (heartbeat.c) */
 
     /* events (events.c): loop thread, except the counters (atomics) */
     evh_entry *evhs;
@@ -213,10 +218,19 @@ void nrpc__outcall_stop(nrpc_service *svc);
 /* The connection was replaced: outgoing calls waiting on the old inbox get
  * 503 now, and the next one subscribes a new inbox. */
 void nrpc__outcall_lost(nrpc_service *svc);
+/* Loop thread: fails (503) the outgoing calls sent before the last
+ * disconnect (svc->conn_gen), if any. */
+void nrpc__outcall_sweep(nrpc_service *svc);
 
 /* service.c: the deadline of a call from its Nrpc-Timeout-Ms header text:
  * INT64_MAX when the text is not a whole number or the sum would overflow. */
 int64_t nrpc__deadline_from_header(const char *v, int64_t now_ms);
+
+/* heartbeat.c: the runtime's side. After the handler returned without
+ * answering: heartbeats every Nrpc-Heartbeat-Ms if the caller asked (and
+ * the value is in range); nothing otherwise. Stopped by the answer. */
+void nrpc__call_hb_start(nrpc_call *call);
+void nrpc__call_hb_stop(nrpc_call *call);
 
 /* events.c */
 nrpc_status nrpc__events_new(nrpc_service *svc);

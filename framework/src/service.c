@@ -340,6 +340,9 @@ on_wake(uv_async_t *a)
         }
         free(in);
     }
+    /* A disconnect wakes us too. After the queue: a reply that made it in
+     * answers its call rather than a 503. */
+    nrpc__outcall_sweep(svc);
 }
 
 /* ---- drain ------------------------------------------------------------- */
@@ -469,12 +472,24 @@ on_nats_connected(void *closure)
     nrpc__events_reconnected(closure);
 }
 
+/* nats.c thread: the connection was lost; outgoing calls sent on it fail
+ * on the loop thread (nrpc__outcall_sweep). */
+static void
+on_nats_disconnected(void *closure)
+{
+    nrpc_service *svc = closure;
+    atomic_fetch_add(&svc->conn_gen, 1);
+    uv_async_send(&svc->wake);
+}
+
 /* Connects; svc->nc changes only on success. */
 static nrpc_status
 service_connect(nrpc_service *svc)
 {
-    nrpc__conn_hooks hooks = {
-        .connected = on_nats_connected, .closed = on_nats_closed, .closure = svc};
+    nrpc__conn_hooks hooks = {.connected = on_nats_connected,
+                              .disconnected = on_nats_disconnected,
+                              .closed = on_nats_closed,
+                              .closure = svc};
     natsConnection *nc = NULL;
     nrpc_status st = nrpc__nats_connect(&nc, NULL, svc->def.name, &hooks);
 

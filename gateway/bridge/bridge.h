@@ -30,6 +30,17 @@ gw_route_kind gw_route_match(const char *path, const char **subject, size_t *len
 int gw_parse_timeout(const char *text, int64_t max_ms, int64_t *ms);
 
 /* ---------------------------------------------------------------------------
+ * idempotency.c
+ */
+struct MHD_Connection;
+/* The request's Idempotency-Key header into out: 1 when there is one (out
+ * holds the key as it goes to NATS, quotes removed), 0 when there is none
+ * (out is ""), -1 when it is malformed or given more than once (err says
+ * why, for a 400). */
+int gw_idempotency_key(struct MHD_Connection *conn, char out[NRPC_IDEMPOTENCY_KEY_MAX + 1],
+                       char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------------
  * http.c
  */
 /* Starts the loop's MHD daemon in external-event mode on listen_fd (taken,

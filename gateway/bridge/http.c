@@ -119,6 +119,7 @@ typedef struct {
     int counted;       /* counted in /metrics already */
     nrpc_trace trace;    /* traceparent and X-Request-Id, sent on and returned */
     gw_edge_req edge;    /* CORS, Retry-After, body bytes held (edge/edge.h) */
+    char idem[NRPC_IDEMPOTENCY_KEY_MAX + 1]; /* Idempotency-Key sent on, "" when none */
     int64_t start_us;
     int64_t timeout_ms;
     char method[12];
@@ -372,12 +373,18 @@ http_send_request(gw_req *r, struct MHD_Connection *conn)
 {
     nrpc_client *client = r->h->loop->client;
     nrpc_status st = NRPC_ERR_STATE;
-    const char *headers[] = {NRPC_HDR_TRACEPARENT, r->trace.traceparent, NRPC_HDR_REQUEST_ID,
-                             r->trace.request_id, NULL, NULL, NULL};
+    /* Name/value pairs, ended by a NULL name. */
+    const char *headers[9] = {NRPC_HDR_TRACEPARENT, r->trace.traceparent, NRPC_HDR_REQUEST_ID,
+                              r->trace.request_id};
+    int n = 4;
 
     if (r->gate && r->gate->principal) {
-        headers[4] = NRPC_HDR_PRINCIPAL;
-        headers[5] = r->gate->principal;
+        headers[n++] = NRPC_HDR_PRINCIPAL;
+        headers[n++] = r->gate->principal;
+    }
+    if (r->idem[0]) {
+        headers[n++] = NRPC_HDR_IDEMPOTENCY_KEY;
+        headers[n++] = r->idem;
     }
     if (client != NULL)
         st = nrpc_client_request(client, r->subject, r->body, r->len, r->timeout_ms, headers,
@@ -771,6 +778,12 @@ call:
     if (v != NULL && gw_parse_timeout(v, GW_MAX_TIMEOUT_MS, &r->timeout_ms) != 0)
         return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL,
                            "timeout must be a number of seconds > 0, got '%.64s'", v);
+
+    {
+        char why[200];
+        if (gw_idempotency_key(conn, r->idem, why, sizeof why) < 0)
+            return http_reject(r, MHD_HTTP_BAD_REQUEST, "invalid_argument", NULL, "%s", why);
+    }
 
     v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (v != NULL) {

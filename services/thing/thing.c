@@ -235,6 +235,8 @@ on_created(nrpc_call *call, int code, const PGresult *res, const char *error, vo
     if (code == 0 && state && strcmp(state, "23505") == 0 && constraint &&
         strcmp(constraint, "thing_request_pkey") == 0) {
         const char *params[1] = {nrpc_arg_string(call, "request_id")};
+        if (params[0] == NULL) /* create_thing took the Idempotency-Key */
+            params[0] = nrpc_call_idempotency_key(call);
         query(call, "first_result", 1, params, on_first_result);
         return;
     }
@@ -249,6 +251,10 @@ create_thing(nrpc_call *call)
     char name[4 * NAME_MAX_CHARS + 1];
     const char *request_id = nrpc_arg_string(call, "request_id");
 
+    /* An HTTP client's Idempotency-Key (passed on by the gateway) makes its
+     * retries safe the same way; a request_id in the call wins. */
+    if (request_id == NULL)
+        request_id = nrpc_call_idempotency_key(call);
     if (name_or_fail(call, name, sizeof name) != 0)
         return;
     if (request_id && (strlen(request_id) == 0 || strlen(request_id) > 200)) {

@@ -312,6 +312,75 @@ test_msg_destroy(void)
     nats_Close();
 }
 
+static void
+test_idempotency_keys(void)
+{
+    char out[NRPC_IDEMPOTENCY_KEY_MAX + 1], long_key[NRPC_IDEMPOTENCY_KEY_MAX + 3];
+    const char *uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+
+    CHECK_INT(nrpc_idempotency_key_parse(uuid, strlen(uuid), out), 0);
+    CHECK(strcmp(out, uuid) == 0);
+    /* Quoted (the IETF draft's form) is the same key. */
+    CHECK_INT(nrpc_idempotency_key_parse("\"ab-1\"", 6, out), 0);
+    CHECK(strcmp(out, "ab-1") == 0);
+    CHECK_INT(nrpc_idempotency_key_parse("a+/=~.:_b", 9, out), 0);
+    CHECK(nrpc_idempotency_key_valid(out));
+    /* Empty, spaces, quotes inside, control bytes, non-ASCII, a NUL: no. */
+    CHECK_INT(nrpc_idempotency_key_parse("", 0, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("\"\"", 2, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("a b", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("a\"b", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("\"ab", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("a\tb", 3, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("caf\xc3\xa9", 5, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse("ab\0cd", 5, out), -1);
+    CHECK_INT(nrpc_idempotency_key_parse(NULL, 0, out), -1);
+    /* The limit, bare and quoted. */
+    memset(long_key, 'k', sizeof long_key);
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX, out), 0);
+    CHECK_INT((long long)strlen(out), NRPC_IDEMPOTENCY_KEY_MAX);
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX + 1, out), -1);
+    long_key[0] = long_key[NRPC_IDEMPOTENCY_KEY_MAX + 1] = '"';
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX + 2, out), 0);
+    CHECK_INT(nrpc_idempotency_key_parse(long_key, NRPC_IDEMPOTENCY_KEY_MAX + 3, out), -1);
+    CHECK(!nrpc_idempotency_key_valid(NULL));
+    CHECK(!nrpc_idempotency_key_valid(""));
+    CHECK(!nrpc_idempotency_key_valid("\"quoted\""));
+}
+
+static void
+test_heartbeat_pieces(void)
+{
+    nrpc_table known = {0};
+    char subject[32];
+    int i;
+
+    CHECK_INT(nrpc__hb_limit(1000), 2500); /* two missed, and half of one more */
+    CHECK_INT(nrpc__hb_interval(60000), NRPC_HEARTBEAT_MS);
+    CHECK_INT(nrpc__hb_interval(2501), NRPC_HEARTBEAT_MS);
+    CHECK_INT(nrpc__hb_interval(2500), 0); /* gives up before a loss could show */
+    CHECK_INT(nrpc__hb_interval(1), 0);
+    /* Unknown subjects are not watched from the start, known ones are. */
+    CHECK(nrpc__hb_watch(&known, "a.b", 1000, 10) == INT64_MAX);
+    nrpc__hb_learn(&known, "a.b");
+    nrpc__hb_learn(&known, "a.b");
+    CHECK_INT(known.count, 1);
+    CHECK(nrpc__hb_known(&known, "a.b"));
+    CHECK(!nrpc__hb_known(&known, "a.c"));
+    CHECK_INT(nrpc__hb_watch(&known, "a.b", 1000, 10), 2510);
+    CHECK(nrpc__hb_watch(&known, "a.b", 0, 10) == INT64_MAX); /* none asked for */
+    /* Bounded: past the limit everything is forgotten and learnt again. */
+    for (i = 0; i < 3000; i++) {
+        snprintf(subject, sizeof subject, "s.m%d", i);
+        nrpc__hb_learn(&known, subject);
+        CHECK(known.count <= 1024);
+    }
+    CHECK(nrpc__hb_known(&known, "s.m2999"));
+    nrpc__hb_forget(&known);
+    CHECK_INT(known.count, 0);
+    nrpc_table_free(&known);
+}
+
 int
 main(void)
 {
@@ -323,5 +392,7 @@ main(void)
     test_subjects();
     test_routes();
     test_msg_destroy();
+    test_idempotency_keys();
+    test_heartbeat_pieces();
     return check_done("test_pieces");
 }

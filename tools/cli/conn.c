@@ -66,23 +66,74 @@ cli_close(natsConnection *nc)
     nrpc__nats_close(nc);
 }
 
+/* Why a call was answered 503 because its connection went. */
+#define CLI_LOST                                                                                   \
+    "NATS connection lost while the request was in flight; the reply may have been lost (the "  \
+    "call may have run)"
+
+/* One request on an inbox of its own, so that heartbeats (natsrpc.h,
+ * "Progress heartbeats") can be told from the reply: asked for when the
+ * timeout is long enough, skipped when they come, and watched from the
+ * first one on. */
 int
 cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const char *data,
             size_t len, natsMsg **reply)
 {
+    natsSubscription *sub = NULL;
+    natsInbox *inbox = NULL;
     natsMsg *msg = NULL;
-    char tmo[24];
+    int64_t hb_ms = nrpc__hb_interval(o->timeout_ms), deadline, watch = INT64_MAX;
+    char tmo[24], hb[24];
     natsStatus s;
 
     *reply = NULL;
     snprintf(tmo, sizeof tmo, "%lld", (long long)o->timeout_ms);
-    s = natsMsg_Create(&msg, subject, NULL, data, (int)len);
+    snprintf(hb, sizeof hb, "%lld", (long long)hb_ms);
+    s = natsInbox_Create(&inbox);
+    if (s == NATS_OK)
+        s = natsConnection_SubscribeSync(&sub, nc, (const char *)inbox);
+    if (s == NATS_OK)
+        s = natsMsg_Create(&msg, subject, (const char *)inbox, data, (int)len);
     /* The rpc learns how long we wait, as from the gateway. */
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
+    if (s == NATS_OK && hb_ms > 0)
+        s = natsMsgHeader_Set(msg, NRPC_HDR_HEARTBEAT_MS, hb);
     if (s == NATS_OK)
-        s = natsConnection_RequestMsg(reply, nc, msg, o->timeout_ms);
+        s = natsConnection_PublishMsg(nc, msg);
     natsMsg_Destroy(msg);
+    deadline = nrpc_now_ms() + o->timeout_ms;
+    while (s == NATS_OK) {
+        int64_t now = nrpc_now_ms(), until = watch < deadline ? watch : deadline;
+        natsMsg *m = NULL;
+
+        s = until > now ? natsSubscription_NextMsg(&m, sub, until - now) : NATS_TIMEOUT;
+        if (s == NATS_OK && nrpc__is_heartbeat(m)) {
+            natsMsg_Destroy(m);
+            if (hb_ms > 0)
+                watch = nrpc_now_ms() + nrpc__hb_limit(hb_ms);
+            continue;
+        }
+        if (s == NATS_OK)
+            *reply = m;
+        now = nrpc_now_ms();
+        if (s == NATS_TIMEOUT && now < deadline && now < watch) {
+            s = NATS_OK; /* woke a little early: wait on */
+            continue;
+        }
+        if (s == NATS_TIMEOUT && now < deadline) {
+            cli_err("%s: error 503 unavailable: no heartbeat from the replica running it for "
+                    "%g s: it was lost (the call may have run)",
+                    subject, (double)nrpc__hb_limit(hb_ms) / 1000.0);
+            natsSubscription_Destroy(sub);
+            natsInbox_Destroy(inbox);
+            return CLI_EXIT_RPC;
+        }
+        break;
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
     if (s == NATS_OK)
         return CLI_EXIT_OK;
     if (s == NATS_NO_RESPONDERS)
@@ -91,6 +142,10 @@ cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const ch
         cli_err("no reply from %s within %g s", subject, (double)o->timeout_ms / 1000.0);
     else if (s == NATS_INVALID_SUBJECT || s == NATS_INVALID_ARG)
         cli_err("not a valid subject: '%s'", subject);
+    else if (s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED)
+        /* The connection (one try, no reconnect) dropped while we waited:
+         * the answer the gateway and outcalls give, at once. */
+        cli_err("%s: error 503 unavailable: " CLI_LOST, subject);
     else {
         cli_err("request on %s failed: %s", subject, natsStatus_GetText(s));
         return CLI_EXIT_CONN;

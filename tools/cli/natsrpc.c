@@ -35,7 +35,9 @@ static const cli_command commands[] = {
      "--server, --timeout, --json and --help (-s, -t, -h) are natsrpc's own options\n"
      "wherever they stand; after `--` they too are the rpc's: `-- --timeout 3`.\n"
      "An error reply is printed on stderr (with --json its body on stdout) and the\n"
-     "exit status is 1."},
+     "exit status is 1. A call whose NATS connection drops, or whose replica stops\n"
+     "sending progress heartbeats (2.5 s of silence), ends at once as error 503\n"
+     "unavailable: the call may have run."},
     {"ls", cli_cmd_ls, 0, "ls", "Lists the services that answer $SRV.INFO: one line per instance."},
     {"ping", cli_cmd_ping, 0, "ping [service]",
      "Pings every service (or the instances of one) with $SRV.PING."},
