@@ -20,3 +20,7 @@ add_library(GnuTLS::gnutls ALIAS PkgConfig::GNUTLS)
 # libcurl (GnuTLS flavour): outbound HTTP from handlers (natsrpc_http).
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 add_library(CURL::libcurl ALIAS PkgConfig::LIBCURL)
+# nettle's hogweed (a dependency of gnutls): the ed25519 public key of a
+# NATS nkey seed (framework/src/nkey.c).
+pkg_check_modules(HOGWEED REQUIRED IMPORTED_TARGET hogweed)
+add_library(Nettle::hogweed ALIAS PkgConfig::HOGWEED)
