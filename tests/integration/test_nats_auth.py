@@ -1,5 +1,6 @@
 """NATS credentials and TLS in every natsrpc process, against a real
-nats-server with users, permissions, a token, nkeys and TLS.
+nats-server with users, permissions, a token, nkeys, an operator with
+.creds files and TLS.
 
 Every process reads NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED,
 NATS_CREDS, NATS_CA, NATS_CERT/NATS_KEY and NATS_TLS_HOSTNAME:
@@ -16,6 +17,8 @@ is committed.
 """
 
 import base64
+import hashlib
+import json
 import os
 import subprocess
 import threading
@@ -49,21 +52,87 @@ def openssl(*args, cwd):
     subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
 
 
-def user_nkey(directory, name):
-    """A fresh ed25519 key pair as a user nkey: (seed file path, public key)."""
+# nkey prefixes: operator "O", account "A", user "U"
+OPERATOR, ACCOUNT, USER = 14 << 3, 0, 20 << 3
+
+
+def make_key(directory, name, prefix):
+    """A fresh ed25519 key pair: (PEM path for openssl, seed "S.", public
+    key) of the nkey kind prefix."""
     pem = os.path.join(directory, name + ".pem")
     openssl("genpkey", "-algorithm", "ed25519", "-out", pem, cwd=directory)
     der = subprocess.run(["openssl", "pkey", "-in", pem, "-outform", "DER"], check=True,
                          capture_output=True).stdout
     pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
                          check=True, capture_output=True).stdout
+    seed = nkey_encode(bytes([0x90 | (prefix >> 5), (prefix & 31) << 3]) + der[-32:])
+    return pem, seed, nkey_encode(bytes([prefix]) + pub[-32:])
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def nats_jwt(directory, signer_pem, issuer, subject, name, nats):
+    """A NATS JWT (v2) for subject, signed with ed25519 by issuer's key."""
+    claims = {"iat": int(time.time()), "iss": issuer, "name": name, "sub": subject, "nats": nats}
+    claims["jti"] = base64.b32encode(hashlib.sha256(json.dumps(claims).encode()).digest()
+                                     ).decode().rstrip("=")
+    signed = "%s.%s" % (b64url(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode()),
+                        b64url(json.dumps(claims).encode()))
+    msg = os.path.join(directory, "jwt-to-sign")
+    with open(msg, "w") as f:
+        f.write(signed)
+    sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", signer_pem, "-rawin", "-in", msg],
+                         check=True, capture_output=True).stdout
+    return signed + "." + b64url(sig)
+
+
+ACCOUNT_LIMITS = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                  "wildcards": True, "conn": -1, "leaf": -1}
+
+
+def operator_setup(directory):
+    """An operator with two accounts (ours and the system account) as
+    nats-server configuration text, and a function making .creds files of
+    users of our account (or of an account the server does not know)."""
+    op_pem, _, op = make_key(directory, "operator", OPERATOR)
+    acc_pem, _, acc = make_key(directory, "account", ACCOUNT)
+    sys_pem, _, sys_acc = make_key(directory, "system", ACCOUNT)
+    stranger_pem, _, stranger = make_key(directory, "stranger", ACCOUNT)
+    op_jwt = nats_jwt(directory, op_pem, op, op, "natsrpc-test", {"type": "operator", "version": 2})
+    account = {"limits": ACCOUNT_LIMITS, "default_permissions": {"pub": {}, "sub": {}},
+               "type": "account", "version": 2}
+    config = ('operator: "%s"\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n'
+              '  %s: "%s"\n  %s: "%s"\n}\n'
+              % (op_jwt, sys_acc, acc, nats_jwt(directory, op_pem, op, acc, "app", account),
+                 sys_acc, nats_jwt(directory, op_pem, op, sys_acc, "SYS", account)))
+
+    def creds(name, known=True):
+        _, seed, pub = make_key(directory, name, USER)
+        signer, issuer = (acc_pem, acc) if known else (stranger_pem, stranger)
+        user = nats_jwt(directory, signer, issuer, pub, name,
+                        {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                         "type": "user", "version": 2})
+        path = os.path.join(directory, name + ".creds")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+                    "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n"
+                    % (user, seed))
+        return path, seed
+    return config, creds
+
+
+def user_nkey(directory, name):
+    """A fresh ed25519 key pair as a user nkey: (seed file path, public key)."""
+    pem, seed, pub = make_key(directory, name, USER)
     os.unlink(pem)
-    seed = nkey_encode(bytes([0x95, 0x00]) + der[-32:])  # "SU..."
     path = os.path.join(directory, name + ".nk")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(seed + "\n")
-    return path, nkey_encode(bytes([0xA0]) + pub[-32:])  # "U..."
+    return path, pub
 
 
 def make_ca(directory, name):
@@ -389,6 +458,39 @@ authorization {
         rc, log = self.start_refused("greeting_service", {"NATS_NKEY_SEED": bad})
         self.assertEqual(rc, 1, log)
         self.assertIn("NATS_NKEY_SEED: the seed in '%s' is its checksum does not match" % bad, log)
+
+
+class CredsFileTest(AuthCase):
+    """A server in operator mode (JWTs made now, signed with openssl):
+    processes authenticate with the .creds file NATS_CREDS names."""
+
+    @classmethod
+    def setUpClass(cls):
+        def start(stack):
+            config, creds = operator_setup(stack.dir)
+            cls.svc_creds, cls.svc_seed = creds("svc")
+            cls.cli_creds, cls.cli_seed = creds("cli")
+            cls.stranger_creds, cls.stranger_seed = creds("stranger", known=False)
+            cls.nats = stack.nats(config=config)
+            cls.svc = stack.service("greeting_service", cls.nats,
+                                    env={"NATS_CREDS": cls.svc_creds})
+        cls.start_stack("nats-auth-creds", start)
+
+    def test_creds_file(self):
+        self.assertCall({"NATS_CREDS": self.cli_creds})
+        self.assertIn("with credentials file %s (NATS_CREDS)" % self.svc_creds,
+                      self.svc.log_text())
+        gw, port = self.stack.gateway(self.nats, env={"NATS_CREDS": self.cli_creds})
+        self.assertOk(post(port, "greeting_service.hello", '[["Bob"]]'), HELLO)
+        self.stop(gw)
+        self.assertNoSecret([self.svc_seed, self.cli_seed])
+
+    def test_user_of_an_unknown_account(self):
+        rc, log = self.start_refused("greeting_service", {"NATS_CREDS": self.stranger_creds})
+        self.assertEqual(rc, 1, log)
+        self.assertIn("refused the connection (credentials file %s (NATS_CREDS)): Authorization "
+                      "Violation" % self.stranger_creds, log)
+        self.assertNotIn(self.stranger_seed, log)
 
 
 class TlsTest(AuthCase):
