@@ -187,15 +187,14 @@ on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *
     pthread_mutex_unlock(&reg_mu);
 }
 
-/* The server answered and said no (credentials, TLS, a -ERR): trying again
- * with the same settings cannot help. Anything else means no server
- * answered yet. */
+/* The server answered and refused our credentials or our TLS settings:
+ * trying again with the same settings cannot help. Anything else (nobody
+ * answered, a -ERR such as too many connections) is worth waiting out. */
 static int
 refused(natsStatus s)
 {
     return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED || s == NATS_SSL_ERROR ||
-           s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED ||
-           s == NATS_ERR || s == NATS_PROTOCOL_ERROR;
+           s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED;
 }
 
 /* nrpc_backoff_ms from 100 ms to 2 s. Attempts are logged now and then so
@@ -345,15 +344,7 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
          * fails the process at start, the second is waited for. A failed
          * connect without a background retry runs no callback. */
         s = natsConnection_Connect(out, o);
-        if (s != NATS_OK && refused(s)) {
-            const char *why = nats_GetLastError(NULL);
-            if (why && why[0] == '(' && strstr(why, "): "))
-                why = strstr(why, "): ") + 3;
-            snprintf(err, sizeof err, "NATS at %.300s refused the connection (%.400s): %.300s",
-                     shown, what, why && *why ? why : natsStatus_GetText(s));
-            if (hooks && hooks->why)
-                snprintf(hooks->why, hooks->why_len, "%s", err);
-        } else if (s != NATS_OK && !fast && !h->hooks.loop) {
+        if (s != NATS_OK && !refused(s) && !fast && !h->hooks.loop) {
             s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, h);
             if (s == NATS_OK) {
                 bg = 1;
@@ -390,6 +381,15 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         last = h->closed || !bg;
     }
     pthread_mutex_unlock(&reg_mu);
+    if (s != NATS_OK && refused(s)) {
+        const char *why = nats_GetLastError(NULL);
+        if (why && why[0] == '(' && strstr(why, "): ")) /* "(conn.c:1905): " */
+            why = strstr(why, "): ") + 3;
+        snprintf(err, sizeof err, "NATS at %.300s refused the connection (%.400s): %.300s", shown,
+                 what, why && *why ? why : natsStatus_GetText(s));
+        if (hooks && hooks->why)
+            snprintf(hooks->why, hooks->why_len, "%s", err);
+    }
     if (s != NATS_OK) {
         if (!fast && refused(s))
             nrpc_log(NRPC_LOG_ERROR, "%s", err);

@@ -68,6 +68,18 @@ cli_connect(const cli_opts *o)
     return nc;
 }
 
+const char *
+cli_not_permitted(natsConnection *nc)
+{
+    const char *text = NULL;
+
+    /* nats-server's -ERR comes before the PONG of a flush, so after one
+     * the refusal is the connection's last error. */
+    if (natsConnection_GetLastError(nc, &text) != NATS_NOT_PERMITTED)
+        return NULL;
+    return text && *text ? text : "Not Permitted";
+}
+
 void
 cli_close(natsConnection *nc)
 {
