@@ -100,7 +100,7 @@ class DevSecureTest(unittest.TestCase):
         self.assertEqual(set(self.secrets), users)
         self.assertEqual(len(set(self.secrets.values())), len(users), "passwords must differ")
         for v in self.secrets.values():
-            self.assertRegex(v, "^[0-9a-f]{36}$")
+            self.assertRegex(v, "^p[0-9a-f]{36}$")
         self.assertEqual(self.admin, {"NATS_USER": "admin",
                                       "NATS_PASSWORD": self.secrets["NATS_ADMIN_PASSWORD"]})
         for name in ("nats-secure.env", "nats-admin.env"):
@@ -127,6 +127,17 @@ class DevSecureTest(unittest.TestCase):
         r = self.cli("--json", "call", "greeting_service.hello", "Bob", user="gateway",
                      password=pw["GATEWAY_NATS_PASSWORD"])
         self.assertEqual((r.returncode, r.stdout.strip()), (0, HELLO), r.what)
+        # an rpc nobody serves is a 404 at once, not a publish dropped
+        r = post(self.gw, "nobody_service.x", "[]")
+        self.assertEqual((r.status, r.text),
+                         (404, '{"error": {"code": 404, "type": "not_found", "message": '
+                               '"no such rpc: nobody_service.x"}}'), r.describe())
+        # the gateway's user cannot forge the events thing_service keeps
+        r = self.cli("pub", "events.thing_service.thing_created", "[]", user="gateway",
+                     password=pw["GATEWAY_NATS_PASSWORD"])
+        self.assertEqual(r.returncode, 1, r.what)
+        self.assertIn('NATS refused: Permissions Violation for Publish to '
+                      '"events.thing_service.thing_created"', r.stderr, r.what)
         # greeting_service's user may not call another service: nats-server
         # drops the request, no answer comes
         r = self.cli("call", "thing_service.get_things", user="greeting_service",
