@@ -5,8 +5,12 @@
  *
  *   js_publisher <nats url> <subject> <n> <size>
  *
- * The stream taking <subject> must exist. */
+ * The stream taking <subject> must exist. The connection takes the NATS
+ * credentials and TLS settings of natsrpc (nrpc__nats_creds_apply), and
+ * nothing else of it. */
 #include <nats/nats.h>
+
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +46,22 @@ main(int argc, char **argv)
     size = atoi(argv[4]);
     body = malloc((size_t)size + 1);
     memset(body, 'x', (size_t)size);
-    s = natsConnection_ConnectTo(&nc, argv[1]);
+    {
+        natsOptions *o = NULL;
+        char what[512], err[512];
+
+        s = natsOptions_Create(&o);
+        if (s == NATS_OK)
+            s = natsOptions_SetURL(o, argv[1]);
+        if (s == NATS_OK &&
+            nrpc__nats_creds_apply(o, argv[1], what, sizeof what, err, sizeof err) != 0) {
+            fprintf(stderr, "js_publisher: %s\n", err);
+            return 2;
+        }
+        if (s == NATS_OK)
+            s = natsConnection_Connect(&nc, o);
+        natsOptions_Destroy(o);
+    }
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 65536;
     if (s == NATS_OK)

@@ -24,6 +24,8 @@
  */
 #include <nats/nats.h>
 
+#include "internal.h" /* nrpc__nats_creds_apply: NATS_USER, NATS_CA... as natsrpc */
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -218,6 +220,15 @@ main(int argc, char **argv)
     if ((s = natsOptions_Create(&opts)) != NATS_OK)
         die("options", s);
     natsOptions_SetURL(opts, url);
+    {
+        /* The same NATS credentials and TLS settings as every natsrpc
+         * process, and nothing else of natsrpc. */
+        char what[512], err[512];
+        if (nrpc__nats_creds_apply(opts, url, what, sizeof what, err, sizeof err) != 0) {
+            fprintf(stderr, "nats_requester: %s\n", err);
+            return 2;
+        }
+    }
     natsOptions_SetSendAsap(opts, true);
     natsOptions_SetName(opts, "natsrpc-bench-requester");
     if ((s = natsConnection_Connect(&nc, opts)) != NATS_OK)

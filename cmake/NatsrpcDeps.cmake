@@ -25,3 +25,7 @@ pkg_check_modules(RHONABWY REQUIRED IMPORTED_TARGET librhonabwy)
 add_library(Rhonabwy::rhonabwy ALIAS PkgConfig::RHONABWY)
 pkg_check_modules(LIBCRYPT REQUIRED IMPORTED_TARGET libcrypt)
 add_library(Crypt::crypt ALIAS PkgConfig::LIBCRYPT)
+# nettle's hogweed (a dependency of gnutls): the ed25519 public key of a
+# NATS nkey seed (framework/src/nkey.c).
+pkg_check_modules(HOGWEED REQUIRED IMPORTED_TARGET hogweed)
+add_library(Nettle::hogweed ALIAS PkgConfig::HOGWEED)

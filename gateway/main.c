@@ -127,6 +127,8 @@ usage(FILE *f)
             NRPC_VERSION);
     for (s = gw_settings; s->name; s++)
         fprintf(f, "  %-24s %s [%s]\n", s->name, s->help, s->def);
+    fprintf(f, "\nNATS credentials and TLS:\n%s",
+            NRPC_NATS_ENV_HELP);
     fprintf(f, "\nSIGTERM or SIGINT: stop accepting, answer requests in flight, exit 0.\n");
 }
 

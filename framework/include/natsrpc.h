@@ -73,6 +73,9 @@ typedef enum {
     NRPC_ERR_NATS = 3,        /**< the NATS library failed; see the log */
     NRPC_ERR_STATE = 4,       /**< not allowed now (already answered, draining...) */
     NRPC_ERR_SYSTEM = 5,      /**< an OS call failed (errno is logged) */
+    /** the NATS server answered but refused us (credentials, TLS): trying
+     * again with the same settings cannot help; see the log */
+    NRPC_ERR_REFUSED = 6,
 } nrpc_status;
 
 /** Static text for a status; never NULL. */
@@ -105,6 +108,21 @@ const char *nrpc_status_text(nrpc_status s);
  * a WAMP topic) is the NATS subject "events.a.b", where no rpc listens, so
  * a publish can never run a handler. */
 #define NRPC_EVENT_PREFIX "events."
+
+/** NATS credentials and TLS, read from the environment by every natsrpc
+ * process (services, clients, the gateway, the CLI) for every connection.
+ * A bad combination or an unreadable file fails the process at start with
+ * the variable's name, and so does a server that refuses the credentials;
+ * secrets are never logged. The lines below are the --help text. */
+#define NRPC_NATS_ENV_HELP                                                                   \
+    "  NATS_USER, NATS_PASSWORD  user and password (both, or neither)\n"                       \
+    "  NATS_TOKEN           a token\n"                                                          \
+    "  NATS_NKEY_SEED       file holding a user nkey seed (SU...); nats.c signs with it\n"     \
+    "  NATS_CREDS           a .creds file (user JWT and seed)\n"                               \
+    "                       (at most one of the four ways above)\n"                            \
+    "  NATS_CA              CA file for TLS (tls:// URLs, or any URL with it set)\n"            \
+    "  NATS_CERT, NATS_KEY  client certificate and key for TLS (both, or neither)\n"           \
+    "  NATS_TLS_HOSTNAME    the name the server's certificate must carry\n"
 
 /** The default error.type of a code ("internal" for unknown codes). */
 const char *nrpc_code_type(int code);

@@ -58,8 +58,12 @@ nrpc__nats_fatal_closes(void)
 static void
 conn_url(natsConnection *nc, char *buf, size_t len)
 {
-    if (natsConnection_GetConnectedUrl(nc, buf, len) != NATS_OK || buf[0] == '\0')
+    char raw[256];
+
+    if (natsConnection_GetConnectedUrl(nc, raw, sizeof raw) != NATS_OK || raw[0] == '\0')
         snprintf(buf, len, "(none)");
+    else
+        nrpc__url_redact(raw, buf, len);
 }
 
 /* Runs one of the owner's hooks unless nrpc__nats_close has started.
@@ -171,7 +175,35 @@ nrpc__nats_close(natsConnection *nc)
 static void
 on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-    nrpc_log(NRPC_LOG_WARN, "NATS async error: %s", natsStatus_GetText(err));
+    conn_state *h = closure;
+    const char *last = NULL;
+    char text[256];
+
+    if (err != NATS_NOT_PERMITTED) {
+        nrpc_log(NRPC_LOG_WARN, "NATS async error: %s", natsStatus_GetText(err));
+        return;
+    }
+    /* nats.c 3.4 keeps the server's text ("Permissions Violation for
+     * Subscription to \"x\"") only as the connection's last error. */
+    natsConnection_GetLastError(nc, &last);
+    snprintf(text, sizeof text, "%s", last && *last ? last : natsStatus_GetText(err));
+    nrpc_log(NRPC_LOG_ERROR, "NATS refused: %s (the permissions of this process's NATS user "
+                             "do not allow it)",
+             text);
+    pthread_mutex_lock(&reg_mu);
+    if (!h->ours && h->hooks.not_permitted)
+        h->hooks.not_permitted(h->hooks.closure, text);
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* The server answered and refused our credentials or our TLS settings:
+ * trying again with the same settings cannot help. Anything else (nobody
+ * answered, a -ERR such as too many connections) is worth waiting out. */
+static int
+refused(natsStatus s)
+{
+    return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED || s == NATS_SSL_ERROR ||
+           s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED;
 }
 
 /* nrpc_backoff_ms from 100 ms to 2 s. Attempts are logged now and then so
@@ -225,10 +257,11 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     natsStatus s;
     conn_state *h;
     const char *urls[32];
-    char *copy;
-    int n, last = 0, tried = 0, fast = hooks && hooks->fail_fast_ms > 0;
+    char *copy, shown[512], what[512], err[1200];
+    int n, last = 0, tried = 0, bg = 0, fast = hooks && hooks->fail_fast_ms > 0;
 
     url = nrpc__nats_url(url);
+    nrpc__url_redact(url, shown, sizeof shown);
     copy = strdup(url);
     h = calloc(1, sizeof *h);
     if (copy == NULL || h == NULL) {
@@ -244,7 +277,7 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         free(copy);
         free(h);
         if (!fast)
-            nrpc_log(NRPC_LOG_ERROR, "NATS_URL names no server: '%s'", url);
+            nrpc_log(NRPC_LOG_ERROR, "NATS_URL names no server: '%s'", shown);
         return NRPC_ERR_INVALID_ARG;
     }
 
@@ -256,6 +289,20 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = natsOptions_SetServers(o, urls, n);
+    if (s == NATS_OK && nrpc__nats_creds_apply(o, url, what, sizeof what, err, sizeof err) != 0) {
+        /* A setting that cannot work fails the process at start, loudly,
+         * even for a tool that logs nothing else. */
+        if (hooks && hooks->why)
+            snprintf(hooks->why, hooks->why_len, "%s", err);
+        else
+            nrpc_log(NRPC_LOG_ERROR, "%s", err);
+        natsOptions_Destroy(o);
+        free(copy);
+        free(h);
+        return NRPC_ERR_INVALID_ARG;
+    }
+    if (s == NATS_OK && !fast)
+        nrpc_log(NRPC_LOG_INFO, "NATS at %s with %s", shown, what);
     if (s == NATS_OK && name)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)
@@ -281,8 +328,6 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
             natsLibuv_SetThreadLocalLoop(h->hooks.loop);
             s = natsOptions_SetEventLoop(o, h->hooks.loop, natsLibuv_Attach, natsLibuv_Read,
                                          natsLibuv_Write, natsLibuv_Detach);
-        } else if (s == NATS_OK) {
-            s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, h);
         }
     }
     if (s == NATS_OK)
@@ -305,10 +350,21 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK) {
         tried = 1;
+        /* A first try in the foreground tells a server that refuses us
+         * (credentials, TLS) from one that is not there yet: the first
+         * fails the process at start, the second is waited for. A failed
+         * connect without a background retry runs no callback. */
         s = natsConnection_Connect(out, o);
+        if (s != NATS_OK && !refused(s) && !fast && !h->hooks.loop) {
+            s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, h);
+            if (s == NATS_OK) {
+                bg = 1;
+                s = natsConnection_Connect(out, o);
+            }
+        }
         if (s == NATS_NOT_YET_CONNECTED) {
             nrpc_log(NRPC_LOG_WARN, "NATS at %s not reachable yet; retrying in the background",
-                     url);
+                     shown);
             s = NATS_OK;
         } else if (s == NATS_OK && !fast) {
             char cur[256];
@@ -330,20 +386,32 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     } else {
         /* The owner never gets the connection: no hook may run for it, and
          * h goes with on_closed, now if that has run, else when it runs.
-         * Without a background retry (loop mode) a failed connect runs no
-         * callback at all: h goes now. */
+         * Without a background retry (loop mode, a refusal) a failed
+         * connect runs no callback at all: h goes now. */
         h->ours = 1;
-        last = h->closed || h->hooks.loop != NULL;
+        last = h->closed || !bg;
     }
     pthread_mutex_unlock(&reg_mu);
+    if (s != NATS_OK && refused(s)) {
+        const char *why = nats_GetLastError(NULL);
+        if (why && why[0] == '(' && strstr(why, "): ")) /* "(conn.c:1905): " */
+            why = strstr(why, "): ") + 3;
+        snprintf(err, sizeof err, "NATS at %.300s refused the connection (%.400s): %.300s", shown,
+                 what, why && *why ? why : natsStatus_GetText(s));
+        if (hooks && hooks->why)
+            snprintf(hooks->why, hooks->why_len, "%s", err);
+    }
     if (s != NATS_OK) {
-        if (!fast)
-            nrpc_log(NRPC_LOG_ERROR, "NATS connect to %s failed: %s", url, natsStatus_GetText(s));
+        if (!fast && refused(s))
+            nrpc_log(NRPC_LOG_ERROR, "%s", err);
+        else if (!fast)
+            nrpc_log(NRPC_LOG_ERROR, "NATS connect to %s failed: %s", shown,
+                     natsStatus_GetText(s));
         /* Before the connect, or when failing fast, no callback can run and
          * h is ours to free; else on_closed frees it if it has not yet. */
         if (last || !tried || fast)
             free(h);
-        return NRPC_ERR_NATS;
+        return refused(s) ? NRPC_ERR_REFUSED : NRPC_ERR_NATS;
     }
     return NRPC_OK;
 }

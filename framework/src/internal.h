@@ -34,6 +34,10 @@ typedef struct {
      * connection (nrpc__nats_connect again) and retires this one with
      * nrpc__nats_close. Never called for a close of nrpc__nats_close. */
     void (*closed)(void *closure);
+    /* The server refused something of ours for want of permission (text:
+     * its words, e.g. Permissions Violation for Subscription to "a.b"),
+     * already logged. Runs on a nats.c thread, under the same lock. */
+    void (*not_permitted)(void *closure, const char *text);
     void *closure;
     /* > 0: fail fast, for a tool that runs one command (the natsrpc CLI).
      * Each server gets this many ms to answer, nothing retries in the
@@ -49,6 +53,11 @@ typedef struct {
      * answers, nrpc__nats_connect fails and the owner tries again. NULL:
      * nats.c's own threads. */
     void *loop;
+    /* Optional, for a caller that logs itself (fail_fast_ms): filled with
+     * why nrpc__nats_connect failed when the reason is a setting (see
+     * nrpc__nats_creds_apply) or the server's refusal. */
+    char *why;
+    size_t why_len;
 } nrpc__conn_hooks;
 
 /* The servers a connection uses: url when it is not NULL or empty, else
@@ -66,6 +75,22 @@ const char *nrpc__nats_url(const char *url);
  */
 nrpc_status nrpc__nats_connect(natsConnection **nc, const char *url, const char *name,
                                const nrpc__conn_hooks *hooks);
+
+/* Applies the NATS credentials and TLS settings of the environment to o
+ * (nats_creds.c): NATS_USER + NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED (a
+ * file holding a user seed), NATS_CREDS (a .creds file), at most one of
+ * them; NATS_CA, NATS_CERT + NATS_KEY and NATS_TLS_HOSTNAME for TLS. url is
+ * the server list (credentials in it conflict with the variables). Returns
+ * 0 with what describing the settings without a secret ("user 'gw'
+ * (NATS_USER, NATS_PASSWORD), TLS with the CA ..."), or -1 with err naming
+ * the variable at fault. */
+int nrpc__nats_creds_apply(natsOptions *o, const char *url, char *what, size_t whatlen,
+                           char *err, size_t errlen);
+
+/* Copies a server list for logs, with the user information of each URL
+ * (user:secret in nats://user:secret@host:4222) replaced by three asterisks.
+ * Always NUL-terminates out. */
+void nrpc__url_redact(const char *url, char *out, size_t len);
 
 /* Closes nc on purpose (the closed hook does not run) and destroys it.
  * NULL-safe. */

@@ -127,6 +127,9 @@ struct nrpc_service {
     uv_async_t rebuild;
     uv_timer_t rebuild_timer;    /* the next attempt (backoff) */
     atomic_int rebuild_attempts; /* since a connection was last up */
+    /* NATS refused one of our subscriptions (permissions): the service
+     * cannot serve what it declares, so it stops (on_rebuild sees it). */
+    atomic_int sub_refused;
 
     /* delivery thread -> loop thread */
     pthread_mutex_t qmu;

@@ -409,22 +409,32 @@ drain_check(uv_timer_t *t)
     close_handles(svc);
 }
 
+static void drain_start(nrpc_service *svc, const char *why);
+
 static void
 on_signal(uv_signal_t *h, int signum)
 {
     nrpc_service *svc = h->data;
-    size_t i;
 
     if (svc->draining) {
         nrpc_log(NRPC_LOG_WARN, "second signal: exiting without waiting");
         svc->drain_deadline_ms = 0;
         return;
     }
+    drain_start(svc, strsignal(signum));
+}
+
+/* Loop thread: stop taking calls, answer those in flight, then exit. */
+static void
+drain_start(nrpc_service *svc, const char *why)
+{
+    size_t i;
+
     svc->draining = 1;
     svc->drain_deadline_ms =
         nrpc_now_ms() +
         1000 * nrpc_env_int("NRPC_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT_S, 0, 3600);
-    nrpc_log(NRPC_LOG_INFO, "%s: draining (%d calls in flight)", strsignal(signum),
+    nrpc_log(NRPC_LOG_INFO, "%s: draining (%d calls in flight)", why,
              atomic_load(&svc->in_flight));
     nrpc__discovery_stop(svc); /* stop being listed at once */
     /* Drain, not unsubscribe: messages nats.c already holds for us are still
@@ -462,6 +472,21 @@ on_nats_closed(void *closure)
     uv_async_send(&svc->rebuild);
 }
 
+/* nats.c thread: the server refused something for want of permission
+ * (logged already). A refused subscription means an rpc, the discovery or
+ * an event handler is not served: stop, with exit status 1, rather than
+ * run without it. A refused publish fails only that publish. */
+static void
+on_nats_not_permitted(void *closure, const char *text)
+{
+    nrpc_service *svc = closure;
+
+    if (strstr(text, "Subscription") == NULL)
+        return;
+    atomic_store(&svc->sub_refused, 1);
+    uv_async_send(&svc->rebuild);
+}
+
 /* nats.c thread: a connection is up (again): the next rebuild starts at
  * once, and events set up their JetStream side again. */
 static void
@@ -489,6 +514,7 @@ service_connect(nrpc_service *svc)
     nrpc__conn_hooks hooks = {.connected = on_nats_connected,
                               .disconnected = on_nats_disconnected,
                               .closed = on_nats_closed,
+                              .not_permitted = on_nats_not_permitted,
                               .closure = svc};
     natsConnection *nc = NULL;
     nrpc_status st = nrpc__nats_connect(&nc, NULL, svc->def.name, &hooks);
@@ -520,6 +546,14 @@ on_rebuild(uv_async_t *a)
     nrpc_service *svc = a->data;
     int n = atomic_load(&svc->rebuild_attempts);
 
+    if (atomic_load(&svc->sub_refused) && !svc->draining) {
+        nrpc_log(NRPC_LOG_ERROR, "NATS refused a subscription of %s: stopping (grant this "
+                                 "process's NATS user the service's subjects)",
+                 svc->def.name);
+        svc->exit_code = 1;
+        drain_start(svc, "NATS refused a subscription");
+        return;
+    }
     if (svc->draining || uv_is_active((uv_handle_t *)&svc->rebuild_timer))
         return; /* an attempt is due already */
     uv_timer_start(&svc->rebuild_timer, rebuild_now,
@@ -612,7 +646,7 @@ usage(FILE *f, const nrpc_service_def *def)
                 def->handles[i].description ? def->handles[i].description : "");
     fprintf(f,
             "\nEnvironment:\n"
-            "  NATS_URL             NATS server(s), comma-separated (default %s)\n"
+            "  NATS_URL             NATS server(s), comma-separated (default %s)\n" NRPC_NATS_ENV_HELP
             "  NRPC_MAX_IN_FLIGHT   calls in flight before new ones get 503 overloaded "
             "(default %d)\n"
             "  NRPC_DRAIN_TIMEOUT   seconds to finish calls in flight after SIGTERM "

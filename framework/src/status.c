@@ -11,6 +11,7 @@ nrpc_status_text(nrpc_status s)
     case NRPC_ERR_NATS: return "NATS error";
     case NRPC_ERR_STATE: return "not allowed in this state";
     case NRPC_ERR_SYSTEM: return "system call failed";
+    case NRPC_ERR_REFUSED: return "refused by the NATS server";
     }
     return "unknown status";
 }

@@ -29,7 +29,7 @@ done
 # v1 with --compatibility, which turns deploy.replicas into scale); only
 # haproxy publishes the HTTP port, and it health-checks /healthz.
 python3 - "$compose" "$root/deploy/haproxy.cfg" <<'PY' || fail "cluster checks failed"
-import subprocess, sys, yaml
+import os, re, subprocess, sys, yaml
 compose, haproxy = sys.argv[1], sys.argv[2]
 cfg = yaml.safe_load(subprocess.run(["docker-compose", "--compatibility", "-f", compose, "config"],
                                     check=True, capture_output=True, text=True).stdout)
@@ -51,6 +51,30 @@ for name in ("greeting_service", "thing_service", "websocket_test", "gateway"):
         problems.append("%s does not list every NATS node" % name)
     if name != "haproxy" and s.get("ports"):
         problems.append("%s publishes ports; only haproxy should" % name)
+# NATS credentials: every node runs with deploy/nats-server.conf, every
+# natsrpc process connects as its own user of that file.
+conf_path = os.path.join(os.path.dirname(haproxy), "nats-server.conf")
+conf = open(conf_path).read()
+users = set(re.findall(r"^\s*user:\s*(\S+)", conf, re.M))
+for i in (1, 2, 3):
+    node = svcs["nats-%d" % i]
+    cmd = node["command"]
+    if "-c" not in cmd or cmd[cmd.index("-c") + 1] != "/etc/nats/natsrpc.conf":
+        problems.append("nats-%d does not run with -c /etc/nats/natsrpc.conf" % i)
+    if not any(v.endswith("deploy/nats-server.conf:/etc/nats/natsrpc.conf:ro") for v in node.get("volumes", [])):
+        problems.append("nats-%d does not mount deploy/nats-server.conf read-only" % i)
+    # the server reads the passwords from its environment
+    env = dict(os.environ, **{k: str(v) for k, v in (node.get("environment") or {}).items()})
+    r = subprocess.run(["nats-server", "-c", conf_path, "-t"], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        problems.append("nats-%d: nats-server -t rejects deploy/nats-server.conf with its environment: %s"
+                        % (i, (r.stdout + r.stderr).strip()))
+for name in ("greeting_service", "thing_service", "websocket_test", "gateway"):
+    env = svcs[name]["environment"]
+    if env.get("NATS_USER") not in users:
+        problems.append("%s connects as NATS user %r, not one of %s" % (name, env.get("NATS_USER"), sorted(users)))
+    if not env.get("NATS_PASSWORD"):
+        problems.append("%s has no NATS_PASSWORD" % name)
 if not svcs["haproxy"].get("ports"):
     problems.append("haproxy publishes no port")
 text = open(haproxy).read()

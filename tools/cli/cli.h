@@ -49,6 +49,10 @@ typedef struct {
 /* Connects, or prints why not and returns NULL (exit CLI_EXIT_CONN). */
 natsConnection *cli_connect(const cli_opts *o);
 void cli_close(natsConnection *nc);
+/* nats-server's words when it refused a publish or subscription of ours
+ * for want of permission (call after a flush), else NULL. Borrowed from
+ * nc. */
+const char *cli_not_permitted(natsConnection *nc);
 
 /* Prints "natsrpc: ..." on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -33,8 +33,11 @@ cli_err(const char *fmt, ...)
 natsConnection *
 cli_connect(const cli_opts *o)
 {
+    char reason[512] = "", shown[512];
     nrpc__conn_hooks fast = {.fail_fast_ms = o->timeout_ms < CLI_CONNECT_MS ? o->timeout_ms
-                                                                            : CLI_CONNECT_MS};
+                                                                            : CLI_CONNECT_MS,
+                             .why = reason,
+                             .why_len = sizeof reason};
     const char *url = nrpc__nats_url(o->server), *why;
     natsConnection *nc = NULL;
     natsStatus s = NATS_OK;
@@ -44,20 +47,37 @@ cli_connect(const cli_opts *o)
         cli_err("cannot connect to NATS: --server is empty");
         return NULL;
     }
+    nrpc__url_redact(url, shown, sizeof shown);
     st = nrpc__nats_connect(&nc, url, "natsrpc-cli", &fast);
+    if (st != NRPC_OK && reason[0]) { /* a setting, or the server's refusal */
+        cli_err("cannot connect to NATS: %s", reason);
+        return NULL;
+    }
     if (st == NRPC_ERR_INVALID_ARG) {
-        cli_err("cannot connect to NATS: '%s' names no server", url);
+        cli_err("cannot connect to NATS: '%s' names no server", shown);
         return NULL;
     }
     if (st != NRPC_OK) {
         why = nats_GetLastError(&s);
         if (why && why[0] == '(' && strstr(why, "): ")) /* "(conn.c:2088): " */
             why = strstr(why, "): ") + 3;
-        cli_err("cannot connect to NATS at %s: %s", url,
+        cli_err("cannot connect to NATS at %s: %s", shown,
                 s != NATS_OK && why && *why ? why : nrpc_status_text(st));
         return NULL;
     }
     return nc;
+}
+
+const char *
+cli_not_permitted(natsConnection *nc)
+{
+    const char *text = NULL;
+
+    /* nats-server's -ERR comes before the PONG of a flush, so after one
+     * the refusal is the connection's last error. */
+    if (natsConnection_GetLastError(nc, &text) != NATS_NOT_PERMITTED)
+        return NULL;
+    return text && *text ? text : "Not Permitted";
 }
 
 void

@@ -109,6 +109,8 @@ usage(FILE *f)
                "  -h, --help           this help; `natsrpc <command> --help` for a command\n"
                "  --version            print the version\n"
                "\n"
+               "NATS credentials and TLS (environment):\n" NRPC_NATS_ENV_HELP
+               "\n"
                "Options may stand before the command, between its words or after them,\n"
                "and the last of a repeated one counts. After `--` every word is the\n"
                "command's: for call and pub, the rpc's arguments.\n"

@@ -11,6 +11,7 @@ cli_cmd_pub(const cli_opts *o, int argc, char **argv)
 {
     natsConnection *nc;
     natsStatus s;
+    const char *refused = NULL;
     char *body;
 
     if (argc < 1) {
@@ -28,14 +29,18 @@ cli_cmd_pub(const cli_opts *o, int argc, char **argv)
     s = natsConnection_Publish(nc, argv[0], body, (int)strlen(body));
     if (s == NATS_OK)
         s = natsConnection_FlushTimeout(nc, o->timeout_ms);
+    if (s == NATS_OK && (refused = cli_not_permitted(nc)) != NULL)
+        s = NATS_NOT_PERMITTED;
     if (s == NATS_OK)
         fprintf(stderr, "natsrpc: published %zu bytes on %s\n", strlen(body), argv[0]);
     else
-        cli_err("publish on %s failed: %s", argv[0], natsStatus_GetText(s));
+        cli_err("publish on %s failed: %s", argv[0], refused ? refused : natsStatus_GetText(s));
     free(body);
     cli_close(nc);
     if (s == NATS_INVALID_SUBJECT)
         return CLI_EXIT_USAGE;
+    if (s == NATS_NOT_PERMITTED)
+        return CLI_EXIT_RPC;
     return s == NATS_OK ? CLI_EXIT_OK : CLI_EXIT_CONN;
 }
 
@@ -84,6 +89,7 @@ cli_cmd_sub(const cli_opts *o, int argc, char **argv)
     natsSubscription *sub = NULL;
     struct sigaction sa;
     natsStatus s;
+    const char *refused = NULL;
     long n = 0;
 
     if (argc != 1) {
@@ -98,11 +104,17 @@ cli_cmd_sub(const cli_opts *o, int argc, char **argv)
         s = natsSubscription_SetPendingLimits(sub, -1, -1);
     if (s == NATS_OK)
         s = natsConnection_Flush(nc); /* the server has the subscription */
+    if (s == NATS_OK && (refused = cli_not_permitted(nc)) != NULL)
+        s = NATS_NOT_PERMITTED;
+    else if (s == NATS_NOT_PERMITTED)
+        refused = cli_not_permitted(nc);
     if (s != NATS_OK) {
-        cli_err("subscribe to %s failed: %s", argv[0], natsStatus_GetText(s));
+        cli_err("subscribe to %s failed: %s", argv[0], refused ? refused : natsStatus_GetText(s));
         natsSubscription_Destroy(sub);
         cli_close(nc);
-        return s == NATS_INVALID_SUBJECT ? CLI_EXIT_USAGE : CLI_EXIT_CONN;
+        if (s == NATS_INVALID_SUBJECT)
+            return CLI_EXIT_USAGE;
+        return s == NATS_NOT_PERMITTED ? CLI_EXIT_RPC : CLI_EXIT_CONN;
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = sub_on_signal;
