@@ -610,6 +610,7 @@ loop_on_prepare(uv_prepare_t *h)
 {
     gw_ws *l = h->data;
 
+    wamp_router_prepare(l->router);
     if (!l->settle_due)
         return;
     l->settle_due = 0;
@@ -670,6 +671,7 @@ loop_on_timer(uv_timer_t *h)
             conn_control(c, WS_OP_PING, NULL, 0);
         }
     }
+    wamp_router_tick(l->router, now);
     loop_settle(l);
 }
 
