@@ -761,13 +761,6 @@ wamp_router_on_close(wamp_router *r, ws_conn *c)
     free(s);
 }
 
-void
-wamp_router_shutdown(wamp_router *r, ws_conn *c)
-{
-    if (ws_conn_session(c))
-        ws_conn_send_text(c, wamp_encode_goodbye("wamp.close.system_shutdown"));
-}
-
 /* ---------------------------------------------------------------------------
  * Life cycle.
  */

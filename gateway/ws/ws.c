@@ -905,8 +905,8 @@ gw_ws_quiesce(gw_ws *l)
     for (c = l->conns; c; c = c->next) {
         if (c->state != CONN_OPEN)
             continue;
-        wamp_router_shutdown(l->router, c);
-        ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        /* No GOODBYE: see gw_ws_quiesce in ws.h. Clients reconnect. */
+        ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server going away; reconnect");
     }
     wamp_router_detach(l->router);
     loop_settle(l);

@@ -40,9 +40,12 @@ struct MHD_Connection;
  * MHD closes it in its next run. *out is new: gw_ws_stop. */
 nrpc_status gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_client *client,
                         void (*handed_back)(void *arg), void *arg);
-/* Says GOODBYE (wamp.close.system_shutdown) and closes every socket (1001),
- * drops the NATS subscriptions and stops using the client; later upgrades
- * are refused. Idempotent; NULL-safe. */
+/* Closes every socket (1001, going away) without a WAMP GOODBYE, drops the
+ * NATS subscriptions and stops using the client; later upgrades are
+ * refused. No GOODBYE: a router's GOODBYE tells a WAMP client the session
+ * ended for good, and autobahn then turns its auto-reconnect off, while a
+ * closed socket alone makes it reconnect (to another gateway, or to this
+ * one restarted). Idempotent; NULL-safe. */
 void gw_ws_quiesce(gw_ws *ws);
 /* Closes what is left and the handles; ws is freed once the loop has run
  * their close callbacks. Call before MHD_stop_daemon (every upgraded
@@ -320,8 +323,6 @@ void wamp_router_on_message(wamp_router *r, ws_conn *c, int opcode, const uint8_
                             size_t len);
 /* c is going away: drop its session and subscriptions. */
 void wamp_router_on_close(wamp_router *r, ws_conn *c);
-/* Shutdown: GOODBYE to every session, then no NATS use any more. */
-void wamp_router_shutdown(wamp_router *r, ws_conn *c);
 /* Drops every NATS subscription; the client is not used afterwards. */
 void wamp_router_detach(wamp_router *r);
 void wamp_router_destroy(wamp_router *r);
