@@ -56,20 +56,14 @@ static void
 confirm_on_marker(const nrpc_message *msg, void *closure)
 {
     wamp_confirm *cf = closure;
-    char text[24];
-    int64_t seq;
+    uint64_t seq = wamp_marker_parse(msg->data, msg->len);
 
     /* Only our own sequences count: the subject is private, but anything on
      * NATS could publish to it, and a number past what we published would
      * confirm SUBs the server may not have read yet. */
-    if (msg->len == 0 || msg->len >= sizeof text)
+    if (seq == 0 || seq > cf->published || seq <= cf->confirmed)
         return;
-    memcpy(text, msg->data, msg->len);
-    text[msg->len] = '\0';
-    if (nrpc_parse_int64(text, &seq) != 0 || seq <= 0 || (uint64_t)seq > cf->published ||
-        (uint64_t)seq <= cf->confirmed)
-        return;
-    cf->confirmed = (uint64_t)seq;
+    cf->confirmed = seq;
     cf->on_confirmed(cf->arg, cf->confirmed);
 }
 

@@ -251,6 +251,12 @@ char *wamp_encode_result(json_int_t request, json_t *args, json_t *kwargs);
 /* The WAMP error URI for a natsrpc error code and type (type may be NULL). */
 const char *wamp_error_uri(int code, const char *type);
 
+/* The sequence a subscription marker carries (wamp_confirm.c): len bytes
+ * of decimal digits, no sign, no leading zero, in [1, INT64_MAX]; 0 for
+ * anything else (the marker's subject is private, but anyone on NATS may
+ * publish to it). */
+uint64_t wamp_marker_parse(const char *data, size_t len);
+
 /* ---------------------------------------------------------------------------
  * ws.c: the loop, seen from the router. All on the loop thread.
  */

@@ -339,9 +339,9 @@ class ChaosTest(harness.IntegrationCase):
         unanswered = [c for c in calls if c.status != 200]
         refused = sum(1 for c in calls if c.rerouted)
         print("\nchaos: PostgreSQL restart during a create loop: %d creates acknowledged, "
-              "%d missing from the table, %d request_ids created twice, %d creates retried, %d "
-              "not acknowledged (stopped mid-retry), database down %.2f s, first create %.2f s "
-              "after it was back"
+              "%d missing from the table, %d request_ids created twice, %d creates needed a "
+              "retry, %d not acknowledged (stopped mid-retry), database down %.2f s, first "
+              "create %.2f s after it was back"
               % (len(acked), len(missing), len(twice), refused, len(unanswered),
                  times["back"] - times["stop"], first_ok_after - times["back"]))
         self.assertEqual(missing, [])
