@@ -136,8 +136,9 @@ nrpc_status gw_gateway_start(gw_gateway **out, const gw_config *cfg);
 /* The port every loop listens on (useful with port 0). */
 unsigned gw_gateway_port(gw_gateway *gw);
 /* Main thread. Stops accepting connections; requests already received go
- * on, every response from now on closes its connection; WAMP sessions get
- * GOODBYE and their sockets close (1001). Waits for every loop. */
+ * on, every response from now on closes its connection; WebSockets close
+ * (1001) without a WAMP GOODBYE, so that clients reconnect. Waits for every
+ * loop. */
 void gw_gateway_quiesce(gw_gateway *gw);
 /* HTTP requests received and not completed, every loop. Any thread. */
 int gw_gateway_in_flight(gw_gateway *gw);

@@ -162,7 +162,7 @@ static void
 step_quiesce(gw_loop *l)
 {
     gw_http_quiesce(l->http);
-    gw_ws_quiesce(l->ws); /* WAMP sessions: GOODBYE, close 1001 */
+    gw_ws_quiesce(l->ws); /* WebSockets close 1001, no GOODBYE: clients reconnect */
 }
 
 /* Nothing: that the loop ran it is the point (see gw_gateway_release). */

@@ -306,3 +306,23 @@ wamp_error_uri(int code, const char *type)
     default: return "natsrpc.error.internal";
     }
 }
+
+uint64_t
+wamp_marker_parse(const char *data, size_t len)
+{
+    char text[24];
+    int64_t v;
+
+    /* Digits only (nrpc_parse_int64 takes a sign), and the canonical form:
+     * the gateway writes "%" PRIu64, so "007" is not one of its markers. */
+    if (data == NULL || len == 0 || len >= sizeof text || data[0] == '0')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (data[i] < '0' || data[i] > '9')
+            return 0;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    if (nrpc_parse_int64(text, &v) != 0 || v <= 0)
+        return 0;
+    return (uint64_t)v;
+}

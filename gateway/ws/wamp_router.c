@@ -14,6 +14,14 @@
  *                  dropped with the last one). Its id is the WAMP
  *                  subscription id. With {"match": "prefix"}, t (or "t.")
  *                  is every topic under t's tokens: events.t.>.
+ *                  SUBSCRIBED goes out once nats-server has the NATS
+ *                  subscription (wamp_confirm.c: a marker round trip,
+ *                  shared by every SUBSCRIBE of a loop turn), so an event
+ *                  published anywhere in the cluster after SUBSCRIBED
+ *                  reaches the session; until then the session gets no
+ *                  EVENT of it. A subscription NATS has not confirmed
+ *                  within ROUTER_CONFIRM_GIVE_UP_MS is answered ERROR
+ *                  natsrpc.error.unavailable and dropped.
  *   PUBLISH t      a NATS publish of [args, kwargs] on events.t, with
  *                  headers carrying the publication id and (exclude_me, the
  *                  default) the publisher's session: when the message comes
@@ -46,12 +54,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A SUBSCRIBE waits this long at most for nats-server to confirm it (NATS
+ * down or reconnecting meanwhile), then gets an ERROR. */
+#define ROUTER_CONFIRM_GIVE_UP_MS 10000
 #define ROUTER_PREFIX_LEN (sizeof NRPC_EVENT_PREFIX - 1)
 #define HDR_PUBLICATION "Nrpc-Wamp-Publication"
 #define HDR_SESSION "Nrpc-Wamp-Session"
 
 typedef struct topic topic;
 typedef struct member member;
+typedef struct waiter waiter;
 
 typedef struct {
     ws_conn *conn;
@@ -74,6 +86,16 @@ struct member {
     session *s;
     member *tprev, *tnext; /* in the topic */
     member *snext;         /* in the session */
+    int waiting;           /* SUBSCRIBEs of it not answered yet: no EVENT before */
+};
+
+/* A SUBSCRIBE waiting for the server to confirm its topic's subscription. */
+struct waiter {
+    member *m;
+    json_int_t request;
+    uint64_t ticket; /* wamp_confirm's */
+    int64_t since_ms;
+    waiter *next;
 };
 
 struct topic {
@@ -83,6 +105,7 @@ struct topic {
     int prefix;      /* match "prefix": every topic under the WAMP topic's tokens */
     json_int_t id;
     nrpc_subscription *nsub;
+    uint64_t ticket; /* the confirmation its subscription waits for; 0: confirmed */
     member *members;
     size_t count;
 };
@@ -100,6 +123,8 @@ struct wamp_router {
     size_t max_subs;
     unsigned publish_rate, publish_burst;
     int max_calls;
+    wamp_confirm *confirm;
+    waiter *waiters; /* in arrival order */
 };
 
 /* ---------------------------------------------------------------------------
@@ -230,7 +255,7 @@ router_deliver(topic *t, const nats_event *e)
     if (b == NULL)
         goto out;
     for (m = t->members; m; m = m->tnext) {
-        if (e->exclude != 0 && m->s->id == e->exclude)
+        if (m->waiting || (e->exclude != 0 && m->s->id == e->exclude))
             continue;
         if (ws_conn_send(m->s->conn, b) == 0)
             ws_stat_add(WS_STAT_EVENTS_OUT, 1);
@@ -289,11 +314,32 @@ topic_free(wamp_router *r, topic *t)
     free(t);
 }
 
+/* Forgets m's unanswered SUBSCRIBEs; with uri, answers each with ERROR. */
+static void
+waiters_drop(wamp_router *r, member *m, const char *uri, const char *message)
+{
+    waiter **pp = &r->waiters;
+
+    while (m->waiting > 0 && *pp) {
+        waiter *w = *pp;
+        if (w->m != m) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        m->waiting--;
+        if (uri)
+            router_error(m->s->conn, WAMP_SUBSCRIBE, w->request, uri, message, NULL);
+        free(w);
+    }
+}
+
 static void
 member_remove(wamp_router *r, member *m)
 {
     topic *t = m->t;
 
+    waiters_drop(r, m, NULL, NULL);
     if (m->tprev)
         m->tprev->tnext = m->tnext;
     else
@@ -305,6 +351,54 @@ member_remove(wamp_router *r, member *m)
     free(m);
     if (t->count == 0)
         topic_free(r, t);
+}
+
+/* Answers SUBSCRIBE request for mb: SUBSCRIBED now when the server has its
+ * topic's subscription, else once it confirms it. Returns 0, or -1 when out
+ * of memory (nothing sent). */
+static int
+router_subscribed(wamp_router *r, member *mb, json_int_t request)
+{
+    waiter *w, **pp;
+
+    if (mb->t->ticket == 0) {
+        ws_conn_send_text(mb->s->conn, wamp_encode_subscribed(request, mb->t->id));
+        return 0;
+    }
+    w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -1;
+    w->m = mb;
+    w->request = request;
+    w->ticket = mb->t->ticket;
+    w->since_ms = nrpc_now_ms();
+    for (pp = &r->waiters; *pp; pp = &(*pp)->next)
+        ;
+    *pp = w;
+    mb->waiting++;
+    return 0;
+}
+
+/* wamp_confirm: the server has every subscription of tickets <= upto. */
+static void
+router_on_confirmed(void *arg, uint64_t upto)
+{
+    wamp_router *r = arg;
+    waiter **pp = &r->waiters;
+
+    while (*pp) {
+        waiter *w = *pp;
+        if (w->ticket > upto) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->m->t->ticket = 0;
+        w->m->waiting--;
+        ws_conn_send_text(w->m->s->conn, wamp_encode_subscribed(w->request, w->m->t->id));
+        free(w);
+    }
+    ws_loop_settle_later(r->loop);
 }
 
 static void
@@ -349,7 +443,9 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     if (t) {
         for (mb = s->subs; mb; mb = mb->snext) {
             if (mb->t == t) { /* again: the same subscription */
-                ws_conn_send_text(s->conn, wamp_encode_subscribed(m->id[0], t->id));
+                if (router_subscribed(r, mb, m->id[0]) != 0)
+                    router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+                                 "out of memory", NULL);
                 return;
             }
         }
@@ -385,6 +481,12 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
         t->prefix = prefix;
         if (r->client)
             st = nrpc_client_subscribe(r->client, subject, router_on_nats, t, &t->nsub);
+        /* After the SUB: the marker that confirms it follows it on the wire. */
+        if (st == NRPC_OK && (t->ticket = wamp_confirm_ticket(r->confirm)) == 0) {
+            nrpc_client_unsubscribe(t->nsub);
+            t->nsub = NULL;
+            st = NRPC_ERR_NOMEM;
+        }
         if (st != NRPC_OK) {
             topic_free(r, t);
             router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.unavailable",
@@ -413,7 +515,12 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     s->subs = mb;
     s->nsubs++;
     ws_stat_add(WS_STAT_SUBSCRIPTIONS, 1);
-    ws_conn_send_text(s->conn, wamp_encode_subscribed(m->id[0], t->id));
+    if (router_subscribed(r, mb, m->id[0]) != 0) {
+        s->subs = mb->snext;
+        member_remove(r, mb);
+        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal", "out of memory",
+                     NULL);
+    }
 }
 
 static void
@@ -422,7 +529,8 @@ router_unsubscribe(wamp_router *r, session *s, wamp_msg *m)
     member **pp;
 
     for (pp = &s->subs; *pp; pp = &(*pp)->snext) {
-        if ((*pp)->t->id == m->id[1]) {
+        /* One still waiting for its SUBSCRIBED has no id for the session. */
+        if ((*pp)->t->id == m->id[1] && (*pp)->waiting == 0) {
             member *mb = *pp;
             *pp = mb->snext;
             s->nsubs--;
@@ -915,13 +1023,6 @@ wamp_router_on_close(wamp_router *r, ws_conn *c)
     free(s);
 }
 
-void
-wamp_router_shutdown(wamp_router *r, ws_conn *c)
-{
-    if (ws_conn_session(c))
-        ws_conn_send_text(c, wamp_encode_goodbye("wamp.close.system_shutdown"));
-}
-
 /* ---------------------------------------------------------------------------
  * Life cycle.
  */
@@ -941,7 +1042,10 @@ wamp_router_create(ws_loop *l, const gw_config *cfg, nrpc_client *client)
     r->publish_rate = cfg->wamp_publish_rate;
     r->publish_burst = cfg->wamp_publish_rate * 2;
     r->max_calls = (int)cfg->wamp_max_calls;
-    if (r->realm == NULL) {
+    r->confirm = wamp_confirm_create(client, router_on_confirmed, r);
+    if (r->realm == NULL || r->confirm == NULL) {
+        wamp_confirm_free(r->confirm);
+        free(r->realm);
         free(r);
         return NULL;
     }
@@ -968,7 +1072,40 @@ wamp_router_detach(wamp_router *r)
             }
         }
     }
+    wamp_confirm_detach(r->confirm);
     r->client = NULL;
+}
+
+void
+wamp_router_prepare(wamp_router *r)
+{
+    if (r != NULL)
+        wamp_confirm_prepare(r->confirm);
+}
+
+void
+wamp_router_tick(wamp_router *r, int64_t now_ms)
+{
+    waiter *w;
+
+    if (r == NULL)
+        return;
+    wamp_confirm_tick(r->confirm, now_ms);
+    /* Oldest first: give up on those NATS has not confirmed in time. */
+    while ((w = r->waiters) != NULL && now_ms - w->since_ms >= ROUTER_CONFIRM_GIVE_UP_MS) {
+        member *mb = w->m, **pp;
+        char msg[128];
+
+        snprintf(msg, sizeof msg, "NATS did not confirm the subscription within %d s",
+                 ROUTER_CONFIRM_GIVE_UP_MS / 1000);
+        nrpc_log(NRPC_LOG_WARN, "wamp: %s (%s)", msg, mb->t->subject);
+        waiters_drop(r, mb, "natsrpc.error.unavailable", msg);
+        for (pp = &mb->s->subs; *pp != mb; pp = &(*pp)->snext)
+            ;
+        *pp = mb->snext;
+        member_remove(r, mb);
+        ws_loop_settle_later(r->loop);
+    }
 }
 
 void
@@ -980,6 +1117,7 @@ wamp_router_destroy(wamp_router *r)
     /* Sessions are gone with their connections, and topics with their last
      * member: only the table's buckets are left. */
     nrpc_table_free(&r->topics);
+    wamp_confirm_free(r->confirm);
     free(r->realm);
     free(r);
 }

@@ -612,6 +612,7 @@ loop_on_prepare(uv_prepare_t *h)
 {
     gw_ws *l = h->data;
 
+    wamp_router_prepare(l->router);
     if (!l->settle_due)
         return;
     l->settle_due = 0;
@@ -672,6 +673,7 @@ loop_on_timer(uv_timer_t *h)
             conn_control(c, WS_OP_PING, NULL, 0);
         }
     }
+    wamp_router_tick(l->router, now);
     loop_settle(l);
 }
 
@@ -935,8 +937,8 @@ gw_ws_quiesce(gw_ws *l)
     for (c = l->conns; c; c = c->next) {
         if (c->state != CONN_OPEN)
             continue;
-        wamp_router_shutdown(l->router, c);
-        ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        /* No GOODBYE: see gw_ws_quiesce in ws.h. Clients reconnect. */
+        ws_conn_close(c, WS_CLOSE_GOING_AWAY, "server going away; reconnect");
     }
     wamp_router_detach(l->router);
     loop_settle(l);

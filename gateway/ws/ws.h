@@ -7,6 +7,8 @@
  *                 fuzzed)
  *   ws.c          the upgraded sockets of one gateway loop
  *   wamp_router.c sessions, topics and calls: WAMP onto NATS
+ *   wamp_confirm.c when nats-server has the router's subscriptions (the
+ *                 marker round trip that SUBSCRIBED waits for)
  *
  * Threads. Each gateway loop (gateway.h) has its own gw_ws: its sockets,
  * sessions and topics, on the loop's NATS connection. Everything happens on
@@ -38,9 +40,12 @@ struct MHD_Connection;
  * MHD closes it in its next run. *out is new: gw_ws_stop. */
 nrpc_status gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_client *client,
                         void (*handed_back)(void *arg), void *arg);
-/* Says GOODBYE (wamp.close.system_shutdown) and closes every socket (1001),
- * drops the NATS subscriptions and stops using the client; later upgrades
- * are refused. Idempotent; NULL-safe. */
+/* Closes every socket (1001, going away) without a WAMP GOODBYE, drops the
+ * NATS subscriptions and stops using the client; later upgrades are
+ * refused. No GOODBYE: a router's GOODBYE tells a WAMP client the session
+ * ended for good, and autobahn then turns its auto-reconnect off, while a
+ * closed socket alone makes it reconnect (to another gateway, or to this
+ * one restarted). Idempotent; NULL-safe. */
 void gw_ws_quiesce(gw_ws *ws);
 /* The gateway loop ws belongs to (for GATEWAY_AUTH). NULL-safe. */
 void gw_ws_set_loop(gw_ws *ws, gw_loop *gl);
@@ -255,6 +260,12 @@ char *wamp_encode_result(json_int_t request, json_t *args, json_t *kwargs);
 /* The WAMP error URI for a natsrpc error code and type (type may be NULL). */
 const char *wamp_error_uri(int code, const char *type);
 
+/* The sequence a subscription marker carries (wamp_confirm.c): len bytes
+ * of decimal digits, no sign, no leading zero, in [1, INT64_MAX]; 0 for
+ * anything else (the marker's subject is private, but anyone on NATS may
+ * publish to it). */
+uint64_t wamp_marker_parse(const char *data, size_t len);
+
 /* ---------------------------------------------------------------------------
  * ws.c: the loop, seen from the router. All on the loop thread.
  */
@@ -336,10 +347,38 @@ void wamp_router_on_message(wamp_router *r, ws_conn *c, int opcode, const uint8_
 int wamp_session_established(const void *session);
 /* c is going away: drop its session and subscriptions. */
 void wamp_router_on_close(wamp_router *r, ws_conn *c);
-/* Shutdown: GOODBYE to every session, then no NATS use any more. */
-void wamp_router_shutdown(wamp_router *r, ws_conn *c);
 /* Drops every NATS subscription; the client is not used afterwards. */
 void wamp_router_detach(wamp_router *r);
 void wamp_router_destroy(wamp_router *r);
+/* ws.c's prepare handle, before every poll: sends what waits for the end
+ * of a loop turn (the marker of wamp_confirm_prepare). */
+void wamp_router_prepare(wamp_router *r);
+/* ws.c's timer (at most a second apart): retries and gives up on
+ * subscriptions the server has not confirmed. */
+void wamp_router_tick(wamp_router *r, int64_t now_ms);
+
+/* ---------------------------------------------------------------------------
+ * wamp_confirm.c: a marker round trip through nats-server, asynchronous,
+ * on the loop (see the file's comment). All on the loop thread.
+ */
+typedef struct wamp_confirm wamp_confirm;
+
+/* New (wamp_confirm_free); client borrowed. on_confirmed(arg, upto) runs
+ * on the loop each time the server is known to have read everything the
+ * client sent before ticket upto was handed out (every ticket <= upto).
+ * NULL when out of memory. */
+wamp_confirm *wamp_confirm_create(nrpc_client *client,
+                                  void (*on_confirmed)(void *arg, uint64_t upto), void *arg);
+/* A ticket for what the client has sent so far (a SUB just made): 1 or
+ * more, or 0 when it cannot be confirmed (detached, no subscription). */
+uint64_t wamp_confirm_ticket(wamp_confirm *cf);
+/* Publishes the marker of the tickets handed out since the last one. */
+void wamp_confirm_prepare(wamp_confirm *cf);
+/* Publishes again a marker that has not come back in time (or could not
+ * go out while NATS was down). */
+void wamp_confirm_tick(wamp_confirm *cf, int64_t now_ms);
+/* Drops the marker subscription; no NATS use afterwards. NULL-safe. */
+void wamp_confirm_detach(wamp_confirm *cf);
+void wamp_confirm_free(wamp_confirm *cf);
 
 #endif /* NRPC_GW_WS_H */

@@ -1,31 +1,63 @@
-"""A NATS cluster on loopback for the integration tests: n nats-server nodes
-with routes between every pair, started through a harness.Stack (so they are
-stopped with it), and the helpers the failover tests share."""
+"""A NATS cluster on loopback for the tests that need more than one node:
+three nats-server nodes in a full mesh of routes, with clustered JetStream,
+each one a harness.Nats (so it restarts on its own ports after a kill).
+
+    nodes = cluster.nats_cluster(stack)      # started and routed
+    nodes[0].proc.signal(signal.SIGKILL); cluster.restart(nodes, 0)
+"""
 
 import json
 
 import harness
 
+CLUSTER_NAME = "nrpc-it"
 
-def start_cluster(stack, n=3, name="nats"):
-    """Starts n nodes (names name-0, name-1, ...) with a full mesh of routes
-    and waits until every node routes to every other. Returns the
-    harness.Nats nodes; node.url is its client URL."""
-    cports = []
-    while len(cports) < n:
-        p = harness.free_port()
-        if p not in cports:
-            cports.append(p)
+
+def nats_cluster(stack, n=3):
+    """Starts n nodes routed to each other and waits until every node sees
+    the others and JetStream answers. Returns the harness.Nats nodes."""
+    route_ports = [harness.free_port() for _ in range(n)]
     nodes = []
     for i in range(n):
-        routes = ", ".join("nats-route://127.0.0.1:%d" % p for j, p in enumerate(cports) if j != i)
-        config = ("cluster {\n  name: nrpc-it\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n"
-                  % (cports[i], routes))
-        nodes.append(stack.nats(name="%s-%d" % (name, i), config=config))
+        routes = ",".join("nats://127.0.0.1:%d" % p for j, p in enumerate(route_ports) if j != i)
+        args = ["--cluster_name", CLUSTER_NAME, "--cluster", "nats://127.0.0.1:%d" % route_ports[i],
+                "--routes", routes]
+        nodes.append(harness.Nats(stack, name="nats-n%d" % (i + 1), args=args))
     for node in nodes:
-        harness.wait_for(lambda node=node: node.monitor("/routez").get("num_routes") == n - 1,
-                         harness.START_TIMEOUT, what="%s routes to the %d others" % (node.name, n - 1))
+        node.start()
+    wait_meshed(nodes)
     return nodes
+
+
+def routes_of(node):
+    try:
+        return node.monitor("/routez").get("num_routes", 0)
+    except OSError:
+        return -1
+
+
+def js_ready(node):
+    try:
+        return node.monitor("/healthz").get("status") == "ok"
+    except OSError:
+        return False
+
+
+def wait_meshed(nodes, timeout=harness.START_TIMEOUT):
+    """Waits until every running node has a route to every other running
+    node and its JetStream is healthy (a meta leader is elected)."""
+    up = [n for n in nodes if n.proc is not None and n.proc.alive()]
+    harness.wait_for(lambda: all(routes_of(n) >= len(up) - 1 for n in up), timeout,
+                     what="%d nodes routed to each other" % len(up))
+    harness.wait_for(lambda: all(js_ready(n) for n in up), timeout,
+                     what="JetStream healthy on every node")
+
+
+def urls(nodes, first=0):
+    """A NATS_URL listing every node, starting at node first (the one a
+    client connects to; the others are where it goes when that one dies)."""
+    order = nodes[first:] + nodes[:first]
+    return ",".join(n.url for n in order)
 
 
 def rpc_in_flight(nc, service, rpc):

@@ -211,8 +211,9 @@ class Nats:
     is the text of a configuration file for settings that have no flag (such
     as max_control_line); the flags for address and ports still apply."""
 
-    def __init__(self, stack, port=None, name="nats-server", config=None):
+    def __init__(self, stack, port=None, name="nats-server", config=None, args=()):
         self.stack = stack
+        self.args = list(args)  # more flags (a cluster's routes: see cluster.py)
         self.auto_port = port is None
         self.port = port or free_port()
         self.mport = self._other_port(self.port)
@@ -245,6 +246,7 @@ class Nats:
                 argv += ["-n", "nrpc-it-%d" % self.port]
             else:
                 argv += ["-c", self._write_config()]
+            argv += self.args
             self.proc = self.stack.spawn(self.name, argv, kind="nats")
             try:
                 wait_for(lambda: (port_open(self.port) and port_open(self.mport)) or self._check_alive(),

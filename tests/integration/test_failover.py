@@ -38,7 +38,7 @@ class NodeKilledTest(harness.IntegrationCase, harness.CliMixin):
     @classmethod
     def setUpClass(cls):
         def start(stack):
-            cls.a, cls.b, cls.c = cluster.start_cluster(stack)
+            cls.a, cls.b, cls.c = cluster.nats_cluster(stack)
             stack.service("greeting_service", cls.b)
             cls.relay = stack.service("test_faulty_service", cls.a,
                                       ready_subject="faulty_service.relay")

@@ -221,9 +221,30 @@ test_error_uris(void)
     CHECK_STR(wamp_error_uri(418, NULL), "natsrpc.error.internal");
 }
 
+static void
+test_marker_parse(void)
+{
+    static const struct {
+        const char *text;
+        uint64_t want;
+    } cases[] = {
+        {"1", 1}, {"42", 42}, {"9223372036854775807", 9223372036854775807ULL},
+        {"9223372036854775808", 0}, {"99999999999999999999999", 0}, {"0", 0}, {"007", 0},
+        {"-1", 0}, {"+1", 0}, {" 1", 0}, {"1 ", 0}, {"1e3", 0}, {"0x10", 0}, {"", 0},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(wamp_marker_parse(cases[i].text, strlen(cases[i].text)) == cases[i].want);
+    CHECK(wamp_marker_parse("12\0" "3", 4) == 0);
+    CHECK(wamp_marker_parse("123", 2) == 12); /* len, not the NUL, ends it */
+    CHECK(wamp_marker_parse(NULL, 0) == 0);
+}
+
 int
 main(void)
 {
+    test_marker_parse();
     test_every_type();
     test_malformed();
     test_encode();
