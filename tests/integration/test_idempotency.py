@@ -16,6 +16,7 @@ from test_things import ThingCase, body, wait_served
 
 PATH = "/thing_service.create_thing"
 KEY = "Idempotency-Key"
+ORIGIN = "http://app.example"  # a page's origin the gateway lists
 
 
 def new_key():
@@ -25,7 +26,7 @@ def new_key():
 class IdempotencyTest(ThingCase):
     @classmethod
     def setUpClass(cls):
-        cls.start_things("idempotency")
+        cls.start_things("idempotency", gateway_env={"GATEWAY_CORS_ORIGINS": ORIGIN})
 
     def count(self, where="TRUE", table="thing"):
         return int(self.pg.psql("SELECT count(*) FROM %s WHERE %s" % (table, where)))
@@ -120,13 +121,17 @@ class IdempotencyTest(ThingCase):
 
     def test_key_on_other_rpcs_and_other_origins(self):
         # An rpc that does not use the key ignores it; a browser's Origin
-        # changes nothing (the key is not a credential).
+        # (one the gateway lets call, GATEWAY_CORS_ORIGINS) changes nothing:
+        # the key is not a credential.
         r = http_call(self.port, "POST", "/thing_service.get_things", body(limit=1),
-                      headers={KEY: new_key(), "Origin": "http://elsewhere.example"})
+                      headers={KEY: new_key(), "Origin": ORIGIN})
         self.assertEqual(r.status, 200, r.describe())
         key = new_key()
-        first = self.created("Origin", key, extra={"Origin": "http://elsewhere.example"})
+        first = self.created("Origin", key, extra={"Origin": ORIGIN})
         self.assertEqual(self.created("Origin", key).text, first.text)
+        # A key does not open the gateway to an origin it does not list.
+        r = self.create("Origin", key, extra={"Origin": "http://evil.example"})
+        self.assertEqual(r.status, 403, r.describe())
 
     def test_over_nats_only_a_valid_key_counts(self):
         key = new_key()

@@ -72,13 +72,13 @@ class ThingCase(harness.IntegrationCase):
     port = None
 
     @classmethod
-    def start_things(cls, prefix):
+    def start_things(cls, prefix, gateway_env=None):
         """nats, a private Postgres, thing_service and the gateway, served."""
         def start(stack):
             cls.nats = stack.nats()
             cls.pg = stack.postgres()
             cls.svc = start_thing_service(stack, cls.nats, cls.pg.url)
-            cls.gw, cls.port = stack.gateway(cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats, env=gateway_env)
             cls.nc = harness.NatsClient(cls.nats.url)
             wait_served(cls.nc)
         cls.start_stack(prefix, start)
