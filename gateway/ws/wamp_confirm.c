@@ -13,8 +13,9 @@
  * The same guarantee, asynchronously: the server handles one connection's
  * protocol lines in order, so once a message the client published after its
  * SUBs comes back to it, every one of those SUBs is in the server's
- * interest graph (and was sent on to the other nodes of a cluster over
- * their routes, one hop, before the server even delivers the marker). The
+ * interest graph. (The server has also queued them to the other nodes of a
+ * cluster, but nothing tells when those have read them: a publish on
+ * another node a moment after SUBSCRIBED can still miss, see the README.) The
  * router asks for a ticket after each SUB; the next time the loop is about
  * to poll (wamp_confirm_prepare, from ws.c's prepare handle) one marker
  * carrying the highest ticket so far is published to a private inbox

@@ -17,8 +17,10 @@
  *                  SUBSCRIBED goes out once nats-server has the NATS
  *                  subscription (wamp_confirm.c: a marker round trip,
  *                  shared by every SUBSCRIBE of a loop turn), so an event
- *                  published anywhere in the cluster after SUBSCRIBED
- *                  reaches the session; until then the session gets no
+ *                  published through the gateway's node after SUBSCRIBED
+ *                  reaches the session (other nodes hear of the
+ *                  subscription over their routes a little later, on
+ *                  nats-server's own time); until then the session gets no
  *                  EVENT of it. A subscription NATS has not confirmed
  *                  within ROUTER_CONFIRM_GIVE_UP_MS is answered ERROR
  *                  natsrpc.error.unavailable and dropped.

@@ -353,7 +353,9 @@ class ServerRestartTest(AuthCase):
         def start(stack):
             cls.nats = stack.nats(config=config)
             env = {"NATS_USER": "app", "NATS_PASSWORD": cls.pw}
-            cls.svc = stack.service("greeting_service", cls.nats, env=env)
+            # ready once the rpc the test calls is subscribed, not only hello
+            cls.svc = stack.service("greeting_service", cls.nats, env=env,
+                                    ready_subject="greeting_service.hello_sleep")
             cls.gw, cls.port = stack.gateway(cls.nats, env=env)
         cls.start_stack("nats-auth-restart", start)
 
