@@ -68,7 +68,8 @@ static const gw_setting gw_settings[] = {
     {"GATEWAY_WS_PING", "30", SET_SECONDS, 0, 0,
      "seconds of WebSocket silence before a ping; no answer for as long: dropped"},
     {"GATEWAY_WS_ORIGINS", "", SET_STRING, 0, 0,
-     "origins besides the gateway's own whose pages may open /websocket (comma-separated; *: any)"},
+     "origins, besides the gateway's own and GATEWAY_CORS_ORIGINS, whose pages may open "
+     "/websocket (comma-separated; *: any)"},
     {"GATEWAY_WS_HELLO_TIMEOUT", "10", SET_SECONDS, 0, 0,
      "seconds a WebSocket may stay open without a WAMP session (HELLO); then close 1008"},
     {"GATEWAY_AUTH", "", SET_STRING, 0, 0,

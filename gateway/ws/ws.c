@@ -92,7 +92,7 @@ struct gw_ws {
     size_t max_message, max_queue;
     int64_t ping_ms;
     int64_t hello_ms; /* a socket without a session this long is closed */
-    char *origins;    /* GATEWAY_WS_ORIGINS (copy) */
+    char *origins;    /* GATEWAY_WS_ORIGINS and GATEWAY_CORS_ORIGINS, joined */
     int quiescing;
     ws_conn *conns;
     ws_conn *dirty, *reap;
@@ -851,7 +851,7 @@ gw_ws_upgrade(gw_ws *l, struct MHD_Connection *conn, int *status)
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
             l->origins))
         return ws_refuse(conn, MHD_HTTP_FORBIDDEN,
-                         "this page's origin may not open the WebSocket (GATEWAY_WS_ORIGINS)",
+                         "this page's origin may not open the WebSocket (GATEWAY_CORS_ORIGINS, GATEWAY_WS_ORIGINS)",
                          status);
     if (!ws_header_has_token(protocol, WS_PROTOCOL))
         return ws_refuse(conn, MHD_HTTP_BAD_REQUEST,
@@ -898,7 +898,18 @@ gw_ws_start(gw_ws **out, uv_loop_t *uv, const gw_config *cfg, nrpc_client *clien
     l->max_queue = cfg->ws_max_queue ? cfg->ws_max_queue : 4 * 1024 * 1024;
     l->ping_ms = cfg->ws_ping_ms;
     l->hello_ms = cfg->ws_hello_ms;
-    l->origins = strdup(cfg->ws_origins ? cfg->ws_origins : "");
+    {
+        /* The origins whose pages may call rpcs (GATEWAY_CORS_ORIGINS) may
+         * open the WebSocket too; GATEWAY_WS_ORIGINS adds WebSocket-only ones
+         * (or "*"). One list for the check. */
+        const char *ws = cfg->ws_origins ? cfg->ws_origins : "";
+        const char *cors = cfg->cors_origins ? cfg->cors_origins : "";
+        size_t n = strlen(ws) + strlen(cors) + 2;
+
+        l->origins = malloc(n);
+        if (l->origins)
+            snprintf(l->origins, n, "%s%s%s", ws, *ws && *cors ? "," : "", cors);
+    }
     l->scratch = malloc(WS_SCRATCH);
     l->router = wamp_router_create(l, cfg, client);
     if (l->scratch == NULL || l->origins == NULL || l->router == NULL) {

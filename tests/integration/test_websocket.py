@@ -137,7 +137,8 @@ class WebSocketTest(harness.IntegrationCase):
             cls.gw, cls.port = stack.gateway(cls.nats, env={
                 "GATEWAY_WS_MAX_MESSAGE": "4096", "GATEWAY_WS_MAX_QUEUE": "65536",
                 "GATEWAY_WS_PING": "0.4", "GATEWAY_ACCESS_LOG": "0",
-                "GATEWAY_WS_ORIGINS": "https://app.example"})
+                "GATEWAY_WS_ORIGINS": "https://app.example",
+                "GATEWAY_CORS_ORIGINS": "https://calls.example"})
             cls.nc = harness.NatsClient(cls.nats.url)
         cls.start_stack("websocket", start)
 
@@ -160,6 +161,15 @@ class WebSocketTest(harness.IntegrationCase):
         listed = WsClient(self.port, origin="https://app.example")
         self.addCleanup(listed.close)
         self.assertEqual(listed.status, 101, "an origin in GATEWAY_WS_ORIGINS may connect")
+        # The origins whose pages may call rpcs over HTTP may use the
+        # WebSocket too: one list for both (GATEWAY_CORS_ORIGINS).
+        cors = WsClient(self.port, origin="https://calls.example")
+        self.addCleanup(cors.close)
+        self.assertEqual(cors.status, 101, "an origin in GATEWAY_CORS_ORIGINS may connect")
+        # Listed exactly, not by prefix.
+        near = WsClient(self.port, origin="https://calls.example.evil")
+        self.addCleanup(near.close)
+        self.assertEqual(near.status, 403, "not listed: %r" % near.headers)
 
     # -- frames
 
