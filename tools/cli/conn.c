@@ -13,13 +13,22 @@
 void
 cli_err(const char *fmt, ...)
 {
+    char line[2048];
     va_list ap;
+    int n;
 
-    fputs("natsrpc: ", stderr);
+    /* One write: nats.c's threads may log at the same moment, and a line
+     * written in pieces would be cut in two by theirs. */
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    n = vsnprintf(line, sizeof line - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)(sizeof line - 2);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    fprintf(stderr, "natsrpc: %s", line);
 }
 
 /* A server gets this long to greet us (nats.c's default), or --timeout
