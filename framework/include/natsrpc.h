@@ -150,14 +150,24 @@ const char *nrpc_code_type(int code);
  *     program that does not know heartbeats never sees one (events, whose
  *     reply subject is JetStream's, never get them either).
  *   - The caller watches: a call counts as lost when nothing (heartbeat or
- *     reply) came for NRPC_HEARTBEAT_MISSED intervals and half of one more
- *     (2.5 N) after its last heartbeat, or after it was sent when the
- *     subject is known to send heartbeats (one came for an earlier call to
- *     it; a caller without that memory, such as the natsrpc CLI, watches
- *     from the first heartbeat). The caller then answers 503 "unavailable"
- *     (the replica was lost: the call may have run) and stops waiting; a
- *     reply that comes later is dropped. A responder that never sends
- *     heartbeats (not natsrpc) is waited for until the timeout, as before.
+ *     reply) came
+ *       - within 1.5 N after it was sent, when the subject is known to send
+ *         heartbeats: the first one is due N after the handler started,
+ *         and half an interval covers the trips and the service's queue.
+ *         Known means expected (nrpc_client_expect_heartbeats: the gateway
+ *         tells its clients every rpc whose services carry the INFO marker
+ *         NRPC_INFO_HEARTBEATS, so a fast rpc's lost reply shows in 1.5 s)
+ *         or learnt (a heartbeat came for an earlier call to it);
+ *       - within NRPC_HEARTBEAT_MISSED intervals and half of one more
+ *         (2.5 N) after its last heartbeat, for every call that got one (a
+ *         caller without that memory, such as the natsrpc CLI, watches
+ *         from the first heartbeat).
+ *     The caller then answers 503 "unavailable" (the replica was lost: the
+ *     call may have run) and stops waiting; a reply that comes later is
+ *     dropped. A responder that never sends heartbeats (not natsrpc) is
+ *     waited for until the timeout, as before.
+ *   - A natsrpc service says it honours Nrpc-Heartbeat-Ms in its $SRV.INFO
+ *     metadata: NRPC_INFO_HEARTBEATS: "true".
  *
  * natsrpc's callers (nrpc_client_request, nrpc_call_request, the natsrpc
  * CLI) ask with N = NRPC_HEARTBEAT_MS whenever their timeout is longer than
@@ -168,6 +178,7 @@ const char *nrpc_code_type(int code);
 #define NRPC_HEARTBEAT_MIN_MS 100
 #define NRPC_HEARTBEAT_MAX_MS 60000
 #define NRPC_HEARTBEAT_MISSED 2
+#define NRPC_INFO_HEARTBEATS "heartbeats"
 
 /** W3C trace context and request id: the gateway sets them, services log
  * them with every line about the call and pass them on. */
@@ -707,6 +718,16 @@ void nrpc_client_destroy(nrpc_client *c);
 nrpc_status nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_t len,
                                 int64_t timeout_ms, const char *const *headers,
                                 nrpc_response_cb cb, void *closure);
+/** Tells the client whether subject is served by natsrpc services that send
+ * progress heartbeats (see there; the gateway learns it from the marker
+ * NRPC_INFO_HEARTBEATS in their $SRV.INFO): expect 1, and every later
+ * request to it that asks for heartbeats is watched from the moment it is
+ * sent, so that a fast rpc's lost reply shows within 1.5 intervals; expect
+ * 0, and it is not any more (until a heartbeat comes for it again). The
+ * client copies subject. Thread-safe. NRPC_ERR_NOMEM when out of memory or
+ * when 1024 subjects are expected already; NRPC_ERR_INVALID_ARG for a
+ * subject over NRPC_MAX_SUBJECT bytes. */
+nrpc_status nrpc_client_expect_heartbeats(nrpc_client *c, const char *subject, int expect);
 /** 1 while connected to NATS. */
 int nrpc_client_connected(nrpc_client *c);
 /** Requests waiting for a reply. */

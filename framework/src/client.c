@@ -498,10 +498,8 @@ entry_timeout(client_entry *e)
     char msg[512];
 
     if (e->deadline < e->hard_deadline) {
-        snprintf(msg, sizeof msg,
-                 "no heartbeat from the replica running %s for %g s: it was lost (the call "
-                 "may have run)",
-                 e->subject, (double)nrpc__hb_limit(e->hb_ms) / 1000.0);
+        nrpc__hb_lost_message(msg, sizeof msg, e->subject,
+                              e->hb_seen ? nrpc__hb_limit(e->hb_ms) : nrpc__hb_first(e->hb_ms));
         entry_fail(e, NRPC_CODE_UNAVAILABLE, "unavailable", msg);
         return;
     }
@@ -520,6 +518,7 @@ entry_heartbeat(nrpc_client *c, client_entry *e)
     nrpc__hb_learn(&c->hb_known, e->subject);
     if (e->hb_ms <= 0)
         return; /* not asked for: nothing to watch */
+    e->hb_seen = 1;
     d = now + nrpc__hb_limit(e->hb_ms);
     e->deadline = d < e->hard_deadline ? d : e->hard_deadline;
     heap_fix(c, e);
@@ -1259,6 +1258,19 @@ nrpc_client_destroy(nrpc_client *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+nrpc_status
+nrpc_client_expect_heartbeats(nrpc_client *c, const char *subject, int expect)
+{
+    int rc;
+
+    if (c == NULL || !subject_ok(subject))
+        return NRPC_ERR_INVALID_ARG;
+    client_lock(c);
+    rc = nrpc__hb_expect(&c->hb_known, subject, expect != 0);
+    client_unlock(c);
+    return rc == 0 ? NRPC_OK : NRPC_ERR_NOMEM;
 }
 
 nrpc_status

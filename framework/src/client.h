@@ -37,6 +37,7 @@ typedef struct client_entry {
     int64_t deadline; /* monotonic ms: the earlier of the two below (the heap's key) */
     int64_t hard_deadline; /* monotonic ms: the timeout */
     int64_t hb_ms;         /* heartbeat interval asked for; 0: none */
+    int hb_seen;           /* a heartbeat came: watched with nrpc__hb_limit */
     uint64_t gen;     /* c->gen when it was registered: the connection it went out on */
     int64_t timeout_ms;
     nrpc_response_cb cb;

@@ -149,6 +149,10 @@ info_response(nrpc_service *svc)
      * gives a REST route two services declare to the one that was there
      * first. */
     json_object_set_new(json_object_get(r, "metadata"), "started", json_string(svc->started));
+    /* Callers that see it watch every call for heartbeats from the start
+     * (natsrpc.h, "Progress heartbeats"). */
+    json_object_set_new(json_object_get(r, "metadata"), NRPC_INFO_HEARTBEATS,
+                        json_string("true"));
     /* Declared events, as JSON text (metadata values are strings). */
     {
         static const char *const kinds[] = {"emits", "handles"};

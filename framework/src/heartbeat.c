@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Subjects remembered as sending heartbeats at most; past it all are
- * forgotten (they are learnt again from the next heartbeat). */
+/* Subjects remembered as sending heartbeats at most; past it all the
+ * learnt ones are forgotten (they are learnt again from the next
+ * heartbeat), and no more are expected (nrpc__hb_expect fails). */
 #define HB_KNOWN_MAX 1024
 
 int64_t
@@ -27,6 +28,24 @@ nrpc__hb_limit(int64_t interval_ms)
     return NRPC_HEARTBEAT_MISSED * interval_ms + interval_ms / 2;
 }
 
+int64_t
+nrpc__hb_first(int64_t interval_ms)
+{
+    /* The runtime sends the first one interval_ms after the handler
+     * started; half an interval more covers the request's and the
+     * heartbeat's trips and the wait in the service's queue. */
+    return interval_ms + interval_ms / 2;
+}
+
+void
+nrpc__hb_lost_message(char *out, size_t size, const char *subject, int64_t silence_ms)
+{
+    snprintf(out, size,
+             "no heartbeat from the replica running %s for %g s: it was lost (the call may have "
+             "run)",
+             subject, (double)silence_ms / 1000.0);
+}
+
 int
 nrpc__is_heartbeat(natsMsg *msg)
 {
@@ -36,38 +55,101 @@ nrpc__is_heartbeat(natsMsg *msg)
 
 typedef struct {
     nrpc_tnode node; /* keyed by nrpc_hash_str(subject); first */
+    int expected;    /* told (nrpc__hb_expect), not learnt: never forgotten */
     char subject[];
 } hb_subject;
 
-int
-nrpc__hb_known(const nrpc_table *t, const char *subject)
+static hb_subject *
+hb_find(const nrpc_table *t, const char *subject)
 {
     uint64_t h = nrpc_hash_str(subject);
     nrpc_tnode *n;
 
     for (n = nrpc_table_get(t, h); n; n = nrpc_table_next(t, n, h))
         if (strcmp(((hb_subject *)n)->subject, subject) == 0)
-            return 1;
+            return (hb_subject *)n;
+    return NULL;
+}
+
+int
+nrpc__hb_known(const nrpc_table *t, const char *subject)
+{
+    return hb_find(t, subject) != NULL;
+}
+
+/* Forgets the learnt subjects, keeps the expected ones. */
+static void
+hb_forget_learnt(nrpc_table *t)
+{
+    nrpc_tnode *n, *keep = NULL;
+
+    while ((n = nrpc_table_take_any(t)) != NULL) {
+        if (((hb_subject *)n)->expected) {
+            n->next = keep;
+            keep = n;
+        } else {
+            free(n);
+        }
+    }
+    while (keep) {
+        n = keep;
+        keep = n->next;
+        /* Cannot fail: the buckets are still there (the table never shrinks). */
+        if (nrpc_table_put(t, n, n->key) != 0)
+            free(n);
+    }
+}
+
+/* Adds subject; -1 when out of memory. */
+static int
+hb_add(nrpc_table *t, const char *subject, int expected)
+{
+    size_t len = strlen(subject);
+    hb_subject *s = malloc(sizeof *s + len + 1);
+
+    if (s == NULL)
+        return -1;
+    s->expected = expected;
+    memcpy(s->subject, subject, len + 1);
+    if (nrpc_table_put(t, &s->node, nrpc_hash_str(subject)) != 0) {
+        free(s);
+        return -1;
+    }
     return 0;
 }
 
 void
 nrpc__hb_learn(nrpc_table *t, const char *subject)
 {
-    hb_subject *s;
-    size_t len;
-
     if (nrpc__hb_known(t, subject))
         return;
     if (t->count >= HB_KNOWN_MAX)
-        nrpc__hb_forget(t);
-    len = strlen(subject);
-    s = malloc(sizeof *s + len + 1);
-    if (s == NULL)
-        return; /* not known: losses are seen from its next heartbeat on */
-    memcpy(s->subject, subject, len + 1);
-    if (nrpc_table_put(t, &s->node, nrpc_hash_str(subject)) != 0)
-        free(s);
+        hb_forget_learnt(t);
+    if (t->count < HB_KNOWN_MAX)
+        (void)hb_add(t, subject, 0); /* not known: losses are seen from its next heartbeat on */
+}
+
+int
+nrpc__hb_expect(nrpc_table *t, const char *subject, int expect)
+{
+    hb_subject *s = hb_find(t, subject);
+
+    if (!expect) {
+        if (s != NULL) {
+            nrpc_table_remove(t, &s->node);
+            free(s);
+        }
+        return 0;
+    }
+    if (s != NULL) {
+        s->expected = 1; /* learnt before: now kept */
+        return 0;
+    }
+    if (t->count >= HB_KNOWN_MAX)
+        hb_forget_learnt(t);
+    if (t->count >= HB_KNOWN_MAX)
+        return -1; /* as many expected as it holds */
+    return hb_add(t, subject, 1);
 }
 
 void
@@ -84,7 +166,7 @@ nrpc__hb_watch(const nrpc_table *known, const char *subject, int64_t interval_ms
 {
     if (interval_ms <= 0 || known == NULL || !nrpc__hb_known(known, subject))
         return INT64_MAX;
-    return now_ms + nrpc__hb_limit(interval_ms);
+    return now_ms + nrpc__hb_first(interval_ms);
 }
 
 /* ---- the runtime's side ------------------------------------------------- */

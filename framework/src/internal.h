@@ -144,17 +144,29 @@ int64_t nrpc__hb_interval(int64_t timeout_ms);
 /* Silence after which a call is lost: NRPC_HEARTBEAT_MISSED intervals and
  * half of one more. */
 int64_t nrpc__hb_limit(int64_t interval_ms);
+/* Silence after the request was sent after which a watched call is lost
+ * when no heartbeat came yet: one interval and half of one more (the
+ * first heartbeat is due one interval after the handler started). */
+int64_t nrpc__hb_first(int64_t interval_ms);
+/* The 503 message of a call lost after silence_ms without a heartbeat
+ * (every caller words it the same). */
+void nrpc__hb_lost_message(char *out, size_t size, const char *subject, int64_t silence_ms);
 /* 1 if msg is a heartbeat (header NRPC_HDR_HEARTBEAT), not the reply. */
 int nrpc__is_heartbeat(natsMsg *msg);
-/* Subjects known to send heartbeats (one came for a call to them), in a
- * table of the caller's (not locked here). */
+/* Subjects known to send heartbeats, in a table of the caller's (not
+ * locked here): learnt (a heartbeat came for a call to them; forgotten,
+ * all at once, when the table is full) or expected (told, e.g. by the
+ * gateway from the services' INFO; kept until un-told). At most 1024. */
 int nrpc__hb_known(const nrpc_table *t, const char *subject);
 void nrpc__hb_learn(nrpc_table *t, const char *subject);
+/* expect 1: subject sends heartbeats (0, or -1 when out of memory or the
+ * table holds 1024 expected ones); 0: not any more (learnt or expected). */
+int nrpc__hb_expect(nrpc_table *t, const char *subject, int expect);
 void nrpc__hb_forget(nrpc_table *t);
 /* When a request to subject just sent (now_ms) counts as lost if nothing
- * comes: now + the limit when it asked for heartbeats (interval_ms > 0)
- * and subject is known to send them, else INT64_MAX (from its first
- * heartbeat on, every caller watches). */
+ * comes: now + nrpc__hb_first when it asked for heartbeats (interval_ms >
+ * 0) and subject is known to send them, else INT64_MAX (from its first
+ * heartbeat on, every caller watches, with nrpc__hb_limit). */
 int64_t nrpc__hb_watch(const nrpc_table *known, const char *subject, int64_t interval_ms,
                        int64_t now_ms);
 

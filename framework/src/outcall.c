@@ -29,6 +29,7 @@ typedef struct outcall {
     int64_t deadline_ms;     /* monotonic: the timeout */
     int64_t watch_ms;        /* monotonic: lost without a heartbeat by then; INT64_MAX: not watched */
     int64_t hb_ms;           /* heartbeat interval asked for; 0: none */
+    int hb_seen;             /* a heartbeat came: watched with nrpc__hb_limit */
     uint64_t gen;            /* svc->conn_gen when sent */
     struct outcall *lost_next; /* on a sweep's list */
     char subject[];
@@ -90,10 +91,8 @@ on_outcall_timeout(uv_timer_t *t)
     }
     nrpc_table_remove(&o->svc->outcalls, &o->node);
     if (now < o->deadline_ms) {
-        snprintf(m, sizeof m,
-                 "no heartbeat from the replica running %s for %g s: it was lost (the call may "
-                 "have run)",
-                 o->subject, (double)nrpc__hb_limit(o->hb_ms) / 1000.0);
+        nrpc__hb_lost_message(m, sizeof m, o->subject,
+                              o->hb_seen ? nrpc__hb_limit(o->hb_ms) : nrpc__hb_first(o->hb_ms));
         outcall_fail(o, NRPC_CODE_UNAVAILABLE, m);
         return;
     }
@@ -134,6 +133,7 @@ nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
         if (o) {
             nrpc__hb_learn(&svc->hb_known, o->subject);
             if (o->hb_ms > 0) {
+                o->hb_seen = 1;
                 o->watch_ms = nrpc_now_ms() + nrpc__hb_limit(o->hb_ms);
                 outcall_arm(o);
             }

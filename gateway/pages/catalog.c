@@ -13,6 +13,12 @@
  * ?refresh=1, the request waits for its loop's next gather, which every
  * request waiting on that loop shares: never more than one gather in
  * flight per loop. Gathers and callbacks run on the loop's thread.
+ *
+ * Heartbeats: the rpcs whose every service instance carries the INFO marker
+ * NRPC_INFO_HEARTBEATS are marked in the rpc set; when a gather publishes a
+ * changed set, every loop is woken (an async handle each) and tells its own
+ * client the difference (nrpc_client_expect_heartbeats), so every call to
+ * them is watched for heartbeats from the moment it is sent.
  */
 #include "pages.h"
 #include "bridge/rest.h"
@@ -42,19 +48,39 @@ struct gw_catalog {
     gw_rest *rest;           /* the loop's REST table (gw_catalog_rest) */
     uint64_t rest_generation; /* of docs->infos it was built from */
     int64_t missed_ms;       /* the last gather a REST miss started */
+    uv_async_t hb_wake;      /* a gather published a new rpc set */
+    const struct gw_rpc_set *hb_applied; /* the set the client was told; retired sets live on */
+    gw_catalog *hb_next;     /* in docs->listeners, under docs->mu */
+    int open_handles;        /* the timer and hb_wake until closed */
 };
 
-/* A sorted array of rpc subjects. */
+/* A sorted array of rpc subjects; hb[i]: every instance serving names[i]
+ * sends progress heartbeats. */
 struct gw_rpc_set {
     struct gw_rpc_set *next_retired;
     size_t n;
     char **names;
+    unsigned char *hb;
 };
+
+typedef struct {
+    char *name;
+    unsigned char hb;
+} rpc_item;
 
 static int
 rpcs_cmp(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const rpc_item *)a)->name, ((const rpc_item *)b)->name);
+}
+
+/* 1 if the INFO reply's service says it sends heartbeats. */
+static int
+info_heartbeats(json_t *info)
+{
+    const char *v = json_string_value(
+        json_object_get(json_object_get(info, "metadata"), NRPC_INFO_HEARTBEATS));
+    return v != NULL && strcmp(v, "true") == 0;
 }
 
 static void
@@ -67,6 +93,7 @@ rpcs_free(struct gw_rpc_set *set)
     for (i = 0; i < set->n; i++)
         free(set->names[i]);
     free(set->names);
+    free(set->hb);
     free(set);
 }
 
@@ -75,39 +102,59 @@ static struct gw_rpc_set *
 rpcs_build(json_t *infos)
 {
     struct gw_rpc_set *set = calloc(1, sizeof *set);
-    size_t i, j, cap = 0, k;
+    rpc_item *items = NULL;
+    size_t i, j, cap = 0, k, n = 0;
     json_t *info, *ep;
 
     if (set == NULL)
         return NULL;
     json_array_foreach(infos, i, info) {
+        unsigned char hb = (unsigned char)info_heartbeats(info);
         json_array_foreach(json_object_get(info, "endpoints"), j, ep) {
             const char *subj = json_string_value(json_object_get(ep, "subject"));
             if (subj == NULL || !nrpc_subject_is_rpc(subj, strlen(subj)))
                 continue;
-            if (set->n == cap) {
-                char **names = realloc(set->names, (cap = cap ? cap * 2 : 16) * sizeof *names);
-                if (names == NULL)
+            if (n == cap) {
+                rpc_item *more = realloc(items, (cap = cap ? cap * 2 : 16) * sizeof *items);
+                if (more == NULL)
                     goto fail;
-                set->names = names;
+                items = more;
             }
-            if ((set->names[set->n] = strdup(subj)) == NULL)
+            if ((items[n].name = strdup(subj)) == NULL)
                 goto fail;
-            set->n++;
+            items[n++].hb = hb;
         }
     }
-    if (set->n > 1) {
-        qsort(set->names, set->n, sizeof *set->names, rpcs_cmp);
-        for (i = 1, k = 1; i < set->n; i++) { /* replicas list the same rpcs */
-            if (strcmp(set->names[i], set->names[k - 1]) == 0)
-                free(set->names[i]);
-            else
-                set->names[k++] = set->names[i];
+    if (n > 1) {
+        qsort(items, n, sizeof *items, rpcs_cmp);
+        for (i = 1, k = 1; i < n; i++) { /* replicas list the same rpcs */
+            if (strcmp(items[i].name, items[k - 1].name) == 0) {
+                /* A caller may reach any of them: watched only when all
+                 * send heartbeats (an older replica would look lost). */
+                items[k - 1].hb &= items[i].hb;
+                free(items[i].name);
+            } else {
+                items[k++] = items[i];
+            }
         }
-        set->n = k;
+        n = k;
     }
+    set->names = calloc(n ? n : 1, sizeof *set->names);
+    set->hb = calloc(n ? n : 1, 1);
+    if (set->names == NULL || set->hb == NULL)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        set->names[i] = items[i].name;
+        set->hb[i] = items[i].hb;
+    }
+    set->n = n;
+    free(items);
     return set;
 fail:
+    for (i = 0; i < n; i++)
+        free(items[i].name);
+    free(items);
+    set->n = 0;
     rpcs_free(set);
     return NULL;
 }
@@ -120,7 +167,7 @@ rpcs_equal(const struct gw_rpc_set *a, const struct gw_rpc_set *b)
     if (a == NULL || b == NULL || a->n != b->n)
         return a == b;
     for (i = 0; i < a->n; i++)
-        if (strcmp(a->names[i], b->names[i]) != 0)
+        if (strcmp(a->names[i], b->names[i]) != 0 || a->hb[i] != b->hb[i])
             return 0;
     return 1;
 }
@@ -140,6 +187,58 @@ rpcs_publish(gw_catalog_docs *d, struct gw_rpc_set *set)
         old->next_retired = d->retired;
         d->retired = old;
     }
+    for (gw_catalog *l = d->listeners; l; l = l->hb_next)
+        uv_async_send(&l->hb_wake); /* each loop tells its client */
+}
+
+/* 1 if names[i] of set sends heartbeats. */
+static int
+rpcs_hb_at(const struct gw_rpc_set *set, size_t i)
+{
+    return set != NULL && i < set->n && set->hb[i];
+}
+
+/* Tells the loop's client what changed between the set it was told and
+ * the latest: both sorted, walked together. Loop thread. */
+static void
+catalog_hb_sync(gw_catalog *c)
+{
+    const struct gw_rpc_set *now = atomic_load_explicit(&c->docs->rpcs, memory_order_acquire);
+    const struct gw_rpc_set *was = c->hb_applied;
+    size_t i = 0, j = 0, n = now ? now->n : 0, m = was ? was->n : 0;
+    int failed = 0;
+
+    if (c->stopping || now == was)
+        return;
+    while (i < n || j < m) {
+        int cmp = i == n ? 1 : j == m ? -1 : strcmp(now->names[i], was->names[j]);
+        if (cmp < 0) { /* new */
+            if (rpcs_hb_at(now, i) &&
+                nrpc_client_expect_heartbeats(c->client, now->names[i], 1) != NRPC_OK)
+                failed = 1;
+            i++;
+        } else if (cmp > 0) { /* gone */
+            if (rpcs_hb_at(was, j))
+                nrpc_client_expect_heartbeats(c->client, was->names[j], 0);
+            j++;
+        } else {
+            if (now->hb[i] != was->hb[j] &&
+                nrpc_client_expect_heartbeats(c->client, now->names[i], now->hb[i]) != NRPC_OK)
+                failed = 1;
+            i++;
+            j++;
+        }
+    }
+    if (failed) /* those are watched from their first heartbeat on */
+        nrpc_log(NRPC_LOG_WARN, "catalog: some rpcs cannot be watched for heartbeats from the "
+                                "start (out of memory, or over 1024)");
+    c->hb_applied = now;
+}
+
+static void
+catalog_on_hb_wake(uv_async_t *a)
+{
+    catalog_hb_sync(a->data);
 }
 
 int
@@ -332,6 +431,9 @@ catalog_on_done(const nrpc_response *resp, void *closure)
         gw_access_map_unref(old);
     }
     json_decref(infos);
+    /* This loop's client at once, before the waiters hear of the gather
+     * (the others when their wake-up runs). */
+    catalog_hb_sync(c);
     catalog_answer_waiters(c);
     catalog_arm(c, GW_CATALOG_REFRESH_MS);
 }
@@ -374,8 +476,19 @@ gw_catalog_start(gw_catalog **out, uv_loop_t *uv, nrpc_client *client, gw_catalo
     c->client = client;
     c->docs = docs;
     c->periodic = periodic;
+    if (uv_async_init(uv, &c->hb_wake, catalog_on_hb_wake) != 0) {
+        free(c);
+        return NRPC_ERR_SYSTEM;
+    }
+    c->hb_wake.data = c;
     uv_timer_init(uv, &c->timer);
     c->timer.data = c;
+    c->open_handles = 2;
+    pthread_mutex_lock(&docs->mu);
+    c->hb_next = docs->listeners;
+    docs->listeners = c;
+    pthread_mutex_unlock(&docs->mu);
+    catalog_hb_sync(c); /* another loop may have gathered already */
     catalog_arm(c, 0); /* the first gather as soon as the loop runs */
     *out = c;
     return NRPC_OK;
@@ -434,6 +547,14 @@ gw_catalog_stop(gw_catalog *c)
         return;
     c->stopping = 1;
     uv_timer_stop(&c->timer);
+    /* No wake-up from other loops from now on: the handle may close. */
+    pthread_mutex_lock(&c->docs->mu);
+    for (gw_catalog **p = &c->docs->listeners; *p; p = &(*p)->hb_next)
+        if (*p == c) {
+            *p = c->hb_next;
+            break;
+        }
+    pthread_mutex_unlock(&c->docs->mu);
     catalog_answer_waiters(c);
 }
 
@@ -477,6 +598,8 @@ static void
 catalog_on_closed(uv_handle_t *h)
 {
     gw_catalog *c = h->data;
+    if (--c->open_handles > 0)
+        return;
     gw_rest_free(c->rest);
     free(c);
 }
@@ -489,6 +612,7 @@ catalog_release(gw_catalog *c)
     if (c->gathering)
         return;
     uv_close((uv_handle_t *)&c->timer, catalog_on_closed);
+    uv_close((uv_handle_t *)&c->hb_wake, catalog_on_closed);
 }
 
 void

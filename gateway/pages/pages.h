@@ -102,6 +102,9 @@ typedef struct {
      * still hold it); sets change only when services do. */
     _Atomic(struct gw_rpc_set *) rpcs;
     struct gw_rpc_set *retired;
+    /* Every loop's catalog, woken when the rpc set changes so that it tells
+     * its client which rpcs send heartbeats; under mu. */
+    struct gw_catalog *listeners;
 } gw_catalog_docs;
 
 /* 1 if subject (len bytes) is an rpc of the last gather. Any thread. */

@@ -3,7 +3,11 @@ heartbeat (header Nrpc-Heartbeat, no body) on its reply subject every
 interval while the call runs; one that does not never gets one. The
 gateway, outcalls and the CLI ask for them and count two missed heartbeats
 (2.5 intervals of silence) as a lost replica: 503 within 3 s of a kill -9,
-not after the 60 s timeout. A slow call that is alive still succeeds."""
+not after the 60 s timeout. The gateway knows from the services' INFO which
+rpcs send them and watches every call to those from the start: no first
+heartbeat within 1.5 intervals is a lost reply too (under 2 s for a fast
+rpc). A slow call that is alive still succeeds; a responder that is not
+natsrpc is waited for until the timeout."""
 
 import concurrent.futures
 import json
@@ -188,6 +192,87 @@ class HeartbeatTest(harness.IntegrationCase, harness.CliMixin):
         figure("gateway, watched from the start (known rpc)", time.monotonic() - killed)
         self.assertHttpError(r, 503, "unavailable", LOST)
         self.assertLess(time.monotonic() - killed, DETECT, r.describe())
+
+    # -- every call to a natsrpc rpc is watched from the start (the gateway
+    # read the INFO marker), so a fast rpc's lost reply shows in 1.5 s
+
+    def catalog_gathered(self):
+        """A gather on the gateway's one loop, which tells its client the
+        rpcs that send heartbeats before it answers."""
+        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
+        self.assertEqual(r.status, 200, r.describe())
+        return r.json()
+
+    def test_info_says_the_service_sends_heartbeats(self):
+        m = self.nc.request("$SRV.INFO.greeting_service", b"", timeout=5)
+        self.assertEqual(m.json()["metadata"].get("heartbeats"), "true", m)
+
+    def test_gateway_answers_503_in_under_2_s_when_a_fast_rpcs_reply_is_lost(self):
+        self.catalog_gathered()
+        r = http_call(self.port, "POST", "/greeting_service.hello", '[["Before"]]')
+        self.assertOk(r, '[["Hello, Before"], {}]')
+        # A stopped process: the request reaches it, the reply never leaves.
+        self.replica.signal(signal.SIGSTOP)
+        resumed = []
+
+        def resume():
+            if not resumed:
+                resumed.append(1)
+                self.replica.signal(signal.SIGCONT)
+        self.addCleanup(resume)
+        for i in range(3):  # each call, not only the first
+            t = time.monotonic()
+            r = http_call(self.port, "POST", "/greeting_service.hello", '[["Lost%d"]]' % i,
+                          timeout=30)
+            took = time.monotonic() - t
+            sys.stderr.write("\nheartbeat figures: greeting_service.hello to a stopped replica "
+                             "answered 503 after %.3f s\n" % took)
+            self.assertHttpError(r, 503, "unavailable",
+                                 "no heartbeat from the replica running greeting_service.hello "
+                                 "for 1.5 s: it was lost (the call may have run)")
+            self.assertLess(took, 2.0, r.describe())
+        resume()
+        # Alive again: it answers the calls it had queued (the gateway drops
+        # those late replies) and the next ones as usual.
+        harness.wait_for(lambda: http_call(self.port, "POST", "/greeting_service.hello",
+                                           '[["Again"]]', timeout=30).status == 200,
+                         30, what="hello answered after SIGCONT")
+        r = http_call(self.port, "POST", "/greeting_service.hello", '[["After"]]')
+        self.assertOk(r, '[["Hello, After"], {}]')
+
+    def test_slow_rpc_watched_from_the_start_succeeds(self):
+        # Its first heartbeat comes 1 s after the handler started, inside the
+        # 1.5 s the gateway allows; the reply after several more.
+        self.catalog_gathered()
+        rs = []
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            fs = [ex.submit(http_call, self.port, "POST", "/greeting_service.hello_sleep",
+                            '[["Alive%d", 3]]' % i, None, 30) for i in range(8)]
+            rs = [f.result() for f in fs]
+        for i, r in enumerate(rs):
+            self.assertOk(r, '[["Hello, Alive%d"], {}]' % i)
+
+    def test_a_responder_that_is_not_natsrpc_is_waited_for_until_the_timeout(self):
+        # A plain NATS subscriber sends no heartbeat and is not in the
+        # catalog: the gateway waits for its late reply as before.
+        self.catalog_gathered()
+        plain = harness.NatsClient(self.nats.url)
+        self.addCleanup(plain.close)
+        sub = plain.subscribe("plain_responder.late")
+        plain.flush()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            f = ex.submit(http_call, self.port, "POST", "/plain_responder.late?timeout=10",
+                          '[["x"]]', None, 30)
+            m = sub.next(10)
+            self.assertEqual(m.headers.get(HB_MS), "1000", m)
+            time.sleep(2.5)  # the point of the test: past 1.5 s and 2.5 s of silence
+            plain.publish(m.reply, b'[["late"], {}]')
+            plain.flush()
+            r = f.result()
+        self.assertOk(r, '[["late"], {}]')
+        # And one that never answers gets the timeout, not "replica lost".
+        r = http_call(self.port, "POST", "/plain_responder.late?timeout=3", '[["y"]]', timeout=30)
+        self.assertHttpError(r, 504, "timeout", "no reply from plain_responder.late within 3 s")
 
     def test_cli_answers_503_when_the_replica_is_killed(self):
         sniff = self.sniff()

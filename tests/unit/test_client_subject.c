@@ -6,6 +6,7 @@
 
 #include <natsrpc.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,27 @@ main(void)
     CHECK_INT(nrpc_client_publish(c, at_limit, "[]", 2, NULL), NRPC_ERR_STATE);
     CHECK_INT(nrpc_client_subscribe(c, at_limit, on_message, NULL, &sub), NRPC_OK);
     nrpc_client_unsubscribe(sub);
+
+    /* Expected heartbeats: the same bound on subjects; told and un-told
+     * again freely; at most 1024 subjects. */
+    CHECK_INT(nrpc_client_expect_heartbeats(NULL, "svc.m", 1), NRPC_ERR_INVALID_ARG);
+    CHECK_INT(nrpc_client_expect_heartbeats(c, NULL, 1), NRPC_ERR_INVALID_ARG);
+    CHECK_INT(nrpc_client_expect_heartbeats(c, over, 1), NRPC_ERR_INVALID_ARG);
+    CHECK_INT(nrpc_client_expect_heartbeats(c, at_limit, 1), NRPC_OK);
+    CHECK_INT(nrpc_client_expect_heartbeats(c, at_limit, 1), NRPC_OK);
+    CHECK_INT(nrpc_client_expect_heartbeats(c, at_limit, 0), NRPC_OK);
+    CHECK_INT(nrpc_client_expect_heartbeats(c, at_limit, 0), NRPC_OK);
+    {
+        char subject[32];
+        int i;
+        for (i = 0; i < 1024; i++) {
+            snprintf(subject, sizeof subject, "svc.m%d", i);
+            CHECK_INT(nrpc_client_expect_heartbeats(c, subject, 1), NRPC_OK);
+        }
+        CHECK_INT(nrpc_client_expect_heartbeats(c, "svc.one_more", 1), NRPC_ERR_NOMEM);
+        CHECK_INT(nrpc_client_expect_heartbeats(c, "svc.m0", 0), NRPC_OK);
+        CHECK_INT(nrpc_client_expect_heartbeats(c, "svc.one_more", 1), NRPC_OK);
+    }
 
     nrpc_client_destroy(c);
     CHECK_INT(callbacks, 0);

@@ -367,15 +367,49 @@ test_heartbeat_pieces(void)
     CHECK_INT(known.count, 1);
     CHECK(nrpc__hb_known(&known, "a.b"));
     CHECK(!nrpc__hb_known(&known, "a.c"));
-    CHECK_INT(nrpc__hb_watch(&known, "a.b", 1000, 10), 2510);
+    /* The first heartbeat is due one interval after the handler started:
+     * half an interval of slack, so a fast rpc's lost reply shows in 1.5 s. */
+    CHECK_INT(nrpc__hb_first(1000), 1500);
+    CHECK_INT(nrpc__hb_watch(&known, "a.b", 1000, 10), 1510);
     CHECK(nrpc__hb_watch(&known, "a.b", 0, 10) == INT64_MAX); /* none asked for */
-    /* Bounded: past the limit everything is forgotten and learnt again. */
+    {
+        char m[NRPC_MAX_SUBJECT + 128];
+        nrpc__hb_lost_message(m, sizeof m, "a.b", 1500);
+        CHECK_STR(m, "no heartbeat from the replica running a.b for 1.5 s: it was lost (the "
+                     "call may have run)");
+    }
+    /* Expected subjects: watched from the start without any heartbeat,
+     * told twice is once, un-told is not known (learnt or not). */
+    CHECK_INT(nrpc__hb_expect(&known, "e.x", 1), 0);
+    CHECK_INT(nrpc__hb_expect(&known, "e.x", 1), 0);
+    CHECK_INT(known.count, 2);
+    CHECK_INT(nrpc__hb_watch(&known, "e.x", 1000, 0), 1500);
+    CHECK_INT(nrpc__hb_expect(&known, "e.x", 0), 0);
+    CHECK_INT(nrpc__hb_expect(&known, "e.x", 0), 0); /* not there: nothing to do */
+    CHECK(!nrpc__hb_known(&known, "e.x"));
+    CHECK_INT(nrpc__hb_expect(&known, "a.b", 1), 0); /* learnt, now expected */
+    CHECK_INT(known.count, 1);
+    /* Bounded: past the limit the learnt ones are forgotten and learnt
+     * again; the expected ones stay. */
     for (i = 0; i < 3000; i++) {
         snprintf(subject, sizeof subject, "s.m%d", i);
         nrpc__hb_learn(&known, subject);
         CHECK(known.count <= 1024);
     }
     CHECK(nrpc__hb_known(&known, "s.m2999"));
+    CHECK(nrpc__hb_known(&known, "a.b"));
+    /* At most 1024 expected: the learnt ones make room, then it refuses. */
+    for (i = 0; i < 1023; i++) {
+        snprintf(subject, sizeof subject, "x.m%d", i);
+        CHECK_INT(nrpc__hb_expect(&known, subject, 1), 0);
+    }
+    CHECK_INT(known.count, 1024);
+    CHECK_INT(nrpc__hb_expect(&known, "x.full", 1), -1);
+    CHECK(!nrpc__hb_known(&known, "x.full"));
+    nrpc__hb_learn(&known, "l.full"); /* no room: stays unknown */
+    CHECK(!nrpc__hb_known(&known, "l.full"));
+    CHECK(nrpc__hb_known(&known, "x.m1022"));
+    CHECK(nrpc__hb_known(&known, "a.b"));
     nrpc__hb_forget(&known);
     CHECK_INT(known.count, 0);
     nrpc_table_free(&known);

@@ -151,9 +151,9 @@ cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const ch
             continue;
         }
         if (s == NATS_TIMEOUT && now < deadline) {
-            cli_err("%s: error 503 unavailable: no heartbeat from the replica running it for "
-                    "%g s: it was lost (the call may have run)",
-                    subject, (double)nrpc__hb_limit(hb_ms) / 1000.0);
+            char lost[NRPC_MAX_SUBJECT + 128];
+            nrpc__hb_lost_message(lost, sizeof lost, subject, nrpc__hb_limit(hb_ms));
+            cli_err("%s: error 503 unavailable: %s", subject, lost);
             natsSubscription_Destroy(sub);
             natsInbox_Destroy(inbox);
             return CLI_EXIT_RPC;
