@@ -834,6 +834,12 @@ int64_t nrpc_now_ms(void);
  * Small pieces every natsrpc program shares: one of each.
  */
 
+/** Reads the whole regular file path, at most max bytes: new (free; zero it
+ * first when it holds a secret), NUL-terminated, *len its length. NULL with
+ * err filled ("cannot read '<path>': <why>", or "'<path>' is larger than
+ * <max> bytes") when it cannot. */
+char *nrpc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
 /** Reads an integer setting from the environment: def when unset; when not a
  * whole number within [min, max], logs a warning and returns def. */
 long long nrpc_env_int(const char *name, long long def, long long min, long long max);

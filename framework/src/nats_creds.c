@@ -35,37 +35,17 @@ fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* Reads up to CREDS_FILE_MAX bytes of path, NUL-terminated: new, to be
- * wiped and freed by wipe_free. NULL with err filled. */
+/* Reads up to CREDS_FILE_MAX bytes of path (nrpc_read_file), the error
+ * naming var: new, to be wiped and freed by wipe_free. NULL with err
+ * filled. */
 static char *
 read_file(const char *var, const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
+    char why[512];
+    char *buf = nrpc_read_file(path, CREDS_FILE_MAX, len, why, sizeof why);
 
-    if (f == NULL) {
-        fail(err, errlen, "%s: cannot read '%s': %s", var, path, strerror(errno));
-        return NULL;
-    }
-    buf = malloc(CREDS_FILE_MAX + 1);
-    if (buf == NULL) {
-        fclose(f);
-        fail(err, errlen, "%s: out of memory", var);
-        return NULL;
-    }
-    n = fread(buf, 1, CREDS_FILE_MAX + 1, f);
-    if (ferror(f) || n > CREDS_FILE_MAX) {
-        fail(err, errlen, "%s: cannot read '%s': %s", var, path,
-             ferror(f) ? strerror(errno) : "larger than 256 KiB");
-        fclose(f);
-        memset(buf, 0, n);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
+    if (buf == NULL)
+        fail(err, errlen, "%s: %s", var, why);
     return buf;
 }
 

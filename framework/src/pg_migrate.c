@@ -73,29 +73,16 @@ migrations_list(const char *dir, migration **out)
     return n;
 }
 
+/* A migration's SQL: new (free), or NULL with err filled. */
+#define MIGRATION_MAX (16 * 1024 * 1024)
 static char *
-read_file(const char *dir, const char *name)
+read_migration(const char *dir, const char *name, char *err, size_t errlen)
 {
     char path[4096];
-    FILE *f;
-    char *buf = NULL;
-    long len;
+    size_t len;
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)len + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[len] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
+    return nrpc_read_file(path, MIGRATION_MAX, &len, err, errlen);
 }
 
 static void sleep_ms(int ms);
@@ -188,11 +175,9 @@ migrate(PGconn *c, const char *dir, atomic_int *stop, char *err, size_t errlen)
         PQclear(r);
         if (known)
             continue;
-        sql = read_file(dir, list[i].name);
-        if (sql == NULL) {
-            snprintf(err, errlen, "cannot read %s/%s", dir, list[i].name);
+        sql = read_migration(dir, list[i].name, err, errlen);
+        if (sql == NULL)
             goto done;
-        }
         if (exec_ok(c, sql, err, errlen) != 0) {
             char inner[512];
             snprintf(inner, sizeof inner, "%s", err);

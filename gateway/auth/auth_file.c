@@ -162,51 +162,6 @@ hash_valid(const char *h)
     return 0;
 }
 
-/* A regular file only: a FIFO or a device named by mistake would block
- * the start or never end. */
-static char *
-read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    FILE *f;
-    char *buf;
-    size_t n;
-
-    if (fd < 0) {
-        fail(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fail(err, errlen, "cannot read %s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    f = fdopen(fd, "rb");
-    if (f == NULL) {
-        fail(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    buf = malloc(max + 1);
-    if (buf == NULL) {
-        fclose(f);
-        fail(err, errlen, "out of memory");
-        return NULL;
-    }
-    n = fread(buf, 1, max + 1, f);
-    if (ferror(f) || n > max) {
-        fail(err, errlen, ferror(f) ? "cannot read %s" : "%s is larger than %zu bytes", path, max);
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int
 parse_tokens(gw_auth *a, json_t *o, char *err, size_t errlen)
 {
@@ -320,7 +275,7 @@ parse_jwt(gw_auth *a, json_t *o, const char *dir, char *err, size_t errlen)
         snprintf(path, sizeof path, "%s", file);
     else
         snprintf(path, sizeof path, "%s/%s", dir, file);
-    a->jwks_text = read_file(path, GW_AUTH_MAX_FILE, &len, err, errlen);
+    a->jwks_text = nrpc_read_file(path, GW_AUTH_MAX_FILE, &len, err, errlen);
     if (a->jwks_text == NULL)
         return fail(err + strlen(err), errlen - strlen(err), " (jwt.jwks_file)");
     k = gw_jwt_keys_new(a->jwks_text, err, errlen);
@@ -419,7 +374,7 @@ int
 gw_auth_load(const char *path, gw_auth **out, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = read_file(path, GW_AUTH_MAX_FILE, &len, err, errlen), *dir, *slash;
+    char *text = nrpc_read_file(path, GW_AUTH_MAX_FILE, &len, err, errlen), *dir, *slash;
     int rc;
 
     *out = NULL;
