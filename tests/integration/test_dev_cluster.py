@@ -48,24 +48,26 @@ def free_run(n, lo=12000):
     raise AssertionError("no run of %d free ports" % n)
 
 
-class DevClusterTest(unittest.TestCase):
+class DevScriptCase(unittest.TestCase):
+    """A test of the real ./dev script: its state in a temporary DEV_RUN_DIR
+    (cls.dir), its ports free loopback ones (cls.env), so a developer's own
+    ./dev up is never touched; ./dev down and the directory go at the end."""
+
     @classmethod
-    def setUpClass(cls):
+    def new_run_dir(cls, prefix):
         if not os.access(os.path.join(harness.BIN_DIR, "natsrpc-gateway"), os.X_OK):
             raise unittest.SkipTest("build/bin not built")
-        cls.dir = tempfile.mkdtemp(prefix="nrpc-devc-")
+        cls.dir = tempfile.mkdtemp(prefix=prefix)
         os.chmod(cls.dir, 0o755)  # PostgreSQL runs as its own user under it
-        nats = free_run(3)
-        cls.env = dict(os.environ, DEV_RUN_DIR=cls.dir, DEV_NATS_PORT=str(nats),
-                       DEV_NATS_CLUSTER_PORT=str(nats + 2000), DEV_PG_PORT=str(free_run(1)),
-                       GATEWAY_PORT=str(free_run(2)))
-        cls.env.pop("NATS_URL", None)
-        cls.env.pop("DATABASE_URL", None)
-        cls.gw = int(cls.env["GATEWAY_PORT"])
-        r = cls.dev("up", "--cluster", "--detach", timeout=240)
+
+    @classmethod
+    def up(cls, *args):
+        """./dev up ARGS --detach; stops what it started and fails if it fails."""
+        r = cls.dev("up", *args, "--detach", timeout=240)
         if r.returncode != 0:
             cls.dev("down")
-            raise AssertionError("./dev up --cluster failed:\n" + r.stdout + r.stderr)
+            raise AssertionError("./dev up %s failed:\n" % " ".join(args) + r.stdout + r.stderr)
+        return r
 
     @classmethod
     def tearDownClass(cls):
@@ -76,6 +78,20 @@ class DevClusterTest(unittest.TestCase):
     def dev(cls, *args, timeout=60, env=None):
         return subprocess.run([os.path.join(ROOT, "dev")] + list(args), cwd=ROOT,
                               env=env or cls.env, capture_output=True, text=True, timeout=timeout)
+
+
+class DevClusterTest(DevScriptCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.new_run_dir("nrpc-devc-")
+        nats = free_run(3)
+        cls.env = dict(os.environ, DEV_RUN_DIR=cls.dir, DEV_NATS_PORT=str(nats),
+                       DEV_NATS_CLUSTER_PORT=str(nats + 2000), DEV_PG_PORT=str(free_run(1)),
+                       GATEWAY_PORT=str(free_run(2)))
+        cls.env.pop("NATS_URL", None)
+        cls.env.pop("DATABASE_URL", None)
+        cls.gw = int(cls.env["GATEWAY_PORT"])
+        cls.up("--cluster")
 
     def ps(self):
         r = self.dev("ps", "--json")

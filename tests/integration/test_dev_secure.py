@@ -8,15 +8,13 @@ DEV_RUN_DIR, so a developer's own ./dev up is never touched."""
 
 import json
 import os
-import shutil
 import stat
 import subprocess
-import tempfile
 import unittest
 
 import harness
 from harness import post
-from test_dev_cluster import ROOT, free_run
+from test_dev_cluster import ROOT, DevScriptCase, free_run
 
 HELLO = '[["Hello, Bob"], {}]'
 
@@ -40,36 +38,20 @@ def running(pid):
         return False
 
 
-class DevSecureTest(unittest.TestCase):
+class DevSecureTest(DevScriptCase):
     @classmethod
     def setUpClass(cls):
-        if not os.access(os.path.join(harness.BIN_DIR, "natsrpc-gateway"), os.X_OK):
-            raise unittest.SkipTest("build/bin not built")
-        cls.dir = tempfile.mkdtemp(prefix="nrpc-devs-")
-        os.chmod(cls.dir, 0o755)  # PostgreSQL runs as its own user under it
+        cls.new_run_dir("nrpc-devs-")
         cls.nats_port = free_run(1)
         cls.env = dict(os.environ, DEV_RUN_DIR=cls.dir, DEV_NATS_PORT=str(cls.nats_port),
                        DEV_PG_PORT=str(free_run(1)), GATEWAY_PORT=str(free_run(1)))
         for k in ("NATS_URL", "DATABASE_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN"):
             cls.env.pop(k, None)
         cls.gw = int(cls.env["GATEWAY_PORT"])
-        r = cls.dev("up", "--secure", "--detach", timeout=240)
-        cls.up = r
-        if r.returncode != 0:
-            cls.dev("down")
-            raise AssertionError("./dev up --secure failed:\n" + r.stdout + r.stderr)
+        cls.up_result = cls.up("--secure")
         cls.secrets = read_env(os.path.join(cls.dir, "nats-secure.env"))
         cls.admin = read_env(os.path.join(cls.dir, "nats-admin.env"))
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.dev("down")
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    @classmethod
-    def dev(cls, *args, timeout=60, env=None):
-        return subprocess.run([os.path.join(ROOT, "dev")] + list(args), cwd=ROOT,
-                              env=env or cls.env, capture_output=True, text=True, timeout=timeout)
 
     def cli(self, *args, user=None, password=None):
         e = dict(self.env, NATS_URL="nats://127.0.0.1:%d" % self.nats_port)
@@ -82,7 +64,7 @@ class DevSecureTest(unittest.TestCase):
         return r
 
     def test_1_stack_works(self):
-        self.assertIn("NATS with deploy/nats-server.conf, a user per process", self.up.stdout)
+        self.assertIn("NATS with deploy/nats-server.conf, a user per process", self.up_result.stdout)
         r = post(self.gw, "greeting_service.hello", '[["Bob"]]')
         self.assertEqual((r.status, r.text), (200, HELLO), r.describe())
         r = post(self.gw, "thing_service.create_thing", '[[], {"name": "secured"}]')
