@@ -21,13 +21,43 @@ gw_gate_loop_end(gw_loop *l)
     l->access = NULL;
 }
 
+/* g->access: of the rpc, or (topics) what gw_topic_access says. */
+static void
+gate_lookup(gw_gate *g)
+{
+    gw_loop *l = g->l;
+
+    if (!g->topic) {
+        g->access = gw_gate_access(l, g->subject, strlen(g->subject));
+        return;
+    }
+    if (l->catalog)
+        gw_catalog_access(l->catalog, &l->access, &l->access_gen);
+    g->verdict = gw_topic_access(l->access, l->cfg->auth, g->subject, g->prefix, g->op,
+                                 g->topic_access, sizeof g->topic_access);
+    g->access = g->verdict == GW_TOPIC_KNOWN ? g->topic_access : NULL;
+}
+
 /* The verdict, from the access and the identified caller. */
 static void
 gate_decide(gw_gate *g)
 {
     const gw_auth *a = g->l->cfg->auth;
 
-    g->status = gw_auth_decide(g->access, &g->p, g->subject, g->msg, sizeof g->msg);
+    if (g->topic && g->verdict == GW_TOPIC_NOBODY) {
+        g->status = 403;
+        snprintf(g->msg, sizeof g->msg, "nobody may %s %s through the gateway",
+                 g->op == GW_TOPIC_PUBLISH ? "publish on" : "subscribe to", g->label);
+        return;
+    }
+    if (g->topic && g->prefix && g->verdict == GW_TOPIC_UNKNOWN) {
+        /* No catalog at all: what is under the prefix is not known, and
+         * guessing would let scoped topics through. */
+        g->status = 503;
+        snprintf(g->msg, sizeof g->msg, "the gateway cannot list the services' topics now");
+        return;
+    }
+    g->status = gw_auth_decide(g->access, &g->p, g->label, g->msg, sizeof g->msg);
     if (g->status == 401 && a != NULL)
         g->challenge = gw_auth_challenge(a, g->p.basic);
     else if (g->status == 0)
@@ -75,7 +105,7 @@ gate_on_catalog(void *closure, const char *text, size_t len)
     g->waiting = 0;
     if (g->inside)
         return; /* answered at once: gw_gate_start goes on */
-    g->access = gw_gate_access(g->l, g->subject, strlen(g->subject));
+    gate_lookup(g);
     if (gate_identify(g))
         g->cb(g, g->closure);
 }
@@ -96,6 +126,31 @@ gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const 
         len = NRPC_MAX_SUBJECT;
     memcpy(g->subject, subject, len);
     g->subject[len] = '\0';
+    snprintf(g->label, sizeof g->label, "%s", g->subject);
+    return gate_begin(g, len);
+}
+
+int
+gw_gate_start_topic(gw_gate *g, gw_loop *l, const char *topic, int prefix, gw_topic_op op,
+                    const gw_principal *p, gw_gate_cb cb, void *closure)
+{
+    size_t len = strlen(topic);
+
+    memset(g, 0, sizeof *g);
+    g->l = l;
+    g->cb = cb;
+    g->closure = closure;
+    g->known = 1;
+    g->p = *p;
+    g->topic = 1;
+    g->prefix = prefix;
+    g->op = op;
+    if (len > NRPC_MAX_SUBJECT)
+        len = NRPC_MAX_SUBJECT; /* callers refuse longer topics before */
+    memcpy(g->subject, topic, len);
+    g->subject[len] = '\0';
+    snprintf(g->label, sizeof g->label, "%s %s", prefix ? "prefix" : "topic",
+             g->subject);
     return gate_begin(g, len);
 }
 
@@ -111,6 +166,7 @@ gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const cha
         len = NRPC_MAX_SUBJECT; /* callers refuse longer subjects before */
     memcpy(g->subject, subject, len);
     g->subject[len] = '\0';
+    snprintf(g->label, sizeof g->label, "%s", g->subject);
     if (authorization) {
         g->authorization = strndup(authorization, GW_AUTH_MAX_HEADER + 1);
         if (g->authorization == NULL) {
@@ -128,8 +184,9 @@ gate_begin(gw_gate *g, size_t len)
 {
     gw_loop *l = g->l;
 
-    g->access = gw_gate_access(l, g->subject, len);
-    if (g->access == NULL && l->catalog) {
+    (void)len;
+    gate_lookup(g);
+    if (g->access == NULL && l->catalog && !(g->topic && g->verdict == GW_TOPIC_NOBODY)) {
         /* A new rpc, perhaps: gather once before deciding it is not public. */
         g->refreshed = 1;
         g->waiting = 1;
@@ -138,9 +195,32 @@ gate_begin(gw_gate *g, size_t len)
         g->inside = 0;
         if (g->waiting)
             return 0;
-        g->access = gw_gate_access(l, g->subject, len);
+        gate_lookup(g);
     }
     return gate_identify(g);
+}
+
+int
+gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_principal *p, char *msg,
+                  size_t msglen)
+{
+    gw_gate g;
+
+    memset(&g, 0, sizeof g);
+    g.l = l;
+    g.known = 1;
+    g.p = *p;
+    g.topic = 1;
+    g.op = op;
+    snprintf(g.subject, sizeof g.subject, "%s", topic);
+    snprintf(g.label, sizeof g.label, "topic %s", g.subject);
+    gate_lookup(&g);
+    if (op == GW_TOPIC_SUBSCRIBE && g.verdict == GW_TOPIC_UNKNOWN)
+        g.verdict = GW_TOPIC_KNOWN; /* the default: an authenticated session */
+    gate_decide(&g);
+    snprintf(msg, msglen, "%s", g.msg);
+    free(g.principal);
+    return g.status;
 }
 
 void

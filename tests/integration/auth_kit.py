@@ -94,7 +94,7 @@ def basic(user, password):
 
 
 def write_auth_file(directory, keys, tokens=None, basic_users=None, authorizer=None, jwt=True,
-                    name="auth.json"):
+                    name="auth.json", topics=None):
     """Writes the JWKS and the GATEWAY_AUTH file into directory; returns the
     file's path. jwks_file is relative, as the file's own directory."""
     with open(os.path.join(directory, "jwks.json"), "w") as f:
@@ -109,6 +109,8 @@ def write_auth_file(directory, keys, tokens=None, basic_users=None, authorizer=N
                       "scopes_claim": "scope"}
     if authorizer:
         doc["authorizer"] = authorizer
+    if topics:
+        doc["topics"] = topics
     path = os.path.join(directory, name)
     with open(path, "w") as f:
         json.dump(doc, f)
