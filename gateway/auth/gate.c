@@ -28,14 +28,19 @@ gate_lookup(gw_gate *g)
     gw_loop *l = g->l;
 
     if (!g->topic) {
-        g->access = gw_gate_access(l, g->subject, strlen(g->subject));
+        const char *access = gw_gate_access(l, g->subject, strlen(g->subject));
+        g->access = NULL;
+        if (access) {
+            snprintf(g->access_buf, sizeof g->access_buf, "%s", access);
+            g->access = g->access_buf;
+        }
         return;
     }
     if (l->catalog)
         gw_catalog_access(l->catalog, &l->access, &l->access_gen);
     g->verdict = gw_topic_access(l->access, l->cfg->auth, g->subject, g->prefix, g->op,
-                                 g->topic_access, sizeof g->topic_access);
-    g->access = g->verdict == GW_TOPIC_KNOWN ? g->topic_access : NULL;
+                                 g->access_buf, sizeof g->access_buf);
+    g->access = g->verdict == GW_TOPIC_KNOWN ? g->access_buf : NULL;
 }
 
 /* The verdict, from the access and the identified caller. */

@@ -35,9 +35,11 @@ struct gw_gate {
     int topic, prefix;
     gw_topic_op op;
     gw_topic_verdict verdict;
-    char topic_access[NRPC_MAX_ACCESS + 1];
     char label[NRPC_MAX_SUBJECT + 32]; /* what messages name */
-    const char *access;
+    /* The access, copied: an identification may outlast the loop's access
+     * map (a gather replaces it, the next call lets go of the old one). */
+    char access_buf[NRPC_MAX_ACCESS + 1];
+    const char *access; /* access_buf, or NULL: not known */
     gw_principal p;
     /* the verdict */
     int status;        /* 0: go on; else 401, 403, 503 */
