@@ -6,19 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *
-gw_gate_access(gw_loop *l, const char *subject, size_t len)
+/* The loop's access map (the catalog's latest snapshot), NULL before the
+ * first gather. Borrowed until the loop's next catalog read. */
+static const gw_access_map *
+gate_map(gw_loop *l)
 {
-    if (l->catalog)
-        gw_catalog_access(l->catalog, &l->access, &l->access_gen);
-    return gw_access_map_get(l->access, subject, len);
-}
-
-void
-gw_gate_loop_end(gw_loop *l)
-{
-    gw_access_map_unref(l->access);
-    l->access = NULL;
+    const gw_catalog_snap *snap = gw_catalog_snapshot(l->catalog);
+    return snap ? snap->access : NULL;
 }
 
 /* g->access: of the rpc, or (topics) what gw_topic_access says. */
@@ -28,7 +22,7 @@ gate_lookup(gw_gate *g)
     gw_loop *l = g->l;
 
     if (!g->topic) {
-        const char *access = gw_gate_access(l, g->subject, strlen(g->subject));
+        const char *access = gw_access_map_get(gate_map(l), g->subject, strlen(g->subject));
         g->access = NULL;
         if (access) {
             snprintf(g->access_buf, sizeof g->access_buf, "%s", access);
@@ -36,9 +30,7 @@ gate_lookup(gw_gate *g)
         }
         return;
     }
-    if (l->catalog)
-        gw_catalog_access(l->catalog, &l->access, &l->access_gen);
-    g->verdict = gw_topic_access(l->access, l->cfg->auth, g->subject, g->prefix, g->op,
+    g->verdict = gw_topic_access(gate_map(l), l->cfg->auth, g->subject, g->prefix, g->op,
                                  g->access_buf, sizeof g->access_buf);
     g->access = g->verdict == GW_TOPIC_KNOWN ? g->access_buf : NULL;
 }

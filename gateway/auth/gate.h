@@ -71,11 +71,5 @@ int gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_pr
 /* Frees what g holds (not g). */
 void gw_gate_clear(gw_gate *g);
 
-/* The access of subject from l's catalog, NULL when unknown. Takes the
- * latest shared map when the catalog has gathered since (one atomic read
- * per call otherwise). */
-const char *gw_gate_access(gw_loop *l, const char *subject, size_t len);
-/* Releases l's map (at the loop's end). */
-void gw_gate_loop_end(gw_loop *l);
 
 #endif /* NRPC_GW_GATE_H */
