@@ -3,6 +3,7 @@
  * access map built from INFO replies, and identification by static token
  * (which needs no loop). */
 #include "auth/auth.h"
+#include "auth/auth_internal.h"
 #include "check.h"
 
 #include <stdlib.h>
@@ -294,6 +295,20 @@ test_topic_access(void)
         TA(m, a, "p", 1, S, GW_TOPIC_NOBODY, "");
         TA(m, a, "p.t32", 0, S, GW_TOPIC_KNOWN, "s32");
         gw_auth_free(a);
+    }
+    /* More rules than GW_TOPIC_RULES_MAX: refused at start. */
+    {
+        size_t cap = 64 * 1024, n, i;
+        char *big = malloc(cap);
+        CHECK(big != NULL);
+        n = (size_t)snprintf(big, cap, "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {");
+        for (i = 0; i <= GW_TOPIC_RULES_MAX; i++)
+            n += (size_t)snprintf(big + n, cap - n, "%s\"r%zu\": {}", i ? ", " : "", i);
+        snprintf(big + n, cap - n, "}}");
+        a = NULL;
+        CHECK_INT(gw_auth_parse(big, strlen(big), NULL, &a, err, sizeof err), -1);
+        CHECK_STR(err, "topics: more than 1000 rules");
+        free(big);
     }
 #undef TA
     gw_access_map_unref(m);
