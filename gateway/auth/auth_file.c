@@ -60,11 +60,10 @@ gw_scopes_join(json_t *arr, char *out, size_t outlen)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define fail gw_auth_fail
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
+int
+gw_auth_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -52,6 +52,8 @@ struct gw_auth {
     size_t ntopic_rules;
 };
 
+/* Writes a message about the file into err; returns -1. */
+int gw_auth_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* SHA-256 of n bytes into out. */
 void gw_sha256(const void *p, size_t n, unsigned char out[GW_SHA256_LEN]);
 uint64_t gw_digest_key(const unsigned char d[GW_SHA256_LEN]);

@@ -107,63 +107,55 @@ gate_on_catalog(void *closure, const char *text, size_t len)
         g->cb(g, g->closure);
 }
 
-static int gate_begin(gw_gate *g, size_t len);
+static int gate_begin(gw_gate *g);
 
-int
-gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
-                 gw_gate_cb cb, void *closure)
+/* Zeroes g and sets what every check has: the subject (or topic) cut to
+ * NRPC_MAX_SUBJECT (callers refuse longer ones before), the label, the
+ * callback, and p when the caller is already identified. */
+static void
+gate_init(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
+          gw_gate_cb cb, void *closure)
 {
     memset(g, 0, sizeof *g);
     g->l = l;
     g->cb = cb;
     g->closure = closure;
-    g->known = 1;
-    g->p = *p;
+    if (p != NULL) {
+        g->known = 1;
+        g->p = *p;
+    }
     if (len > NRPC_MAX_SUBJECT)
         len = NRPC_MAX_SUBJECT;
     memcpy(g->subject, subject, len);
     g->subject[len] = '\0';
     snprintf(g->label, sizeof g->label, "%s", g->subject);
-    return gate_begin(g, len);
+}
+
+int
+gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
+                 gw_gate_cb cb, void *closure)
+{
+    gate_init(g, l, subject, len, p, cb, closure);
+    return gate_begin(g);
 }
 
 int
 gw_gate_start_topic(gw_gate *g, gw_loop *l, const char *topic, int prefix, gw_topic_op op,
                     const gw_principal *p, gw_gate_cb cb, void *closure)
 {
-    size_t len = strlen(topic);
-
-    memset(g, 0, sizeof *g);
-    g->l = l;
-    g->cb = cb;
-    g->closure = closure;
-    g->known = 1;
-    g->p = *p;
+    gate_init(g, l, topic, strlen(topic), p, cb, closure);
     g->topic = 1;
     g->prefix = prefix;
     g->op = op;
-    if (len > NRPC_MAX_SUBJECT)
-        len = NRPC_MAX_SUBJECT; /* callers refuse longer topics before */
-    memcpy(g->subject, topic, len);
-    g->subject[len] = '\0';
-    snprintf(g->label, sizeof g->label, "%s %s", prefix ? "prefix" : "topic",
-             g->subject);
-    return gate_begin(g, len);
+    snprintf(g->label, sizeof g->label, "%s %s", prefix ? "prefix" : "topic", g->subject);
+    return gate_begin(g);
 }
 
 int
 gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const char *authorization,
               gw_gate_cb cb, void *closure)
 {
-    memset(g, 0, sizeof *g);
-    g->l = l;
-    g->cb = cb;
-    g->closure = closure;
-    if (len > NRPC_MAX_SUBJECT)
-        len = NRPC_MAX_SUBJECT; /* callers refuse longer subjects before */
-    memcpy(g->subject, subject, len);
-    g->subject[len] = '\0';
-    snprintf(g->label, sizeof g->label, "%s", g->subject);
+    gate_init(g, l, subject, len, NULL, cb, closure);
     if (authorization) {
         g->authorization = strndup(authorization, GW_AUTH_MAX_HEADER + 1);
         if (g->authorization == NULL) {
@@ -172,16 +164,15 @@ gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const cha
             return 1;
         }
     }
-    return gate_begin(g, len);
+    return gate_begin(g);
 }
 
 /* The access, gathering once for an unknown subject, then identification. */
 static int
-gate_begin(gw_gate *g, size_t len)
+gate_begin(gw_gate *g)
 {
     gw_loop *l = g->l;
 
-    (void)len;
     gate_lookup(g);
     if (g->access == NULL && l->catalog && !(g->topic && g->verdict == GW_TOPIC_NOBODY)) {
         /* A new rpc, perhaps: gather once before deciding it is not public. */
@@ -203,13 +194,9 @@ gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_princi
 {
     gw_gate g;
 
-    memset(&g, 0, sizeof g);
-    g.l = l;
-    g.known = 1;
-    g.p = *p;
+    gate_init(&g, l, topic, strlen(topic), p, NULL, NULL);
     g.topic = 1;
     g.op = op;
-    snprintf(g.subject, sizeof g.subject, "%s", topic);
     snprintf(g.label, sizeof g.label, "topic %s", g.subject);
     gate_lookup(&g);
     if (op == GW_TOPIC_SUBSCRIBE && g.verdict == GW_TOPIC_UNKNOWN)

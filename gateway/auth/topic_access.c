@@ -4,20 +4,10 @@
  * auth file and unit-tested whole. */
 #include "auth_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int
-rule_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* One "subscribe" or "publish" value: a string in nrpc_rpc.access's form,
  * or null for nobody. */
@@ -31,12 +21,12 @@ rule_value(json_t *v, const char *key, const char *where, int *set, char **out, 
     if (json_is_null(v))
         return 0;
     if (!json_is_string(v) || json_string_length(v) == 0 || !nrpc_access_valid(json_string_value(v)))
-        return rule_fail(err, errlen,
+        return gw_auth_fail(err, errlen,
                          "topics.%s: \"%s\" must be \"public\", \"authenticated\", "
                          "space-separated scopes, or null for nobody",
                          where, key);
     if ((*out = strdup(json_string_value(v))) == NULL)
-        return rule_fail(err, errlen, "out of memory");
+        return gw_auth_fail(err, errlen, "out of memory");
     return 0;
 }
 
@@ -48,14 +38,14 @@ gw_topic_rules_parse(gw_auth *a, json_t *topics, char *err, size_t errlen)
     size_t n = 0;
 
     if (!json_is_object(topics))
-        return rule_fail(err, errlen,
+        return gw_auth_fail(err, errlen,
                          "\"topics\" must be an object: {\"<topic>\" or \"<prefix>.>\": "
                          "{\"subscribe\": ..., \"publish\": ...}}");
     if (json_object_size(topics) > GW_TOPIC_RULES_MAX)
-        return rule_fail(err, errlen, "topics: more than %d rules", GW_TOPIC_RULES_MAX);
+        return gw_auth_fail(err, errlen, "topics: more than %d rules", GW_TOPIC_RULES_MAX);
     a->topic_rules = calloc(json_object_size(topics) + 1, sizeof *a->topic_rules);
     if (a->topic_rules == NULL)
-        return rule_fail(err, errlen, "out of memory");
+        return gw_auth_fail(err, errlen, "out of memory");
     json_object_foreach (topics, key, v) {
         gw_topic_rule *r = &a->topic_rules[n];
         char where[80], subject[NRPC_MAX_SUBJECT + 1];
@@ -68,20 +58,20 @@ gw_topic_rules_parse(gw_auth *a, json_t *topics, char *err, size_t errlen)
         if (r->prefix)
             len = len > 2 ? len - 2 : 0;
         if ((r->topic = strndup(key, len)) == NULL)
-            return rule_fail(err, errlen, "out of memory");
+            return gw_auth_fail(err, errlen, "out of memory");
         r->len = len;
         a->ntopic_rules = ++n;
         if (len > 0 && nrpc_topic_subject(r->topic, subject, sizeof subject) != 0)
-            return rule_fail(err, errlen,
+            return gw_auth_fail(err, errlen,
                              "topics: '%s' must be a topic (dot-separated tokens of letters, "
                              "digits, '_' and '-') or one followed by \".>\", or \">\"",
                              where);
         if (!json_is_object(v))
-            return rule_fail(err, errlen, "topics.%s: must be {\"subscribe\", \"publish\"}",
+            return gw_auth_fail(err, errlen, "topics.%s: must be {\"subscribe\", \"publish\"}",
                              where);
         json_object_foreach (v, k, x) {
             if (strcmp(k, "subscribe") != 0 && strcmp(k, "publish") != 0)
-                return rule_fail(err, errlen, "topics.%s: unknown key '%.64s'", where, k);
+                return gw_auth_fail(err, errlen, "topics.%s: unknown key '%.64s'", where, k);
         }
         if (rule_value(json_object_get(v, "subscribe"), "subscribe", where, &r->sub_set,
                        &r->subscribe, err, errlen) != 0 ||
