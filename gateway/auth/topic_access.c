@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* One "subscribe" or "publish" value: a string in nrpc_rpc.access's form,
  * or null for nobody. */
 static int
@@ -20,11 +19,12 @@ rule_value(json_t *v, const char *key, const char *where, int *set, char **out, 
     *set = 1;
     if (json_is_null(v))
         return 0;
-    if (!json_is_string(v) || json_string_length(v) == 0 || !nrpc_access_valid(json_string_value(v)))
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        !nrpc_access_valid(json_string_value(v)))
         return gw_auth_fail(err, errlen,
-                         "topics.%s: \"%s\" must be \"public\", \"authenticated\", "
-                         "space-separated scopes, or null for nobody",
-                         where, key);
+                            "topics.%s: \"%s\" must be \"public\", \"authenticated\", "
+                            "space-separated scopes, or null for nobody",
+                            where, key);
     if ((*out = strdup(json_string_value(v))) == NULL)
         return gw_auth_fail(err, errlen, "out of memory");
     return 0;
@@ -39,14 +39,15 @@ gw_topic_rules_parse(gw_auth *a, json_t *topics, char *err, size_t errlen)
 
     if (!json_is_object(topics))
         return gw_auth_fail(err, errlen,
-                         "\"topics\" must be an object: {\"<topic>\" or \"<prefix>.>\": "
-                         "{\"subscribe\": ..., \"publish\": ...}}");
+                            "\"topics\" must be an object: {\"<topic>\" or \"<prefix>.>\": "
+                            "{\"subscribe\": ..., \"publish\": ...}}");
     if (json_object_size(topics) > GW_TOPIC_RULES_MAX)
         return gw_auth_fail(err, errlen, "topics: more than %d rules", GW_TOPIC_RULES_MAX);
     a->topic_rules = calloc(json_object_size(topics) + 1, sizeof *a->topic_rules);
     if (a->topic_rules == NULL)
         return gw_auth_fail(err, errlen, "out of memory");
-    json_object_foreach (topics, key, v) {
+    json_object_foreach(topics, key, v)
+    {
         gw_topic_rule *r = &a->topic_rules[n];
         char where[80], subject[NRPC_MAX_SUBJECT + 1];
         size_t len = strlen(key);
@@ -63,13 +64,14 @@ gw_topic_rules_parse(gw_auth *a, json_t *topics, char *err, size_t errlen)
         a->ntopic_rules = ++n;
         if (len > 0 && nrpc_topic_subject(r->topic, subject, sizeof subject) != 0)
             return gw_auth_fail(err, errlen,
-                             "topics: '%s' must be a topic (dot-separated tokens of letters, "
-                             "digits, '_' and '-') or one followed by \".>\", or \">\"",
-                             where);
+                                "topics: '%s' must be a topic (dot-separated tokens of letters, "
+                                "digits, '_' and '-') or one followed by \".>\", or \">\"",
+                                where);
         if (!json_is_object(v))
             return gw_auth_fail(err, errlen, "topics.%s: must be {\"subscribe\", \"publish\"}",
-                             where);
-        json_object_foreach (v, k, x) {
+                                where);
+        json_object_foreach(v, k, x)
+        {
             if (strcmp(k, "subscribe") != 0 && strcmp(k, "publish") != 0)
                 return gw_auth_fail(err, errlen, "topics.%s: unknown key '%.64s'", where, k);
         }
@@ -121,7 +123,8 @@ best_rule(const gw_auth *a, const char *t, size_t n, int whole)
                 return r;
             continue;
         }
-        if ((under(t, n, r->topic, r->len) || (whole && r->len == n && memcmp(r->topic, t, n) == 0)) &&
+        if ((under(t, n, r->topic, r->len) ||
+             (whole && r->len == n && memcmp(r->topic, t, n) == 0)) &&
             (best == NULL || r->len > best->len))
             best = r;
     }
@@ -189,8 +192,7 @@ need_rule(need *nd, const gw_topic_rule *r, gw_topic_op op, const char *dflt)
     if (!set) {
         if (dflt)
             need_add(nd, dflt);
-    }
-    else if (v == NULL)
+    } else if (v == NULL)
         nd->nobody = 1;
     else
         need_add(nd, v);
@@ -202,7 +204,9 @@ need_out(const need *nd, char *out, size_t outlen)
     if (nd->nobody || nd->overflow)
         return GW_TOPIC_NOBODY;
     snprintf(out, outlen, "%s",
-             nd->len ? nd->scopes : nd->authenticated ? NRPC_AUTHENTICATED : NRPC_PUBLIC);
+             nd->len             ? nd->scopes
+             : nd->authenticated ? NRPC_AUTHENTICATED
+                                 : NRPC_PUBLIC);
     return GW_TOPIC_KNOWN;
 }
 
