@@ -203,6 +203,29 @@ class AuthWampTest(harness.IntegrationCase):
         self.assertEqual((ev[0], ev[5]), (36, {"n": 1}), ev)
         self.assertEqual(ev[3]["topic"], "ev.made", ev)
 
+    def test_socket_closed_while_subscribes_wait_at_the_gate(self):
+        # Topics nobody declares: each SUBSCRIBE waits for a catalog gather
+        # (about 0.4 s). The socket goes away meanwhile; the verdicts then
+        # find no session, and nothing is subscribed or leaked (ASan).
+        for _ in range(3):
+            c = self.client({"Authorization": "Bearer " + PUBLISHER})
+            self.hello(c)
+            for i in range(1, 41):
+                c.send_json([32, i, {"match": "prefix"} if i % 2 else {}, "gone%d.t" % i])
+            c.send_json([48, 99, {}, "nosuch_service.x"])
+            c.close()
+        c = self.client()
+        self.hello(c)
+        self.assertEqual(self.sub(c, 1, "websocket_test.websocket_test")[:2], [33, 1])
+        self.assertTrue(self.gw.alive(), self.gw.log_tail())
+        # no NATS interest is left behind on the closed sessions' topics
+        def gone_subjects():
+            conns = self.nats.monitor("/connz?subs=detail&limit=1024").get("connections") or []
+            return [d["subject"] for c in conns for d in c.get("subscriptions_list_detail") or []
+                    if d["subject"].startswith("events.gone")]
+        harness.wait_for(lambda: gone_subjects() == [], 10,
+                         what="the closed sessions' topics to be dropped")
+
     def test_subscribe_flood_at_the_gate(self):
         # SUBSCRIBEs wait for the permission check (a catalog gather for an
         # unknown topic) without bound on memory: 64 at most per session.
