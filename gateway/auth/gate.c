@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define GATE_TOPIC_GATHER_MS 1000
+
 /* The loop's access map (the catalog's latest snapshot), NULL before the
  * first gather. Borrowed until the loop's next catalog read. */
 static const gw_access_map *
@@ -175,11 +177,16 @@ gate_begin(gw_gate *g)
 
     gate_lookup(g);
     if (g->access == NULL && l->catalog && !(g->topic && g->verdict == GW_TOPIC_NOBODY)) {
-        /* A new rpc, perhaps: gather once before deciding it is not public. */
+        /* A new rpc, perhaps: gather once before deciding it is not public.
+         * A topic gathers only when this loop has not in the last second
+         * (else it is decided from the catalog as it is, fresh or not yet
+         * gathered at all): free topics are many and often subscribed in
+         * bursts, which must not all wait. */
+        int refresh = !g->topic || !gw_catalog_gathered_within(l->catalog, GATE_TOPIC_GATHER_MS);
         g->refreshed = 1;
         g->waiting = 1;
         g->inside = 1;
-        gw_catalog_get(l->catalog, GW_CATALOG_NOTIFY, 1, gate_on_catalog, g);
+        gw_catalog_get(l->catalog, GW_CATALOG_NOTIFY, refresh, gate_on_catalog, g);
         g->inside = 0;
         if (g->waiting)
             return 0;

@@ -618,6 +618,12 @@ gw_catalog_rest_missed(gw_catalog *c)
     catalog_refresh(c);
 }
 
+int
+gw_catalog_gathered_within(gw_catalog *c, int64_t ms)
+{
+    return c->attempted_ms != 0 && nrpc_now_ms() - c->attempted_ms < ms;
+}
+
 static void
 catalog_on_closed(uv_handle_t *h)
 {

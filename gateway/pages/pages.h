@@ -152,6 +152,8 @@ const struct gw_rest *gw_catalog_rest(gw_catalog *c);
  * The request itself is answered now. */
 #define GW_REST_MISS_REFRESH_MS 1000
 void gw_catalog_rest_missed(gw_catalog *c);
+/* 1 if this loop started a gather less than ms ago. */
+int gw_catalog_gathered_within(gw_catalog *c, int64_t ms);
 /* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
 json_t *gw_catalog_group(json_t *infos);
 /* catalog_doc.c: both documents (indexed by gw_catalog_doc) from INFO

@@ -46,8 +46,9 @@
  * With GATEWAY_AUTH, CALL, SUBSCRIBE and PUBLISH pass the gate first
  * (auth/gate.h) with the session's caller: the rpc's access, or the
  * topic's (gw_topic_access). A SUBSCRIBE may wait there for one catalog
- * gather; a PUBLISH is decided at once from what the loop knows, so a
- * session's publications keep their order.
+ * gather (ROUTER_MAX_GATING at a time per session); a PUBLISH is decided
+ * at once from what the loop knows, so a session's publications keep
+ * their order.
  *
  * Threads: everything here runs on the loop's thread, router_on_nats and
  * router_on_reply included: the loop's client calls them after draining
