@@ -24,7 +24,7 @@
  */
 #include <nats/nats.h>
 
-#include "internal.h" /* nrpc__nats_creds_apply: NATS_USER, NATS_CA... as natsrpc */
+#include "internal.h" /* NATS_USER, NATS_CA..., NATS_INBOX_PREFIX as natsrpc */
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -185,7 +185,7 @@ main(int argc, char **argv)
     natsOptions      *opts = NULL;
     natsConnection   *nc = NULL;
     natsSubscription *sub = NULL;
-    natsInbox        *inbox = NULL;
+    char              inbox[NRPC_INBOX_SIZE];
     natsMsg          *rep = NULL;
     natsStatus        s;
     char              wildcard[256];
@@ -221,10 +221,11 @@ main(int argc, char **argv)
         die("options", s);
     natsOptions_SetURL(opts, url);
     {
-        /* The same NATS credentials and TLS settings as every natsrpc
-         * process, and nothing else of natsrpc. */
+        /* The same NATS credentials, TLS settings and inbox prefix as
+         * every natsrpc process, and nothing else of natsrpc. */
         char what[512], err[512];
-        if (nrpc__nats_creds_apply(opts, url, what, sizeof what, err, sizeof err) != 0) {
+        if (nrpc__nats_creds_apply(opts, url, what, sizeof what, err, sizeof err) != 0 ||
+            nrpc__inbox_apply(opts, err, sizeof err) != 0) {
             fprintf(stderr, "nats_requester: %s\n", err);
             return 2;
         }
@@ -249,17 +250,17 @@ main(int argc, char **argv)
     }
     printf("check ok reply=%s\n", g_expect);
 
-    if ((s = natsInbox_Create(&inbox)) != NATS_OK)
-        die("inbox", s);
+    if (nrpc_inbox_new(inbox, sizeof inbox) != NRPC_OK)
+        die("inbox", NATS_INVALID_ARG);
     g_reply_subj = calloc((size_t)g_slots, sizeof(*g_reply_subj));
     g_sent_at    = calloc((size_t)g_slots, sizeof(*g_sent_at));
     for (int i = 0; i < g_slots; i++) {
-        size_t len = strlen((const char *)inbox) + 16;
+        size_t len = strlen(inbox) + 16;
 
         g_reply_subj[i] = malloc(len);
-        snprintf(g_reply_subj[i], len, "%s.%d", (const char *)inbox, i);
+        snprintf(g_reply_subj[i], len, "%s.%d", inbox, i);
     }
-    snprintf(wildcard, sizeof(wildcard), "%s.*", (const char *)inbox);
+    snprintf(wildcard, sizeof(wildcard), "%s.*", inbox);
     if ((s = natsConnection_Subscribe(&sub, nc, wildcard, on_reply, NULL)) != NATS_OK)
         die("subscribe", s);
     natsSubscription_SetPendingLimits(sub, -1, -1);
@@ -302,7 +303,6 @@ main(int argc, char **argv)
     free(g_sent_at);
     free(g_lat);
     free(g_expect);
-    natsInbox_Destroy(inbox);
     natsConnection_Destroy(nc);
     natsOptions_Destroy(opts);
     nats_Close();

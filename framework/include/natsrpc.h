@@ -122,7 +122,33 @@ const char *nrpc_status_text(nrpc_status s);
     "                       (at most one of the four ways above)\n"                            \
     "  NATS_CA              CA file for TLS (tls:// URLs, or any URL with it set)\n"            \
     "  NATS_CERT, NATS_KEY  client certificate and key for TLS (both, or neither)\n"           \
-    "  NATS_TLS_HOSTNAME    the name the server's certificate must carry\n"
+    "  NATS_TLS_HOSTNAME    the name the server's certificate must carry\n"                  \
+    "  NATS_INBOX_PREFIX    subject prefix of this process's reply inboxes, _INBOX or\n"       \
+    "                       _INBOX.<name> (default _INBOX), so that nats-server can let\n"     \
+    "                       each user read only its own replies\n"
+
+/** Reply inboxes. Every inbox a natsrpc process makes (its requests, a
+ * service's outgoing calls, JetStream's acknowledgments, the gateway's WAMP
+ * markers, the CLI) is "<prefix>.<NRPC_INBOX_RANDOM hex digits>", the prefix
+ * being NATS_INBOX_PREFIX, else "_INBOX". A prefix is "_INBOX" or
+ * "_INBOX.<tokens>" (the gateway never forwards to an _INBOX subject), of
+ * dot-separated tokens of letters, digits, '_' and '-', at most
+ * NRPC_INBOX_PREFIX_MAX bytes; any other value stops the process at its
+ * first NATS connection with a message naming the variable. */
+#define NRPC_INBOX_PREFIX_MAX 64
+#define NRPC_INBOX_RANDOM 32
+/** Room for an inbox with its NUL. */
+#define NRPC_INBOX_SIZE (NRPC_INBOX_PREFIX_MAX + 1 + NRPC_INBOX_RANDOM + 1)
+/** 0 if prefix may be a NATS_INBOX_PREFIX (NULL and "" mean unset: yes),
+ * else -1 with why (may be NULL) saying what is wrong, naming the variable. */
+int nrpc_inbox_prefix_check(const char *prefix, char *why, size_t why_len);
+/** This process's inbox prefix: NATS_INBOX_PREFIX, or "_INBOX" when unset;
+ * NULL when it is set but not valid. Borrowed (the environment's). */
+const char *nrpc_inbox_prefix(void);
+/** Writes a new inbox "<prefix>.<random hex>" into buf (len >=
+ * NRPC_INBOX_SIZE always suffices). NRPC_ERR_INVALID_ARG when it does not
+ * fit or NATS_INBOX_PREFIX is not valid. */
+nrpc_status nrpc_inbox_new(char *buf, size_t len);
 
 /** The default error.type of a code ("internal" for unknown codes). */
 const char *nrpc_code_type(int code);

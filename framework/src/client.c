@@ -1070,7 +1070,6 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
 {
     nrpc_client *c;
     natsConnection *nc = NULL;
-    natsInbox *inbox = NULL;
     pthread_condattr_t ca;
     nrpc_status st;
 
@@ -1094,13 +1093,16 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
         goto fail;
     }
 
-    if (natsInbox_Create(&inbox) != NATS_OK) {
-        st = NRPC_ERR_NOMEM;
+    /* Under NATS_INBOX_PREFIX: a bad one fails the client here, before
+     * its connection would say the same. */
+    st = nrpc_inbox_new(c->inbox, sizeof c->inbox);
+    if (st != NRPC_OK) {
+        char why[256];
+        nrpc_inbox_prefix_check(getenv("NATS_INBOX_PREFIX"), why, sizeof why);
+        nrpc_log(NRPC_LOG_ERROR, "%s", why);
         goto fail;
     }
-    snprintf(c->inbox, sizeof c->inbox, "%s", (const char *)inbox);
     c->inbox_len = strlen(c->inbox);
-    natsInbox_Destroy(inbox);
     st = client_connect(c, &nc);
     if (st == NRPC_ERR_NATS && c->loop) {
         /* On a loop nats.c cannot retry a first connection in the

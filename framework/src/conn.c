@@ -289,7 +289,8 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
     s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = natsOptions_SetServers(o, urls, n);
-    if (s == NATS_OK && nrpc__nats_creds_apply(o, url, what, sizeof what, err, sizeof err) != 0) {
+    if (s == NATS_OK && (nrpc__nats_creds_apply(o, url, what, sizeof what, err, sizeof err) != 0 ||
+                         nrpc__inbox_apply(o, err, sizeof err) != 0)) {
         /* A setting that cannot work fails the process at start, loudly,
          * even for a tool that logs nothing else. */
         if (hooks && hooks->why)
@@ -302,7 +303,8 @@ nrpc__nats_connect(natsConnection **out, const char *url, const char *name,
         return NRPC_ERR_INVALID_ARG;
     }
     if (s == NATS_OK && !fast)
-        nrpc_log(NRPC_LOG_INFO, "NATS at %s with %s", shown, what);
+        nrpc_log(NRPC_LOG_INFO, "NATS at %s with %s, replies under %s.>", shown, what,
+                 nrpc_inbox_prefix());
     if (s == NATS_OK && name)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)

@@ -87,6 +87,11 @@ nrpc_status nrpc__nats_connect(natsConnection **nc, const char *url, const char 
 int nrpc__nats_creds_apply(natsOptions *o, const char *url, char *what, size_t whatlen,
                            char *err, size_t errlen);
 
+/* Applies NATS_INBOX_PREFIX (inbox.c) to o, so nats.c's own inboxes (its
+ * requests, JetStream) use it too. Returns 0 (unset, or a valid prefix) or
+ * -1 with err saying what is wrong with it. */
+int nrpc__inbox_apply(natsOptions *o, char *err, size_t errlen);
+
 /* Copies a server list for logs, with the user information of each URL
  * (user:secret in nats://user:secret@host:4222) replaced by three asterisks.
  * Always NUL-terminates out. */

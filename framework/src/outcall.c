@@ -174,15 +174,12 @@ nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
 static nrpc_status
 inbox_start(nrpc_service *svc)
 {
-    natsInbox *ib = NULL;
-    char subj[128];
+    char subj[sizeof svc->inbox + 2];
 
     if (svc->inbox_sub)
         return NRPC_OK;
-    if (natsInbox_Create(&ib) != NATS_OK)
+    if (nrpc_inbox_new(svc->inbox, sizeof svc->inbox) != NRPC_OK)
         return NRPC_ERR_NATS;
-    snprintf(svc->inbox, sizeof svc->inbox, "%s", (const char *)ib);
-    natsInbox_Destroy(ib);
     snprintf(subj, sizeof subj, "%s.*", svc->inbox);
     if (natsConnection_Subscribe(&svc->inbox_sub, svc->nc, subj, on_inbox, svc) != NATS_OK)
         return NRPC_ERR_NATS;

@@ -149,7 +149,7 @@ struct nrpc_service {
 
     /* outgoing calls (outcall.c): loop thread only, but conn_gen, which
      * the disconnected hook raises on a nats.c thread (see outcall.c) */
-    char inbox[96];
+    char inbox[NRPC_INBOX_SIZE];
     natsSubscription *inbox_sub;
     uint64_t next_token;
     nrpc_table outcalls; /* by token */

@@ -43,7 +43,7 @@
 struct wamp_confirm {
     nrpc_client *client; /* NULL once detached */
     nrpc_subscription *sub;
-    char subject[64]; /* "_INBOX.<32 hex digits>", private to this loop */
+    char subject[NRPC_INBOX_SIZE]; /* an inbox of this process (nrpc_inbox_new), private to this loop */
     uint64_t wanted;    /* highest ticket handed out */
     uint64_t published; /* highest marker sequence published */
     uint64_t confirmed; /* highest marker sequence back from the server */
@@ -72,15 +72,17 @@ wamp_confirm *
 wamp_confirm_create(nrpc_client *client, void (*on_confirmed)(void *arg, uint64_t upto), void *arg)
 {
     wamp_confirm *cf = calloc(1, sizeof *cf);
-    char hex[32];
 
     if (cf == NULL)
         return NULL;
+    /* Under NATS_INBOX_PREFIX, which the loop's client has checked. */
+    if (nrpc_inbox_new(cf->subject, sizeof cf->subject) != NRPC_OK) {
+        free(cf);
+        return NULL;
+    }
     cf->client = client;
     cf->on_confirmed = on_confirmed;
     cf->arg = arg;
-    nrpc_random_hex(hex, sizeof hex);
-    snprintf(cf->subject, sizeof cf->subject, "_INBOX.%.32s", hex);
     return cf;
 }
 

@@ -75,6 +75,12 @@ for name in ("greeting_service", "thing_service", "websocket_test", "gateway"):
         problems.append("%s connects as NATS user %r, not one of %s" % (name, env.get("NATS_USER"), sorted(users)))
     if not env.get("NATS_PASSWORD"):
         problems.append("%s has no NATS_PASSWORD" % name)
+    # its user may read only the replies under its own prefix
+    if env.get("NATS_INBOX_PREFIX") != "_INBOX." + str(env.get("NATS_USER")):
+        problems.append("%s has NATS_INBOX_PREFIX %r, not _INBOX.<its user>"
+                        % (name, env.get("NATS_INBOX_PREFIX")))
+    if "_INBOX.%s.>" % env.get("NATS_USER") not in conf:
+        problems.append("deploy/nats-server.conf gives %s no inbox of its own" % name)
 if not svcs["haproxy"].get("ports"):
     problems.append("haproxy publishes no port")
 text = open(haproxy).read()

@@ -57,6 +57,8 @@ class DevSecureTest(DevScriptCase):
         e = dict(self.env, NATS_URL="nats://127.0.0.1:%d" % self.nats_port)
         if user:
             e.update(NATS_USER=user, NATS_PASSWORD=password)
+        if user and user != "admin":  # the only inboxes the user may read
+            e.update(NATS_INBOX_PREFIX="_INBOX." + user)
         r = subprocess.run([harness.binary("natsrpc"), "--timeout", "2"] + list(args), env=e,
                            capture_output=True, text=True, timeout=30)
         r.what = "natsrpc %s as %s -> %d\n%s%s" % (" ".join(args), user, r.returncode, r.stdout,
@@ -98,11 +100,14 @@ class DevSecureTest(DevScriptCase):
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         for v in self.secrets.values():
             self.assertNotIn(v, ps)
-        # each process connected as its own user
+        # each process connected as its own user, its replies under its own
+        # prefix (the only one its user may read)
         with open(os.path.join(self.dir, "gateway.log")) as f:
-            self.assertIn("with user 'gateway' (NATS_USER, NATS_PASSWORD)", f.read())
+            self.assertIn("with user 'gateway' (NATS_USER, NATS_PASSWORD), replies under "
+                          "_INBOX.gateway.>", f.read())
         with open(os.path.join(self.dir, "thing_service.log")) as f:
-            self.assertIn("with user 'thing_service' (NATS_USER, NATS_PASSWORD)", f.read())
+            self.assertIn("with user 'thing_service' (NATS_USER, NATS_PASSWORD), replies under "
+                          "_INBOX.thing_service.>", f.read())
 
     def test_3_users_are_held_to_their_permissions(self):
         pw = self.secrets

@@ -26,7 +26,7 @@ import time
 import unittest
 
 import harness
-from harness import post
+from harness import http_call, post
 
 HELLO = '[["Hello, Bob"], {}]'
 START_EXIT = 20.0  # a process refused at start exits within this
@@ -175,7 +175,7 @@ class AuthCase(harness.IntegrationCase):
     def cli(self, *args, env=None):
         e = dict(os.environ, NATS_URL=self.nats.url)
         for k in ("NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_NKEY_SEED", "NATS_CREDS",
-                  "NATS_CA", "NATS_CERT", "NATS_KEY", "NATS_TLS_HOSTNAME"):
+                  "NATS_CA", "NATS_CERT", "NATS_KEY", "NATS_TLS_HOSTNAME", "NATS_INBOX_PREFIX"):
             e.pop(k, None)
         e.update(env or {})
         r = subprocess.run([harness.binary("natsrpc")] + list(args), env=e, capture_output=True,
@@ -566,6 +566,261 @@ tls {
         rc, log = self.start_refused("greeting_service", {})
         self.assertEqual(rc, 1, log)
         self.assertIn("refused the connection (no credentials): ", log)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEPLOY_CONF = os.path.join(ROOT, "deploy", "nats-server.conf")
+DEPLOY_USERS = ("greeting_service", "thing_service", "websocket_test", "gateway", "admin")
+
+
+def deploy_config(passwords):
+    """deploy/nats-server.conf as shipped, with passwords in place of the
+    environment variables it reads them from."""
+    with open(DEPLOY_CONF) as f:
+        text = f.read()
+    for user in DEPLOY_USERS:
+        var = "NATS_ADMIN_PASSWORD" if user == "admin" else user.upper() + "_NATS_PASSWORD"
+        text = text.replace("$" + var, '"%s"' % passwords[user])
+    return text
+
+
+class DeployInboxTest(AuthCase):
+    """deploy/nats-server.conf with every process on its own inbox prefix
+    (NATS_INBOX_PREFIX=_INBOX.<user>): each user may read only its own
+    replies, and the whole stack still works through it."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_things import MIGRATIONS
+        cls.pw = {u: "p" + harness.rand_token(24) for u in DEPLOY_USERS}
+
+        def start(stack):
+            cls.nats = stack.nats(config=deploy_config(cls.pw))
+            cls.pg = stack.postgres()
+            cls.greeting = stack.service("greeting_service", cls.nats,
+                                         env=cls.env("greeting_service"),
+                                         ready_subject="greeting_service.hello_sleep")
+            cls.thing = stack.service("thing_service", cls.nats,
+                                      env=dict(cls.env("thing_service"), DATABASE_URL=cls.pg.url,
+                                               THING_MIGRATIONS=MIGRATIONS),
+                                      ready_subject="thing_service.get_things")
+            cls.gw, cls.port = stack.gateway(cls.nats, env=cls.env("gateway"))
+        cls.start_stack("nats-auth-inbox", start)
+
+    @classmethod
+    def env(cls, user, prefix=None):
+        e = {"NATS_USER": user, "NATS_PASSWORD": cls.pw[user]}
+        if user != "admin":
+            e["NATS_INBOX_PREFIX"] = prefix or "_INBOX." + user
+        return e
+
+    def assertNothingRefused(self):
+        """No process of the stack was refused anything by nats-server."""
+        for p in (self.greeting, self.thing, self.gw):
+            self.assertNotIn("NATS refused", p.log_text(), p.name)
+            self.assertTrue(p.alive(), p.name)
+
+    def test_1_calls_through_the_gateway(self):
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), HELLO)
+        r = post(self.port, "thing_service.create_thing", '[[], {"name": "inboxed"}]')
+        self.assertEqual(r.status, 200, r.describe())
+        thing = r.json()[0][0]
+        r = post(self.port, "thing_service.get_thing", json.dumps([[thing["uuid"]]]))
+        self.assertEqual((r.status, r.json()), (200, [[thing], {}]), r.describe())
+        # The event went to JetStream, its acknowledgment to thing_service's
+        # own inboxes.
+        r = self.cli("--json", "events", "tail", "thing_service.>", "--from-start", "--count", "1",
+                     env=self.env("admin"))
+        self.assertEqual(r.returncode, 0, r.what)
+        self.assertIn(thing["uuid"], r.out, r.what)
+        self.assertNothingRefused()
+
+    def test_2_cli_calls(self):
+        self.assertCall(self.env("admin"))
+        self.assertCall(self.env("gateway"))
+        r = self.cli("--json", "ls", env=self.env("gateway"))
+        self.assertEqual(r.returncode, 0, r.what)
+        self.assertIn("greeting_service", r.out, r.what)
+        self.assertIn("thing_service", r.out, r.what)
+
+    def test_3_heartbeats(self):
+        # The gateway expects greeting_service's heartbeats (its INFO says it
+        # sends them): a 4 s call is answered only if every heartbeat, and
+        # then the reply, passed nats-server's response permission.
+        self.assertOk(post(self.port, "greeting_service.hello_sleep", '[["Bob", 4]]'), HELLO)
+        r = self.cli("--json", "--timeout", "20", "call", "greeting_service.hello_sleep", "Bob",
+                     "--seconds", "4", env=self.env("gateway"))
+        self.assertEqual((r.returncode, r.out.strip()), (0, HELLO), r.what)
+        self.assertNothingRefused()
+
+    def test_4_discovery(self):
+        r = http_call(self.port, "GET", "/services?refresh=1")
+        self.assertEqual(r.status, 200, r.describe())
+        names = sorted(s["name"] for s in r.json()["services"])
+        self.assertEqual(names, ["greeting_service", "thing_service"], r.describe())
+
+    def test_5_wamp_subscribe_is_confirmed(self):
+        from test_websocket import WsClient
+        c = WsClient(self.port, timeout=10)
+        try:
+            self.assertEqual(c.hello()[0], 2)
+            # SUBSCRIBED waits for the gateway's marker to come back on its
+            # own inbox.
+            c.send_json([32, 1, {}, "inbox_it.topic"])
+            sub = c.recv_json()
+            self.assertEqual(sub[:2], [33, 1], sub)
+            c.send_json([16, 2, {"acknowledge": True, "exclude_me": False}, "inbox_it.topic",
+                         ["hi"]])
+            published = c.recv_json()
+            self.assertEqual(published[:2], [17, 2], published)
+            self.assertEqual(c.recv_json(), [36, sub[2], published[2],
+                                             {"topic": "inbox_it.topic"}, ["hi"]])
+            c.send_json([48, 3, {}, "greeting_service.hello", ["Bob"]])
+            self.assertEqual(c.recv_json(), [50, 3, {}, ["Hello, Bob"]])
+        finally:
+            c.close()
+        self.assertNothingRefused()
+
+    def assertRefusedSub(self, user, subject):
+        r = self.cli("--timeout", "2", "sub", subject, "--count", "1", env=self.env(user))
+        self.assertEqual(r.returncode, 1, r.what)
+        self.assertIn('natsrpc: subscribe to %s failed: Permissions Violation for Subscription to '
+                      '"%s"\n' % (subject, subject), r.err, r.what)
+        self.assertEqual(r.out, "", r.what)
+
+    def assertRefusedPub(self, user, subject):
+        r = self.cli("pub", subject, "[]", env=self.env(user))
+        self.assertEqual(r.returncode, 1, r.what)
+        self.assertIn('natsrpc: publish on %s failed: Permissions Violation for Publish to "%s"\n'
+                      % (subject, subject), r.err, r.what)
+
+    def test_6_nobody_reads_anothers_replies(self):
+        for user, subject in [
+                ("gateway", "_INBOX.>"), ("gateway", ">"), ("gateway", "_INBOX.*.>"),
+                ("gateway", "_INBOX.thing_service.>"), ("gateway", "_INBOX.greeting_service.*.*"),
+                ("thing_service", "_INBOX.gateway.>"), ("thing_service", "_INBOX.>"),
+                ("greeting_service", "_INBOX.gateway.>"), ("greeting_service", "_INBOX.*.>"),
+                ("websocket_test", "_INBOX.gateway.>")]:
+            with self.subTest(user=user, subject=subject):
+                self.assertRefusedSub(user, subject)
+        # nor write into them: no forged replies
+        for user, subject in [("gateway", "_INBOX.thing_service.x.1"), ("gateway", "_INBOX.x"),
+                              ("thing_service", "_INBOX.gateway.x.1"),
+                              ("greeting_service", "_INBOX.gateway.x.1")]:
+            with self.subTest(user=user, subject=subject):
+                self.assertRefusedPub(user, subject)
+
+    def test_6_the_gateways_replies_travel_under_its_prefix(self):
+        # admin may read anything: the reply to a call through the gateway
+        # is on _INBOX.gateway.>, which no service's user may subscribe to.
+        args = [harness.binary("natsrpc"), "--timeout", "20", "sub", "_INBOX.gateway.>", "--count",
+                "1", "--raw"]
+        e = dict(os.environ, NATS_URL=self.nats.url, **self.env("admin"))
+        spy = subprocess.Popen(args, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.nats.wait_subscribers("_INBOX.gateway.>", 1)
+            self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), HELLO)
+            out, err = spy.communicate(timeout=20)
+        finally:
+            if spy.poll() is None:
+                spy.kill()
+                spy.wait()
+        self.assertEqual((spy.returncode, out.decode().strip()), (0, HELLO), err.decode())
+        self.assertRefusedSub("thing_service", "_INBOX.gateway.>")
+
+    def test_7_wrong_prefix_is_refused_by_the_server(self):
+        # The gateway's user with thing_service's prefix: the inbox
+        # subscription is refused, the call gets no reply.
+        r = self.cli("--timeout", "2", "call", "greeting_service.hello", "Bob",
+                     env=self.env("gateway", prefix="_INBOX.thing_service"))
+        self.assertNotEqual(r.returncode, 0, r.what)
+        self.assertIn('Permissions Violation for Subscription to "_INBOX.thing_service.', r.err,
+                      r.what)
+
+    def test_7_bad_prefix_stops_every_process_at_start(self):
+        rule = (": a prefix is dot-separated tokens of letters, digits, '_' and '-' (no "
+                "wildcards, spaces or '$')")
+        cases = [
+            ("_INBOX.*", "NATS_INBOX_PREFIX '_INBOX.*' holds '*'" + rule),
+            ("_INBOX.gateway.>", "NATS_INBOX_PREFIX '_INBOX.gateway.>' holds '>'" + rule),
+            ("_INBOX.a b", "NATS_INBOX_PREFIX '_INBOX.a b' holds the byte 0x20" + rule),
+            ("_INBOX.$G", "NATS_INBOX_PREFIX '_INBOX.$G' holds '$'" + rule),
+            ("$SYS.x", "NATS_INBOX_PREFIX '$SYS.x' holds '$'" + rule),
+            ("_INBOX." + "g" * 58, "NATS_INBOX_PREFIX '_INBOX.%s...' is 65 bytes long: at most 64"
+             % ("g" * 33)),
+            ("_INBOX..gateway", "NATS_INBOX_PREFIX '_INBOX..gateway' has an empty token"),
+            ("_INBOX_gateway", "NATS_INBOX_PREFIX '_INBOX_gateway' is not under _INBOX: use _INBOX "
+             "or _INBOX.<name> (e.g. _INBOX.gateway), where the gateway never forwards"),
+        ]
+        for prefix, message in cases:
+            with self.subTest(prefix=prefix):
+                env = self.env("greeting_service", prefix=prefix)
+                rc, log = self.start_refused("greeting_service", env)
+                self.assertEqual(rc, 1, log)
+                self.assertIn("ERROR greeting_service: %s\n" % message, log)
+                rc, log = self.start_refused("natsrpc-gateway",
+                                             dict(self.env("gateway", prefix=prefix),
+                                                  GATEWAY_PORT=str(harness.free_port())))
+                self.assertNotEqual(rc, 0, log)
+                self.assertIn(message, log)
+                r = self.cli("call", "greeting_service.hello", "Bob",
+                             env=self.env("gateway", prefix=prefix))
+                self.assertEqual((r.returncode, r.err),
+                                 (3, "natsrpc: cannot connect to NATS: %s\n" % message), r.what)
+        self.assertNoSecret(self.pw.values())
+
+    def test_8_concurrent_callers(self):
+        results = []
+
+        def http():
+            r = post(self.port, "greeting_service.hello", '[["Bob"]]')
+            results.append((r.status, r.text))
+
+        def cli():
+            r = self.cli("--json", "call", "greeting_service.hello", "Bob",
+                         env=self.env("gateway"))
+            results.append((200 if r.returncode == 0 else r.returncode, r.out.strip()))
+        threads = [threading.Thread(target=f) for f in (http, cli) * 8]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, [(200, HELLO)] * 16)
+        self.assertNothingRefused()
+
+    def test_9_nats_restart_mid_call(self):
+        out = []
+        t = threading.Thread(target=lambda: out.append(
+            post(self.port, "greeting_service.hello_sleep", '[["Bob", 3]]', timeout=30)))
+        t.start()
+        harness.wait_for(lambda: "\nnatsrpc_gateway_requests_in_flight 2\n" in
+                         harness.http_call(self.port, "GET", "/metrics").text, 10,
+                         what="the call in flight")
+        self.nats.stop()
+        t.join(30)
+        self.assertFalse(t.is_alive())
+        if out[0].status == 200:
+            self.assertEqual(out[0].text, HELLO, out[0].describe())
+        else:
+            self.assertEqual(out[0].status, 503, out[0].describe())
+        self.nats.start()
+        # Back with the same prefixes, under the same permissions: calls,
+        # heartbeats and the services' inboxes work again.
+        harness.wait_for(lambda: post(self.port, "greeting_service.hello", '[["Bob"]]',
+                                      timeout=5).status == 200, 30,
+                         what="a call through the gateway after the restart")
+        self.assertOk(post(self.port, "greeting_service.hello_sleep", '[["Bob", 2]]'), HELLO)
+        self.assertCall(self.env("gateway"))
+        # nats-server grants a response permission to the connection that
+        # got the request: the call cut off by the restart (answered 503 by
+        # the gateway) can no longer be answered, and nothing else is refused.
+        for p in (self.greeting, self.thing, self.gw):
+            self.assertTrue(p.alive(), p.name)
+            for line in p.log_text().splitlines():
+                if "NATS refused" in line:
+                    self.assertIn('NATS refused: Permissions Violation for Publish to '
+                                  '"_INBOX.gateway.', line)
+        self.assertNoSecret(self.pw.values())
 
 
 if __name__ == "__main__":

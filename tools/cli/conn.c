@@ -109,7 +109,7 @@ cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const ch
             size_t len, natsMsg **reply)
 {
     natsSubscription *sub = NULL;
-    natsInbox *inbox = NULL;
+    char inbox[NRPC_INBOX_SIZE];
     natsMsg *msg = NULL;
     int64_t hb_ms = nrpc__hb_interval(o->timeout_ms), deadline, watch = INT64_MAX;
     char tmo[24], hb[24];
@@ -118,11 +118,12 @@ cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const ch
     *reply = NULL;
     snprintf(tmo, sizeof tmo, "%lld", (long long)o->timeout_ms);
     snprintf(hb, sizeof hb, "%lld", (long long)hb_ms);
-    s = natsInbox_Create(&inbox);
+    /* cli_connect has checked NATS_INBOX_PREFIX. */
+    s = nrpc_inbox_new(inbox, sizeof inbox) == NRPC_OK ? NATS_OK : NATS_INVALID_ARG;
     if (s == NATS_OK)
-        s = natsConnection_SubscribeSync(&sub, nc, (const char *)inbox);
+        s = natsConnection_SubscribeSync(&sub, nc, inbox);
     if (s == NATS_OK)
-        s = natsMsg_Create(&msg, subject, (const char *)inbox, data, (int)len);
+        s = natsMsg_Create(&msg, subject, inbox, data, (int)len);
     /* The rpc learns how long we wait, as from the gateway. */
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, NRPC_HDR_TIMEOUT, tmo);
@@ -155,14 +156,12 @@ cli_request(natsConnection *nc, const cli_opts *o, const char *subject, const ch
             nrpc__hb_lost_message(lost, sizeof lost, subject, nrpc__hb_limit(hb_ms));
             cli_err("%s: error 503 unavailable: %s", subject, lost);
             natsSubscription_Destroy(sub);
-            natsInbox_Destroy(inbox);
             return CLI_EXIT_RPC;
         }
         break;
     }
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
-    natsInbox_Destroy(inbox);
     if (s == NATS_OK)
         return CLI_EXIT_OK;
     if (s == NATS_NO_RESPONDERS)
@@ -186,20 +185,19 @@ int
 cli_gather(natsConnection *nc, const cli_opts *o, const char *subject, json_t **out)
 {
     natsSubscription *sub = NULL;
-    natsInbox *inbox = NULL;
+    char inbox[NRPC_INBOX_SIZE];
     int64_t hard, deadline;
     natsStatus s;
 
     *out = json_array();
-    s = natsInbox_Create(&inbox);
+    s = nrpc_inbox_new(inbox, sizeof inbox) == NRPC_OK ? NATS_OK : NATS_INVALID_ARG;
     if (s == NATS_OK)
-        s = natsConnection_SubscribeSync(&sub, nc, (const char *)inbox);
+        s = natsConnection_SubscribeSync(&sub, nc, inbox);
     if (s == NATS_OK)
-        s = natsConnection_PublishRequest(nc, subject, (const char *)inbox, NULL, 0);
+        s = natsConnection_PublishRequest(nc, subject, inbox, NULL, 0);
     if (s != NATS_OK) {
         cli_err("request on %s failed: %s", subject, natsStatus_GetText(s));
         natsSubscription_Destroy(sub);
-        natsInbox_Destroy(inbox);
         return s == NATS_INVALID_SUBJECT ? CLI_EXIT_USAGE : CLI_EXIT_CONN;
     }
     /* Up to the timeout for the first reply; then until they pause. */
@@ -228,7 +226,6 @@ cli_gather(natsConnection *nc, const cli_opts *o, const char *subject, json_t **
     }
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
-    natsInbox_Destroy(inbox);
     return CLI_EXIT_OK;
 }
 
