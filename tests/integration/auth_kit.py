@@ -31,10 +31,13 @@ _libcrypt.crypt_gensalt.restype = ctypes.c_char_p
 _libcrypt.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
 
 
-def crypt_hash(password, prefix):
-    """A hash of password by libcrypt: prefix "$2b$" (bcrypt, cost 4 to keep
-    the tests quick) or "$y$" (yescrypt, default cost)."""
-    salt = _libcrypt.crypt_gensalt(prefix.encode(), 4 if prefix == "$2b$" else 0, None, 0)
+def crypt_hash(password, prefix, cost=None):
+    """A hash of password by libcrypt: prefix "$2b$" (bcrypt, cost 4 unless
+    cost says otherwise, to keep the tests quick) or "$y$" (yescrypt,
+    default cost)."""
+    if cost is None:
+        cost = 4 if prefix == "$2b$" else 0
+    salt = _libcrypt.crypt_gensalt(prefix.encode(), cost, None, 0)
     return _libcrypt.crypt(password.encode(), salt).decode()
 
 
