@@ -1,8 +1,9 @@
 -- wrk script for bench/run: POST the contract's example call and print one
 -- machine-readable line at the end (latencies in milliseconds).
 --   wrk -t1 -c64 -d10s --latency -s bench/post.lua http://127.0.0.1:PORT/greeting_service.hello
+-- WRK_BODY in the environment replaces the body (bench/auth calls other rpcs).
 wrk.method = "POST"
-wrk.body = '[["Bob"], {"last_name": "Ross"}]'
+wrk.body = os.getenv("WRK_BODY") or '[["Bob"], {"last_name": "Ross"}]'
 wrk.headers["Content-Type"] = "application/json"
 
 done = function(summary, latency, requests)

@@ -33,6 +33,7 @@
 #define GW_AUTH_CACHE_MAX 10000            /* verdicts one loop keeps */
 #define GW_AUTH_BASIC_TTL_MS 60000         /* a checked Basic password, cached */
 #define GW_AUTH_JWT_LEEWAY_S 30            /* clock skew allowed on exp and nbf */
+#define GW_AUTH_JWT_TTL_MS 60000           /* a verified JWT, cached (never past exp) */
 #define GW_AUTH_REALM "natsrpc"
 #define GW_SCOPE_PUBLISH "events:publish" /* what a WAMP PUBLISH needs (auth on) */
 
@@ -104,6 +105,7 @@ typedef struct {
     char sub[GW_AUTH_MAX_SUB + 1];
     char scopes[NRPC_MAX_ACCESS + 1]; /* space-separated */
     char why[160];                    /* GW_ID_INVALID / UNAVAILABLE: for the message */
+    int64_t exp; /* GW_ID_OK by a JWT just checked: its exp (s since the epoch); else 0 */
 } gw_principal;
 
 /* The header NRPC_HDR_PRINCIPAL for p ({"sub", "scopes": [...]}, ASCII
@@ -147,6 +149,8 @@ void gw_auth_loop_detach(gw_auth_loop *al);
  * has come back. NULL-safe. */
 void gw_auth_loop_free(gw_auth_loop *al);
 const gw_auth *gw_auth_loop_config(const gw_auth_loop *al);
+/* Verdicts al's cache holds now (at most GW_AUTH_CACHE_MAX; for tests). */
+size_t gw_auth_loop_cached(const gw_auth_loop *al);
 
 /* Identifies the caller of an Authorization header value (NULL: none).
  * Returns 1 when p is filled now (cb is not called), 0 when cb(closure, p)

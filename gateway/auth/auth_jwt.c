@@ -170,6 +170,7 @@ jwt_claims(const gw_auth *a, json_t *claims, int64_t now, gw_principal *p)
         return invalid(p, "the JWT's scopes claim is neither a string nor an array");
     }
     snprintf(p->sub, sizeof p->sub, "%s", sub);
+    p->exp = exp;
     p->result = GW_ID_OK;
     return GW_ID_OK;
 }

@@ -41,6 +41,23 @@ int gw_idempotency_key(struct MHD_Connection *conn, char out[NRPC_IDEMPOTENCY_KE
                        char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------
+ * early_reply.c: an answer decided while the request's body is still
+ * coming, which libmicrohttpd 0.9.75 cannot queue before the body ends:
+ * written on the socket, then the access handler returns MHD_NO (MHD closes
+ * the connection without reading the rest).
+ */
+struct MHD_Response;
+/* The head of an answer with status, resp's headers, Date (now),
+ * Content-Length: body_len and Connection: close, into out: its length, or
+ * -1 when it does not fit in cap bytes. */
+long gw_early_head(unsigned status, struct MHD_Response *resp, size_t body_len, time_t now,
+                   char *out, size_t cap);
+/* Writes that head and body (len bytes, borrowed) on conn's socket without
+ * waiting: 0 when all of it went out, -1 otherwise. */
+int gw_early_reply(struct MHD_Connection *conn, unsigned status, struct MHD_Response *resp,
+                   const char *body, size_t len);
+
+/* ---------------------------------------------------------------------------
  * http.c
  */
 /* Starts the loop's MHD daemon in external-event mode on listen_fd (taken,

@@ -189,21 +189,21 @@ http_count(gw_req *r)
                        (double)(http_now_us() - r->start_us) / 1e6);
 }
 
-/* Queues status with body (len bytes). how is the MHD_ResponseMemoryMode of
+/* A response of status with body (len bytes) and every header the gateway
+ * sets: new (MHD_destroy_response). how is the MHD_ResponseMemoryMode of
  * body; with MHD_RESPMEM_MUST_FREE MHD owns body from here on, even on
- * failure. */
-static enum MHD_Result
-http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t len,
-          enum MHD_ResponseMemoryMode how, const char *allow)
+ * failure (NULL). */
+static struct MHD_Response *
+http_response(gw_req *r, char *body, size_t len, enum MHD_ResponseMemoryMode how,
+              const char *allow)
 {
     struct MHD_Response *resp;
-    enum MHD_Result ret;
 
     resp = MHD_create_response_from_buffer(len, body, how);
     if (resp == NULL) {
         if (how == MHD_RESPMEM_MUST_FREE)
             free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r && r->ctype ? r->ctype : JSON_TYPE);
@@ -223,6 +223,21 @@ http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t
      * clients move to another gateway. */
     if (r && r->h->loop->draining)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    return resp;
+}
+
+/* Queues status with body (len bytes). how is the MHD_ResponseMemoryMode of
+ * body; with MHD_RESPMEM_MUST_FREE MHD owns body from here on, even on
+ * failure. */
+static enum MHD_Result
+http_send(gw_req *r, struct MHD_Connection *conn, int status, char *body, size_t len,
+          enum MHD_ResponseMemoryMode how, const char *allow)
+{
+    struct MHD_Response *resp = http_response(r, body, len, how, allow);
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
     ret = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (r) {
@@ -643,25 +658,68 @@ http_rest_body(gw_req *r, struct MHD_Connection *conn, enum MHD_Result *ret)
     return 0;
 }
 
+/* 413 (size: the Content-Length, 0 when unknown) or 503, decided into r
+ * (http_reject), to send now or early (http_reply_early). */
+static void
+http_decide_too_large(gw_req *r, unsigned long long size)
+{
+    if (size)
+        http_reject(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                    "request body of %llu bytes exceeds the limit of %zu bytes", size,
+                    r->max_body);
+    else
+        http_reject(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                    "request body exceeds the limit of %zu bytes", r->max_body);
+}
+
+static void
+http_decide_busy(gw_req *r)
+{
+    r->edge.retry_after = 1;
+    http_reject(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
+                "the gateway holds as many unfinished request bodies as it may "
+                "(GATEWAY_MAX_BODY_MEMORY, %zu bytes); retry later",
+                r->h->loop->cfg->body_memory);
+}
+
 static enum MHD_Result
 http_send_too_large(gw_req *r, struct MHD_Connection *conn, unsigned long long size)
 {
-    if (size)
-        return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                               "request body of %llu bytes exceeds the limit of %zu bytes", size,
-                               r->max_body);
-    return http_send_error(r, conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
-                           "request body exceeds the limit of %zu bytes", r->max_body);
+    http_decide_too_large(r, size);
+    return http_send_reply(r, conn);
 }
 
 static enum MHD_Result
 http_send_busy(gw_req *r, struct MHD_Connection *conn)
 {
-    r->edge.retry_after = 1;
-    return http_send_error(r, conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", NULL,
-                           "the gateway holds as many unfinished request bodies as it may "
-                           "(GATEWAY_MAX_BODY_MEMORY, %zu bytes); retry later",
-                           r->h->loop->cfg->body_memory);
+    http_decide_busy(r);
+    return http_send_reply(r, conn);
+}
+
+/* The answer decided in r (http_reject), while the body is still coming:
+ * written on the socket (early_reply.c), and MHD_NO makes MHD close the
+ * connection without reading the rest of the body, however long the
+ * client would stream it. */
+static enum MHD_Result
+http_reply_early(gw_req *r, struct MHD_Connection *conn)
+{
+    int status = r->code;
+    struct MHD_Response *resp =
+        http_response(r, r->reply ? r->reply : (char *)"", r->reply ? r->reply_len : 0,
+                      MHD_RESPMEM_PERSISTENT, r->allow);
+
+    if (resp != NULL) {
+        if (gw_early_reply(conn, (unsigned)status, resp, r->reply, r->reply ? r->reply_len : 0) !=
+            0)
+            nrpc_log(NRPC_LOG_DEBUG, "http: the early %d could not be written whole", status);
+        MHD_destroy_response(resp);
+    }
+    free(r->reply);
+    r->reply = NULL;
+    r->status = status;
+    r->state = REQ_DONE;
+    http_count(r);
+    return MHD_NO;
 }
 
 /* First call for a request: its state (from http_on_uri), route, check
@@ -828,15 +886,15 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
             http_body_append(r, upload_data, *upload_data_size);
             *upload_data_size = 0;
             /* A chunked body past the limit, or no memory left for bodies:
-             * the rest is counted, not kept, and answered at its end
-             * (libmicrohttpd 0.9 queues no answer while a body is still
-             * coming). One that goes on far past the limit is cut off. */
-            return r->discarded > r->max_body ? MHD_NO : MHD_YES;
+             * answered now, and the connection closed unread. */
+            if (!r->too_large && !r->over_budget)
+                return MHD_YES;
+            if (r->too_large)
+                http_decide_too_large(r, 0);
+            else
+                http_decide_busy(r);
+            return http_reply_early(r, conn);
         }
-        if (r->too_large)
-            return http_send_too_large(r, conn, 0);
-        if (r->over_budget)
-            return http_send_busy(r, conn);
         if (r->rest && http_rest_body(r, conn, &ret) != 0)
             return ret;
         return http_forward(r, conn);
@@ -846,10 +904,13 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
     case REQ_FRONT:
         if (*upload_data_size > 0) {
             /* Not ours to read; bounded so a rejected endless chunked
-             * upload cannot hold the connection forever. */
+             * upload cannot hold the connection forever: past the limit a
+             * decided answer goes out early, the others just close. */
             r->discarded += *upload_data_size;
             *upload_data_size = 0;
-            return r->discarded > r->h->loop->cfg->max_body ? MHD_NO : MHD_YES;
+            if (r->discarded <= r->h->loop->cfg->max_body)
+                return MHD_YES;
+            return r->state == REQ_REJECT ? http_reply_early(r, conn) : MHD_NO;
         }
         if (r->state == REQ_HEALTH)
             return http_send_health(r, conn);

@@ -3,7 +3,8 @@ sockets and HTTP clients: each must be refused or bounded.
 
   - cross-site POSTs (CSRF) and CORS preflights (GATEWAY_CORS_ORIGINS)
   - connections and requests per client address, slowloris headers
-  - bodies: 413 before reading, chunked past the limit, the gateway-wide
+  - bodies: 413 before reading, chunked past the limit (answered at once,
+    the connection closed unread), the gateway-wide
     body memory, a body NATS cannot carry, '%ff' in a path
   - /metrics labels for made-up subjects
   - log lines forged with %0A, invalid UTF-8 in JSON logs, long paths
@@ -349,6 +350,114 @@ class BodyTest(AttackCase):
             s.close()
         self.assertEqual(status_of(out), 413, out[:300])
 
+    # A chunked body has no size to check up front: past the limit it is
+    # answered at once and its connection closed, not read on to its end.
+    LIMIT = 1046528
+    TOO_LARGE = {"error": {"code": 413, "type": "too_large",
+                           "message": "request body exceeds the limit of 1046528 bytes"}}
+
+    @staticmethod
+    def read_to_close(s, timeout=10):
+        """Everything until the gateway closes (EOF or reset after the
+        reply); raises socket.timeout if it never does."""
+        s.settimeout(timeout)
+        out = b""
+        while True:
+            try:
+                c = s.recv(65536)
+            except ConnectionResetError:
+                return out
+            if not c:
+                return out
+            out += c
+
+    def assertWholeEarlyAnswer(self, out, code, body):
+        head, _, got = out.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(out), code, out[:300])
+        lines = head.split(b"\r\n")
+        self.assertIn(b"Connection: close", lines, out[:600])
+        self.assertIn(b"Content-Type: application/json", lines, out[:600])
+        self.assertIn(b"Content-Length: %d" % len(got), lines, out[:600])
+        self.assertEqual(json.loads(got), body, out[:600])
+
+    def endless_chunked(self, port, headers=b"", chunk_size=16 * 1024, stop_after=None):
+        """A chunked POST that never ends: chunks until the gateway closes
+        (or stop_after bytes, then silence). Returns (bytes sent, reply)."""
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sent = 0
+        try:
+            s.sendall(b"POST /greeting_service.hello HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n" + headers + b"\r\n")
+            chunk = b"%x\r\n%s\r\n" % (chunk_size, b"x" * chunk_size)
+            try:
+                while stop_after is None or sent < stop_after:
+                    s.sendall(chunk)
+                    sent += chunk_size
+                    # Never ending: without an answer it would stream on
+                    # forever; 64 MiB is far past any buffering.
+                    self.assertLess(sent, 64 << 20, "the gateway read 64 MiB of a refused body")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return sent, self.read_to_close(s)
+        finally:
+            s.close()
+
+    def test_endless_chunked_body_gets_413_at_the_limit_and_is_closed(self):
+        # Past the limit by 64 KiB, then silence: the 413 must come without
+        # the body ever ending (it used to wait for the end).
+        _, out = self.endless_chunked(self.port, stop_after=self.LIMIT + 64 * 1024)
+        self.assertWholeEarlyAnswer(out, 413, self.TOO_LARGE)
+        # Streaming on regardless: the gateway closes on it and answers.
+        sent, out = self.endless_chunked(self.port)
+        self.assertWholeEarlyAnswer(out, 413, self.TOO_LARGE)
+        self.assertGreater(sent, self.LIMIT)
+        self.assertOk(post(self.port, "greeting_service.hello", HELLO), HELLO_REPLY)
+
+    def test_endless_chunked_bodies_at_once_leave_other_clients_alone(self):
+        results, errors = [], []
+
+        def attacker():
+            try:
+                results.append(self.endless_chunked(self.port, chunk_size=4096)[1])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+        threads = [threading.Thread(target=attacker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        # Meanwhile others are served, with whole answers.
+        for _ in range(20):
+            self.assertOk(post(self.port, "greeting_service.hello", HELLO), HELLO_REPLY)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(results), 8)
+        for out in results:
+            self.assertWholeEarlyAnswer(out, 413, self.TOO_LARGE)
+        # A body just within the limit, chunked, still goes through whole.
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            body = ('[["' + "z" * 1000 + '"]]').encode()
+            s.sendall(b"POST /greeting_service.hello HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                      b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            out = self.read_to_close(s)
+        finally:
+            s.close()
+        self.assertEqual(status_of(out), 200, out[:300])
+        self.assertEqual(out.partition(b"\r\n\r\n")[2], b'[["Hello, ' + b"z" * 1000 + b'"], {}]')
+
+    def test_refused_request_with_an_endless_chunked_body_gets_its_answer(self):
+        # Refused at the headers (a cross-site text/plain POST): its body is
+        # discarded, and past the limit the decided 403 goes out early.
+        sent, out = self.endless_chunked(
+            self.port, headers=b"Origin: https://evil.example\r\nContent-Type: text/plain\r\n")
+        self.assertGreater(sent, self.LIMIT)
+        self.assertWholeEarlyAnswer(out, 403, {"error": {
+            "code": 403, "type": "forbidden",
+            "message": "this page's origin may not call the gateway: it is neither the "
+                       "gateway's own nor listed in GATEWAY_CORS_ORIGINS"}})
+        self.assertIn(b"Vary: Origin", out.partition(b"\r\n\r\n")[0].split(b"\r\n"))
+
     def test_body_just_under_1mib_is_413_with_the_real_limit(self):
         body = '[["' + "x" * (1048576 - 100) + '"]]'
         r = post(self.port, "greeting_service.hello", body)
@@ -375,9 +484,9 @@ class BodyTest(AttackCase):
                 s.sendall(b"POST /greeting_service.hello HTTP/1.1\r\nHost: x\r\n"
                           b"Content-Length: 1000000\r\n\r\n" + b"x" * 300000)
                 socks.append(s)
-            # Those refused are answered once their (discarded) body is in.
-            for s in socks:
-                s.sendall(b"x" * 700000)
+            # Those refused are answered as soon as the memory is spent, and
+            # closed, while the others' bodies are still coming (never
+            # completed here: only refused ones can answer).
             answered = []
 
             def some_answered():
