@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The README's example, both forms. */
+/* The README's example, both forms (README.md, "The credentials file"). */
 static const char readme_json[] =
     "{\n"
     "  \"tokens\": {\"alice-secret-token-123\": {\"sub\": \"alice\", \"scopes\": "
@@ -30,7 +30,7 @@ static const char readme_toml[] =
     "scopes = [\"things:write\"]\n"
     "\n"
     "[basic.bob]\n"
-    "hash = '$2b$12$...'\n"
+    "hash = '$2b$12$...'   # literal string: no escapes in a hash\n"
     "scopes = []\n"
     "\n"
     "[jwt]\n"
