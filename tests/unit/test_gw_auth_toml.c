@@ -232,6 +232,26 @@ test_malformed(void)
     strcpy(big + 309 + 600, "b = 1\n");
     CHECK_REFUSED(big, "line 2: more than 256 dots outside strings (a key of so many parts nests "
                        "too deep)");
+    /* the deepest tree the bounds let through (257 parts of a header, then
+     * arrays of inline tables with 257-part keys, nested to the limit):
+     * parsed, refused by the converter's depth, and freed without running
+     * out of stack (toml++ frees recursively) */
+    {
+        char key[2 * 257 + 1];
+        size_t at = 0;
+        for (i = 0; i < 257; i++)
+            memcpy(key + 2 * i, "a.", 3);
+        key[2 * 257 - 1] = '\0';
+        at += (size_t)sprintf(big + at, "[%s]\nx = [", key);
+        for (i = 0; i < GW_TOML_MAX_NESTED_VALUES / 2 - 1; i++)
+            at += (size_t)sprintf(big + at, "{%s = [\n", key);
+        at += (size_t)sprintf(big + at, "1");
+        for (i = 0; i < GW_TOML_MAX_NESTED_VALUES / 2 - 1; i++)
+            at += (size_t)sprintf(big + at, "]}");
+        sprintf(big + at, "]\n");
+        CHECK_REFUSED(big, "line 1 column 1: a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a."
+                           "a.a.a.a.a.a: nested deeper than 32 levels");
+    }
     /* deep but within every bound: refused by the converter's depth */
     big[0] = '[';
     for (i = 0; i < 100; i++)
