@@ -29,3 +29,9 @@ add_library(Crypt::crypt ALIAS PkgConfig::LIBCRYPT)
 # NATS nkey seed (framework/src/nkey.c).
 pkg_check_modules(HOGWEED REQUIRED IMPORTED_TARGET hogweed)
 add_library(Nettle::hogweed ALIAS PkgConfig::HOGWEED)
+# toml++ (C++17): the TOML form of GATEWAY_AUTH. Header-only on purpose, not
+# Debian's shared build, so the parser gets our sanitizers and fuzzer coverage.
+find_path(TOMLPP_INCLUDE_DIR toml++/toml.h REQUIRED)
+add_library(Tomlpp::header_only INTERFACE IMPORTED)
+set_target_properties(Tomlpp::header_only PROPERTIES INTERFACE_INCLUDE_DIRECTORIES
+                      ${TOMLPP_INCLUDE_DIR} INTERFACE_COMPILE_FEATURES cxx_std_17)

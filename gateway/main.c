@@ -73,8 +73,8 @@ static const gw_setting gw_settings[] = {
     {"GATEWAY_WS_HELLO_TIMEOUT", "10", SET_SECONDS, 0, 0,
      "seconds a WebSocket may stay open without a WAMP session (HELLO); then close 1008"},
     {"GATEWAY_AUTH", "", SET_STRING, 0, 0,
-     "credentials file (JSON: tokens, basic, jwt, authorizer); unset: auth is off, every rpc "
-     "open"},
+     "credentials file (JSON: tokens, basic, jwt, authorizer; TOML when named *.toml); "
+     "unset: auth is off, every rpc open"},
     {"GATEWAY_CORS_ORIGINS", "", SET_STRING, 0, 0,
      "origins besides the gateway's own whose pages may call rpcs (comma-separated, exact, "
      "e.g. https://app.example.com): CORS answers and the CSRF check"},

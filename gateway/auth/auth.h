@@ -47,7 +47,8 @@ typedef struct gw_auth gw_auth;
  * gw_auth_free. On error returns -1 with a message naming the key in err. */
 int gw_auth_parse(const char *text, size_t len, const char *dir, gw_auth **out, char *err,
                   size_t errlen);
-/* Reads path (at most GW_AUTH_MAX_FILE bytes) and parses it. */
+/* Reads path (at most GW_AUTH_MAX_FILE bytes) and parses it: as TOML when
+ * its name ends in ".toml" (any case; auth_toml.h), else as JSON. */
 int gw_auth_load(const char *path, gw_auth **out, char *err, size_t errlen);
 void gw_auth_free(gw_auth *a);
 /* One line about what a is configured with, for the start-up log. */

@@ -3,6 +3,7 @@
  * import all stop the gateway with a message that names the place, since a
  * credential file that half works is worse than none. */
 #include "auth_internal.h"
+#include "auth_toml.h"
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -379,6 +380,11 @@ gw_auth_load(const char *path, gw_auth **out, char *err, size_t errlen)
     int rc;
 
     *out = NULL;
+    if (text != NULL && gw_auth_path_is_toml(path)) { /* TOML: as the JSON it stands for */
+        char *json = gw_toml_to_json_text(text, len, &len, err, errlen);
+        free(text);
+        text = json;
+    }
     if (text == NULL)
         return -1;
     dir = strdup(path);
