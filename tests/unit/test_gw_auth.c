@@ -183,6 +183,135 @@ test_tokens(void)
     gw_auth_free(a);
 }
 
+/* ---- JWTs and their cache ---------------------------------------------- */
+
+#define JWT_KEY "{\"kty\": \"oct\", \"alg\": \"HS256\", " \
+                "\"k\": \"c2VjcmV0LWtleS1vZi10aGUtand0LWNhY2hlLXRlc3Qh\"}"
+
+/* An HS256 JWT of the test's key (or of another when wrong_key): new (free). */
+static char *
+jwt_make(const char *sub, int64_t exp, int wrong_key)
+{
+    jwk_t *jwk = NULL;
+    jwt_t *jwt = NULL;
+    char claims[512], *tok;
+
+    r_jwk_init(&jwk);
+    r_jwk_import_from_json_str(jwk, wrong_key ? "{\"kty\": \"oct\", \"alg\": \"HS256\", "
+                                                "\"k\": \"b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXkh\"}"
+                                              : JWT_KEY);
+    r_jwt_init(&jwt);
+    r_jwt_set_sign_alg(jwt, R_JWA_ALG_HS256);
+    snprintf(claims, sizeof claims,
+             "{\"iss\": \"https://iss.test\", \"aud\": \"gw\", \"sub\": \"%s\", "
+             "\"exp\": %lld, \"scope\": \"x y\"}",
+             sub, (long long)exp);
+    r_jwt_set_full_claims_json_str(jwt, claims);
+    tok = r_jwt_serialize_signed(jwt, jwk, 0);
+    r_jwt_free(jwt);
+    r_jwk_free(jwk);
+    return tok;
+}
+
+static gw_id_result
+jwt_identify(gw_auth_loop *al, const char *tok, gw_principal *p)
+{
+    char header[1024];
+
+    snprintf(header, sizeof header, "Bearer %s", tok);
+    CHECK_INT(gw_auth_identify(al, header, p, NULL, NULL), 1);
+    return p->result;
+}
+
+static void
+test_jwt_cache(void)
+{
+    char dir[] = "/tmp/test_gw_auth_XXXXXX", path[64], err[256];
+    const char *text = "{\"jwt\": {\"jwks_file\": \"jwks.json\", \"issuer\": "
+                       "\"https://iss.test\", \"audience\": \"gw\"}}";
+    int64_t now = (int64_t)time(NULL);
+    gw_auth *a = NULL;
+    gw_auth_loop *al;
+    gw_principal p;
+    char *tok;
+    FILE *f;
+    size_t i;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/jwks.json", dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    fprintf(f, "{\"keys\": [%s]}", JWT_KEY);
+    fclose(f);
+    CHECK_INT(gw_auth_parse(text, strlen(text), dir, &a, err, sizeof err), 0);
+    unlink(path);
+    rmdir(dir);
+    al = gw_auth_loop_new(a, NULL, NULL);
+    CHECK(al != NULL);
+
+    /* A good token: checked, then answered from the cache, the same. */
+    tok = jwt_make("alice", now + 600, 0);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
+    CHECK_STR(p.sub, "alice");
+    CHECK_STR(p.scopes, "x y");
+    CHECK_INT(gw_auth_loop_cached(al), 1);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
+    CHECK_STR(p.sub, "alice");
+    CHECK_STR(p.scopes, "x y");
+    CHECK_INT(gw_auth_loop_cached(al), 1);
+    free(tok);
+
+    /* Refused tokens are not cached: each is checked again. */
+    tok = jwt_make("mallory", now + 600, 1);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_INVALID);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_INVALID);
+    CHECK_INT(gw_auth_loop_cached(al), 1);
+    free(tok);
+    tok = jwt_make("late", now - GW_AUTH_JWT_LEEWAY_S - 5, 0);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_INVALID);
+    CHECK_INT(gw_auth_loop_cached(al), 1);
+    free(tok);
+
+    /* A token inside the leeway for one or two more seconds: accepted and
+     * cached, then refused once exp plus the leeway has passed, cache or
+     * not (the cache keeps it no longer than the check would accept it). */
+    tok = jwt_make("soon", now - GW_AUTH_JWT_LEEWAY_S + 2, 0);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
+    CHECK_INT(gw_auth_loop_cached(al), 2);
+    {
+        int refused = 0;
+        for (i = 0; i < 100 && !refused; i++) { /* up to 10 s: waits for the clock */
+            refused = jwt_identify(al, tok, &p) == GW_ID_INVALID;
+            if (!refused)
+                usleep(100 * 1000);
+        }
+        CHECK(refused);
+        CHECK_STR(p.why, "the JWT has expired");
+    }
+    free(tok);
+
+    /* Bounded: more distinct good tokens than the cache holds. */
+    for (i = 0; i < GW_AUTH_CACHE_MAX + 50; i++) {
+        char sub[32];
+        snprintf(sub, sizeof sub, "u%zu", i);
+        tok = jwt_make(sub, now + 600, 0);
+        CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
+        CHECK_STR(p.sub, sub);
+        free(tok);
+    }
+    CHECK(gw_auth_loop_cached(al) <= GW_AUTH_CACHE_MAX);
+    CHECK(gw_auth_loop_cached(al) > GW_AUTH_CACHE_MAX / 2);
+
+    /* An exp far away is cached for the TTL, without overflow (UBSan). */
+    tok = jwt_make("forever", INT64_C(9000000000000000000), 0);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
+    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
+    CHECK_STR(p.sub, "forever");
+    free(tok);
+
+    gw_auth_loop_free(al);
+    gw_auth_free(a);
+}
 
 /* Who may subscribe and publish on topics: declarations, file rules and
  * defaults, whole verdicts compared. */
@@ -319,134 +448,6 @@ test_topic_access(void)
 #undef TA
     gw_access_map_unref(m);
     json_decref(infos);
-/* ---- JWTs and their cache ---------------------------------------------- */
-
-#define JWT_KEY "{\"kty\": \"oct\", \"alg\": \"HS256\", " \
-                "\"k\": \"c2VjcmV0LWtleS1vZi10aGUtand0LWNhY2hlLXRlc3Qh\"}"
-
-/* An HS256 JWT of the test's key (or of another when wrong_key): new (free). */
-static char *
-jwt_make(const char *sub, int64_t exp, int wrong_key)
-{
-    jwk_t *jwk = NULL;
-    jwt_t *jwt = NULL;
-    char claims[512], *tok;
-
-    r_jwk_init(&jwk);
-    r_jwk_import_from_json_str(jwk, wrong_key ? "{\"kty\": \"oct\", \"alg\": \"HS256\", "
-                                                "\"k\": \"b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXkh\"}"
-                                              : JWT_KEY);
-    r_jwt_init(&jwt);
-    r_jwt_set_sign_alg(jwt, R_JWA_ALG_HS256);
-    snprintf(claims, sizeof claims,
-             "{\"iss\": \"https://iss.test\", \"aud\": \"gw\", \"sub\": \"%s\", "
-             "\"exp\": %lld, \"scope\": \"x y\"}",
-             sub, (long long)exp);
-    r_jwt_set_full_claims_json_str(jwt, claims);
-    tok = r_jwt_serialize_signed(jwt, jwk, 0);
-    r_jwt_free(jwt);
-    r_jwk_free(jwk);
-    return tok;
-}
-
-static gw_id_result
-jwt_identify(gw_auth_loop *al, const char *tok, gw_principal *p)
-{
-    char header[1024];
-
-    snprintf(header, sizeof header, "Bearer %s", tok);
-    CHECK_INT(gw_auth_identify(al, header, p, NULL, NULL), 1);
-    return p->result;
-}
-
-static void
-test_jwt_cache(void)
-{
-    char dir[] = "/tmp/test_gw_auth_XXXXXX", path[64], err[256];
-    const char *text = "{\"jwt\": {\"jwks_file\": \"jwks.json\", \"issuer\": "
-                       "\"https://iss.test\", \"audience\": \"gw\"}}";
-    int64_t now = (int64_t)time(NULL);
-    gw_auth *a = NULL;
-    gw_auth_loop *al;
-    gw_principal p;
-    char *tok;
-    FILE *f;
-    size_t i;
-
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof path, "%s/jwks.json", dir);
-    f = fopen(path, "w");
-    CHECK(f != NULL);
-    fprintf(f, "{\"keys\": [%s]}", JWT_KEY);
-    fclose(f);
-    CHECK_INT(gw_auth_parse(text, strlen(text), dir, &a, err, sizeof err), 0);
-    unlink(path);
-    rmdir(dir);
-    al = gw_auth_loop_new(a, NULL, NULL);
-    CHECK(al != NULL);
-
-    /* A good token: checked, then answered from the cache, the same. */
-    tok = jwt_make("alice", now + 600, 0);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
-    CHECK_STR(p.sub, "alice");
-    CHECK_STR(p.scopes, "x y");
-    CHECK_INT(gw_auth_loop_cached(al), 1);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
-    CHECK_STR(p.sub, "alice");
-    CHECK_STR(p.scopes, "x y");
-    CHECK_INT(gw_auth_loop_cached(al), 1);
-    free(tok);
-
-    /* Refused tokens are not cached: each is checked again. */
-    tok = jwt_make("mallory", now + 600, 1);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_INVALID);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_INVALID);
-    CHECK_INT(gw_auth_loop_cached(al), 1);
-    free(tok);
-    tok = jwt_make("late", now - GW_AUTH_JWT_LEEWAY_S - 5, 0);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_INVALID);
-    CHECK_INT(gw_auth_loop_cached(al), 1);
-    free(tok);
-
-    /* A token inside the leeway for one or two more seconds: accepted and
-     * cached, then refused once exp plus the leeway has passed, cache or
-     * not (the cache keeps it no longer than the check would accept it). */
-    tok = jwt_make("soon", now - GW_AUTH_JWT_LEEWAY_S + 2, 0);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
-    CHECK_INT(gw_auth_loop_cached(al), 2);
-    {
-        int refused = 0;
-        for (i = 0; i < 100 && !refused; i++) { /* up to 10 s: waits for the clock */
-            refused = jwt_identify(al, tok, &p) == GW_ID_INVALID;
-            if (!refused)
-                usleep(100 * 1000);
-        }
-        CHECK(refused);
-        CHECK_STR(p.why, "the JWT has expired");
-    }
-    free(tok);
-
-    /* Bounded: more distinct good tokens than the cache holds. */
-    for (i = 0; i < GW_AUTH_CACHE_MAX + 50; i++) {
-        char sub[32];
-        snprintf(sub, sizeof sub, "u%zu", i);
-        tok = jwt_make(sub, now + 600, 0);
-        CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
-        CHECK_STR(p.sub, sub);
-        free(tok);
-    }
-    CHECK(gw_auth_loop_cached(al) <= GW_AUTH_CACHE_MAX);
-    CHECK(gw_auth_loop_cached(al) > GW_AUTH_CACHE_MAX / 2);
-
-    /* An exp far away is cached for the TTL, without overflow (UBSan). */
-    tok = jwt_make("forever", INT64_C(9000000000000000000), 0);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
-    CHECK_INT(jwt_identify(al, tok, &p), GW_ID_OK);
-    CHECK_STR(p.sub, "forever");
-    free(tok);
-
-    gw_auth_loop_free(al);
-    gw_auth_free(a);
 }
 
 int
