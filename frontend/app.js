@@ -3,6 +3,11 @@
  * /vendor/autobahn.min.js) to the gateway's /websocket. A procedure is the
  * rpc's NATS subject, a topic "a.b" the NATS subject "events.a.b" (where no
  * rpc listens); payloads are [args, kwargs].
+ *
+ * With GATEWAY_AUTH on the gateway, WELCOME carries authid, authrole and
+ * authmethod: the page then shows its Sign in control. Signing in reopens
+ * the session with WAMP-Ticket (authmethods ["ticket"], the ticket being a
+ * bearer token or JWT); signing out reopens it anonymously.
  */
 (function () {
   "use strict";
@@ -59,7 +64,32 @@
   }
 
   function setBusy(connected) {
-    ["sub-btn", "pub-btn", "call-btn"].forEach(function (id) { $(id).disabled = !connected; });
+    ["sub-btn", "pub-btn", "call-btn", "signin-btn", "signout-btn"].forEach(function (id) {
+      $(id).disabled = !connected;
+    });
+  }
+
+  // The text for wamp.error.not_authorized (kwargs {code, type}), else null.
+  // 401: no credentials, so sign in; 403: the credentials (or anonymity)
+  // lack a scope, which the gateway's message names: "... needs the
+  // scope(s) 'a b'". what: e.g. "call thing_service.create_thing".
+  function deniedText(e, what) {
+    if (!e || e.error !== "wamp.error.not_authorized") return null;
+    var code = e.kwargs && e.kwargs.code;
+    if (code === 401) return "Not authorized (401): sign in to " + what + ".";
+    if (code !== 403) return null;
+    var msg = e.args && e.args.length ? String(e.args[0]) : "";
+    var m = /needs the scopes? '([^']*)'/.exec(msg);
+    var names = m ? m[1].split(" ").filter(Boolean) : [];
+    var scopes = names.length === 0 ? "the scope it needs"
+      : (names.length === 1 ? "the scope " : "the scopes ") + names.join(", ");
+    return signedInAs === null
+      ? "Not allowed (403): sign in with credentials that have " + scopes + " to " + what + "."
+      : "Not allowed (403): your credentials lack " + scopes + " to " + what + ".";
+  }
+
+  function refusalText(e, what) {
+    return deniedText(e, what) || "Refused: " + errorText(e);
   }
 
   // ---- events
@@ -133,7 +163,7 @@
       renderSubscriptions();
       say("sub-message", "Subscribed to " + topic, "ok");
     }, function (e) {
-      say("sub-message", "Refused: " + errorText(e), "error");
+      say("sub-message", refusalText(e, "subscribe to " + topic), "error");
     });
   }
 
@@ -168,11 +198,12 @@
       say("pub-message", "Data is not [args, kwargs]: " + errorText(e), "error");
       return;
     }
+    say("pub-message", "Publishing to " + topic + "…");
     session.publish(topic, p.args, p.kwargs, { acknowledge: true, exclude_me: false })
       .then(function (pub) {
         say("pub-message", "Published to " + topic + " (#" + pub.id + ")", "ok");
       }, function (e) {
-        say("pub-message", "Refused: " + errorText(e), "error");
+        say("pub-message", refusalText(e, "publish to " + topic), "error");
       });
   });
 
@@ -218,7 +249,7 @@
       var first = args.length === 1 && typeof args[0] === "string" ? args[0] : undefined;
       showResult(JSON.stringify([args, kwargs]) + "  (" + ms + " ms)", first, false);
     }, function (e) {
-      showResult(errorText(e), undefined, true);
+      showResult(deniedText(e, "call " + proc) || errorText(e), undefined, true);
     });
   });
 
@@ -266,6 +297,7 @@
   }
 
   function watchThings(s) {
+    var gen = generation; // a session replaced by signing in or out is ignored
     $("things").textContent = "";
     things = {};
     thingsState("loading", "loading…");
@@ -273,33 +305,142 @@
     // showThing absorbs, rather than not at all.
     Promise.all(THING_EVENTS.map(function (ev) {
       return s.subscribe("thing_service." + ev, function (args, kwargs) {
-        if (kwargs && typeof kwargs.uuid === "string") showThing(kwargs, ev);
+        if (gen === generation && kwargs && typeof kwargs.uuid === "string") showThing(kwargs, ev);
       });
     })).then(function () {
       return s.call("thing_service.get_things", [], { limit: 1000 });
     }).then(function (res) {
+      if (gen !== generation) return;
       // get_things answers [things, {next}]: the things are the args.
       (res && res.args ? res.args : []).forEach(function (t) { showThing(t, null); });
       thingsState("live", "live: changes show as they commit");
     }).catch(function (e) {
-      thingsState("error", "thing_service: " + errorText(e));
+      if (gen === generation) thingsState("error", "thing_service: " + errorText(e));
     });
   }
 
-  // ---- the connection
+  // ---- signing in
+  //
+  // The credential lives in this closure only (the connection's onchallenge):
+  // never in localStorage, sessionStorage or a cookie, so reloading the page
+  // signs out. The field is emptied as soon as it is read.
 
-  var connection = new autobahn.Connection({
-    url: wsUrl,
-    realm: realm,
-    protocols: ["wamp.2.json"],
-    max_retries: -1,
-    initial_retry_delay: 1,
-    max_retry_delay: 10,
+  // The gateway reads at most 8192 bytes of "Bearer <ticket>"
+  // (GW_AUTH_MAX_HEADER): longer is refused here, before it is sent.
+  var MAX_TICKET = 8192 - "Bearer ".length;
+  var connection = null;
+  var generation = 0;   // of the current connection: older ones are ignored
+  var signedInAs = null; // authid while the session is a user's
+  var signingIn = false; // the current connection carries a new credential
+
+  function showAuth(details) {
+    var on = !!(details && details.authmethod);
+    $("auth").hidden = !on;
+    if (!on) return;
+    var user = details.authrole !== "anonymous";
+    signedInAs = user ? String(details.authid) : null;
+    var who = $("auth-who");
+    who.setAttribute("data-state", user ? "user" : "anonymous");
+    who.textContent = user ? "Signed in as " + signedInAs : "Not signed in";
+    // A session identified by the handshake (a natsrpc_token cookie) cannot
+    // be signed out from here: only the ticket is the page's.
+    $("signin-form").hidden = user;
+    $("signout-btn").hidden = !(user && details.authmethod === "ticket");
+  }
+
+  function openConnection(ticket) {
+    var gen = ++generation;
+    var opts = {
+      url: wsUrl,
+      realm: realm,
+      protocols: ["wamp.2.json"],
+      max_retries: -1,
+      initial_retry_delay: 1,
+      max_retry_delay: 10,
+    };
+    if (ticket !== null) {
+      // Every reconnect answers the CHALLENGE again with the same ticket.
+      opts.authmethods = ["ticket"];
+      opts.onchallenge = function () { return ticket; };
+    }
+    signingIn = ticket !== null;
+    var c = new autobahn.Connection(opts);
+    c.onopen = function (s, details) {
+      if (gen !== generation) return;
+      if (signingIn) say("auth-message", "", "");
+      signingIn = false;
+      onSession(s, details);
+    };
+    c.onclose = function (reason, details) {
+      if (gen !== generation) return true; // replaced: stop retrying
+      session = null;
+      signedInAs = null;
+      setBusy(false);
+      var why = details && details.reason;
+      // An ABORT (not a lost socket, not a GOODBYE) of a ticket session: the
+      // gateway refused the credential, now or on a reconnect. Go on
+      // anonymously rather than retrying a credential that cannot work.
+      if (ticket !== null && why && why.indexOf("wamp.close.") !== 0) {
+        say("auth-message", (signingIn ? "Sign-in refused: " : "Signed out: the gateway refused the token: ") +
+          (details.message || why), "error");
+        openConnection(null);
+        return true;
+      }
+      var again = details && details.will_retry;
+      setStatus(again ? "connecting" : "disconnected",
+        again ? "reconnecting…" : "disconnected (" + reason + ")");
+      return false;
+    };
+    connection = c;
+    c.open();
+  }
+
+  // Closes the current connection (its onclose is then ignored) and opens
+  // one with ticket (null: anonymous).
+  function reopen(ticket) {
+    var old = connection;
+    session = null;
+    setBusy(false);
+    setStatus("connecting", "connecting…");
+    openConnection(ticket);
+    try {
+      old.close();
+    } catch (e) {
+      // "connection already closed": between retries, nothing to close
+    }
+  }
+
+  $("signin-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!session) return; // a sign-in (or out) is under way
+    var ticket = $("signin-token").value.trim();
+    $("signin-token").value = "";
+    if (ticket === "") {
+      say("auth-message", "Enter a token to sign in.", "error");
+      return;
+    }
+    var bytes = new TextEncoder().encode(ticket).length;
+    if (bytes > MAX_TICKET) {
+      say("auth-message", "That token is too long: " + bytes + " bytes; the gateway takes at most " +
+        MAX_TICKET + ".", "error");
+      return;
+    }
+    say("auth-message", "Signing in…", "");
+    reopen(ticket);
   });
 
-  connection.onopen = function (s) {
+  $("signout-btn").addEventListener("click", function () {
+    if (!session) return;
+    say("auth-message", "Signed out.", "ok");
+    reopen(null);
+  });
+
+  // ---- the connection
+
+  function onSession(s, details) {
     session = s;
     setStatus("connected", "connected");
+    showAuth(details);
     setBusy(true);
     // Subscriptions do not survive a new session: make them again.
     var topics = Object.keys(subscriptions);
@@ -307,20 +448,14 @@
     renderSubscriptions();
     topics.forEach(subscribe);
     watchThings(s);
-  };
-
-  connection.onclose = function (reason, details) {
-    session = null;
-    setBusy(false);
-    var again = details && details.will_retry;
-    setStatus(again ? "connecting" : "disconnected",
-      again ? "reconnecting…" : "disconnected (" + reason + ")");
-    return false;
-  };
+  }
 
   setBusy(false);
-  connection.open();
+  openConnection(null);
 
   // For tests and curious people.
-  window.natsrpcPage = { connection: connection, subscriptions: subscriptions };
+  window.natsrpcPage = {
+    get connection() { return connection; },
+    get subscriptions() { return subscriptions; },
+  };
 })();

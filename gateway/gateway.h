@@ -97,11 +97,9 @@ typedef struct gw_loop {
     gw_metrics *metrics; /* its counters (/metrics adds every loop's) */
     atomic_int in_flight; /* HTTP requests received and not completed */
     int draining;         /* answers close their connection */
-    /* auth/ (NULL when auth is off): identification, and the access map
-     * this loop last took from the catalog. */
+    /* auth/ (NULL when auth is off): identification; who may call what
+     * comes from the catalog's snapshot. */
     struct gw_auth_loop *auth;
-    struct gw_access_map *access;
-    unsigned long long access_gen;
 } gw_loop;
 
 /* Adds d to a counter only the calling loop writes (others may read it). */

@@ -193,7 +193,6 @@ step_stop(gw_loop *l)
     }
     gw_catalog_free(l->catalog); /* after the client: a gather's end came */
     l->catalog = NULL;
-    gw_gate_loop_end(l);
     gw_auth_loop_free(l->auth); /* freed once its thread-pool checks are back */
     l->auth = NULL;
     gw_ws_stop(l->ws); /* sockets back to MHD as their handles close */

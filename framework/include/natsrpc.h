@@ -386,10 +386,27 @@ char *nrpc_percent_decode(const char *s, size_t n, unsigned flags);
  * handlers: they may answer later (a query, a timer, another call).
  */
 
-/** An event the service emits. */
+/** An event the service emits (nrpc_service_def.emits), or a topic it
+ * publishes on (nrpc_service_def.topics). Its topic is "<service>.<name>".
+ *
+ * Topic access. The topics "<service>.*" belong to the service: through a
+ * gateway with auth on (GATEWAY_AUTH), a WAMP session may subscribe to one
+ * as `access` says, and publish on one only as `publish` says; a topic of a
+ * service's that it does not declare needs an authenticated session to
+ * subscribe, and nobody publishes on it but the service. Both values are
+ * published in $SRV.INFO ("emits", "topics") and take the form of
+ * nrpc_rpc.access. Topics in no service's space are the gateway's to rule
+ * (its GATEWAY_AUTH file, "topics"). */
 typedef struct {
     const char *name;        /**< letters, digits, '_' and '-' */
     const char *description; /**< one line */
+    /** Who may subscribe through a gateway: NRPC_PUBLIC, scopes, or NULL /
+     * NRPC_AUTHENTICATED: any authenticated session. */
+    const char *access;
+    /** Who may publish on it through a gateway, in the same form; NULL:
+     * nobody but the service. An emitted event published by a client is
+     * stored and handled like the service's own, so think twice. */
+    const char *publish;
 } nrpc_event;
 
 /** An event of a service (possibly this one) that the service handles. The
@@ -430,6 +447,10 @@ typedef struct {
     const nrpc_event *emits;
     /** Events this service handles, terminated by {NULL}; NULL for none. */
     const nrpc_event_handler *handles;
+    /** Topics this service publishes on with nrpc_service_publish (plain
+     * NATS, not stored), terminated by {NULL}; NULL for none. Declared for
+     * the gateway's topic access and the catalog (see nrpc_event). */
+    const nrpc_event *topics;
 } nrpc_service_def;
 
 /* ---------------------------------------------------------------------------

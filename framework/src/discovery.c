@@ -155,9 +155,9 @@ info_response(nrpc_service *svc)
                         json_string("true"));
     /* Declared events, as JSON text (metadata values are strings). */
     {
-        static const char *const kinds[] = {"emits", "handles"};
+        static const char *const kinds[] = {"emits", "handles", "topics"};
         size_t k;
-        for (k = 0; k < 2; k++) {
+        for (k = 0; k < 3; k++) {
             json_t *list = nrpc__events_info(svc, kinds[k]);
             char *text = json_array_size(list) ? json_dumps(list, JSON_COMPACT) : NULL;
             if (text)

@@ -59,6 +59,38 @@ xprintf(const char *fmt, const char *a, const char *b, const char *c)
 
 /* ---- set-up and tear-down ---------------------------------------------- */
 
+/* Checks a declared list of events or topics (what: "event" or "topic"):
+ * names, no name twice, access and publish in nrpc_rpc.access's form. The
+ * count goes to *n. -1 with a log line naming the culprit. */
+static int
+check_declared(const nrpc_service_def *def, const nrpc_event *list, const char *what, size_t *n)
+{
+    size_t i, j;
+
+    for (i = 0; list && list[i].name; i++) {
+        const nrpc_event *e = &list[i];
+        if (!nrpc__name_ok(e->name)) {
+            nrpc_log(NRPC_LOG_ERROR, "%s #%zu of %s needs a name of letters, digits, '_' and '-'",
+                     what, i, def->name);
+            return -1;
+        }
+        for (j = 0; j < i; j++)
+            if (strcmp(e->name, list[j].name) == 0) {
+                nrpc_log(NRPC_LOG_ERROR, "%s declares the %s %s twice", def->name, what, e->name);
+                return -1;
+            }
+        if (!nrpc_access_valid(e->access) || !nrpc_access_valid(e->publish)) {
+            nrpc_log(NRPC_LOG_ERROR,
+                     "%s.%s: access and publish must be \"public\", \"authenticated\", "
+                     "space-separated scopes or NULL",
+                     def->name, e->name);
+            return -1;
+        }
+    }
+    *n = i;
+    return 0;
+}
+
 nrpc_status
 nrpc__events_new(nrpc_service *svc)
 {
@@ -72,20 +104,16 @@ nrpc__events_new(nrpc_service *svc)
         nrpc_env_int("NRPC_EVENT_ACK_WAIT_MS", DEFAULT_ACK_WAIT_MS, 1000, 3600 * 1000);
     svc->emit_timeout_ms =
         nrpc_env_int("NRPC_EMIT_TIMEOUT_MS", DEFAULT_EMIT_TIMEOUT_MS, 100, 600000);
-    for (i = 0; def->emits && def->emits[i].name; i++) {
-        if (!nrpc__name_ok(def->emits[i].name)) {
-            nrpc_log(NRPC_LOG_ERROR, "event #%zu that %s emits needs a name of letters, digits, "
-                                     "'_' and '-'", i, def->name);
-            return NRPC_ERR_INVALID_ARG;
-        }
-        for (j = 0; j < i; j++)
-            if (strcmp(def->emits[i].name, def->emits[j].name) == 0) {
-                nrpc_log(NRPC_LOG_ERROR, "%s declares the event %s twice", def->name,
-                         def->emits[i].name);
+    if (check_declared(def, def->emits, "event", &svc->nemits) != 0 ||
+        check_declared(def, def->topics, "topic", &svc->ntopics) != 0)
+        return NRPC_ERR_INVALID_ARG;
+    for (i = 0; i < svc->nemits; i++)
+        for (j = 0; j < svc->ntopics; j++)
+            if (strcmp(def->emits[i].name, def->topics[j].name) == 0) {
+                nrpc_log(NRPC_LOG_ERROR, "%s declares %s both as an event and as a topic",
+                         def->name, def->emits[i].name);
                 return NRPC_ERR_INVALID_ARG;
             }
-    }
-    svc->nemits = i;
     while (def->handles && def->handles[n].service)
         n++;
     if (n == 0)
@@ -880,14 +908,22 @@ nrpc__events_info(nrpc_service *svc, const char *what)
     json_t *list = json_array();
     size_t i;
 
-    if (strcmp(what, "emits") == 0) {
-        for (i = 0; i < svc->nemits; i++) {
-            const nrpc_event *e = &svc->def.emits[i];
+    if (strcmp(what, "emits") == 0 || strcmp(what, "topics") == 0) {
+        int emits = what[0] == 'e';
+        const nrpc_event *decl = emits ? svc->def.emits : svc->def.topics;
+        size_t n = emits ? svc->nemits : svc->ntopics;
+        for (i = 0; i < n; i++) {
+            const nrpc_event *e = &decl[i];
             char subj[NRPC_MAX_SUBJECT + 1];
+            json_t *o;
             snprintf(subj, sizeof subj, NRPC_EVENT_PREFIX "%s.%s", svc->def.name, e->name);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "name", e->name, "subject",
-                                                  subj, "description",
-                                                  e->description ? e->description : ""));
+            /* publish absent: nobody but the service publishes on it. */
+            o = json_pack("{s:s, s:s, s:s, s:s}", "name", e->name, "subject", subj,
+                          "description", e->description ? e->description : "", "access",
+                          e->access ? e->access : NRPC_AUTHENTICATED);
+            if (o && e->publish)
+                json_object_set_new(o, "publish", json_string(e->publish));
+            json_array_append_new(list, o);
         }
         return list;
     }

@@ -159,7 +159,7 @@ struct nrpc_service {
 
     /* events (events.c): loop thread, except the counters (atomics) */
     evh_entry *evhs;
-    size_t nevhs, nemits;
+    size_t nevhs, nemits, ntopics;
     jsCtx *js; /* on nc; NULL until connected once */
     int events_ready;
     int events_attempts;

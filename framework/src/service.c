@@ -639,6 +639,10 @@ usage(FILE *f, const nrpc_service_def *def)
         fprintf(f, "%s  events.%s.%s%s%s\n", i == 0 ? "\nEmits these events (JetStream):\n" : "",
                 def->name, def->emits[i].name, def->emits[i].description ? "  " : "",
                 def->emits[i].description ? def->emits[i].description : "");
+    for (i = 0; def->topics && def->topics[i].name; i++)
+        fprintf(f, "%s  events.%s.%s%s%s\n", i == 0 ? "\nPublishes on these topics:\n" : "",
+                def->name, def->topics[i].name, def->topics[i].description ? "  " : "",
+                def->topics[i].description ? def->topics[i].description : "");
     for (i = 0; def->handles && def->handles[i].service; i++)
         fprintf(f, "%s  events.%s.%s%s%s\n", i == 0 ? "\nHandles these events:\n" : "",
                 def->handles[i].service, def->handles[i].event,

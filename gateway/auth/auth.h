@@ -166,8 +166,52 @@ typedef struct gw_access_map gw_access_map;
 gw_access_map *gw_access_map_build(json_t *infos);
 gw_access_map *gw_access_map_ref(gw_access_map *m);
 void gw_access_map_unref(gw_access_map *m); /* NULL-safe */
-/* The access of subject (len bytes), borrowed from m; NULL when the
+/* The access of rpc subject (len bytes), borrowed from m; NULL when the
  * catalog does not know it. */
 const char *gw_access_map_get(const gw_access_map *m, const char *subject, size_t len);
+/* A declared topic's subject (events.<service>.<name>, len bytes): 1 with
+ * who may subscribe (*access) and publish (*publish, NULL: nobody), both
+ * borrowed from m; 0 when no service declares it. */
+int gw_access_map_topic(const gw_access_map *m, const char *subject, size_t len, const char **access,
+                        const char **publish);
+/* 1 if space (events.<service>, len bytes) is the topic space of a service
+ * in the catalog. */
+int gw_access_map_space(const gw_access_map *m, const char *space, size_t len);
+/* The declared topics, by index (for prefix subscriptions): the subject,
+ * with access and publish as gw_access_map_topic; all borrowed from m. */
+size_t gw_access_map_ntopics(const gw_access_map *m);
+const char *gw_access_map_topic_at(const gw_access_map *m, size_t i, const char **access,
+                                   const char **publish);
+
+/* ---------------------------------------------------------------------------
+ * topic_access.c: who may subscribe to and publish on a WAMP topic, from
+ * the services' declarations (the access map), the GATEWAY_AUTH file's
+ * "topics" rules and the defaults (README "Topics"):
+ *   - a declared topic: as its service says; the file may make it stricter;
+ *   - an undeclared topic in a service's space: subscribing needs an
+ *     authenticated session; nobody publishes on it;
+ *   - any other topic: as the file's best rule says (an exact rule, else
+ *     the longest "prefix.>"), else subscribing needs an authenticated
+ *     session and publishing the scope GW_SCOPE_PUBLISH;
+ *   - a prefix subscription needs the strictest of what every topic under
+ *     it may need: at least an authenticated session, unless a rule covers
+ *     the whole prefix.
+ */
+typedef enum { GW_TOPIC_SUBSCRIBE, GW_TOPIC_PUBLISH } gw_topic_op;
+typedef enum {
+    GW_TOPIC_KNOWN = 0, /* the access is in out */
+    GW_TOPIC_UNKNOWN,   /* nothing declares or rules it: gather, then default */
+    GW_TOPIC_NOBODY,    /* nobody may (through the gateway) */
+} gw_topic_verdict;
+
+/* Parses the file's "topics" object into a (auth_file.c calls it). -1 with
+ * a message in err. */
+int gw_topic_rules_parse(gw_auth *a, json_t *topics, char *err, size_t errlen);
+void gw_topic_rules_free(gw_auth *a);
+/* The access op on topic (the WAMP topic, not the subject: "a.b"; for a
+ * prefix subscription the prefix, without a trailing '.') needs, into out
+ * (outlen >= NRPC_MAX_ACCESS + 1). m may be NULL (no catalog yet), a NULL. */
+gw_topic_verdict gw_topic_access(const gw_access_map *m, const gw_auth *a, const char *topic,
+                                 int prefix, gw_topic_op op, char *out, size_t outlen);
 
 #endif /* NRPC_GW_AUTH_H */

@@ -61,11 +61,10 @@ gw_scopes_join(json_t *arr, char *out, size_t outlen)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define fail gw_auth_fail
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
+int
+gw_auth_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -326,7 +325,7 @@ int
 gw_auth_parse(const char *text, size_t len, const char *dir, gw_auth **out, char *err,
               size_t errlen)
 {
-    static const char *const keys[] = {"tokens", "basic", "jwt", "authorizer", NULL};
+    static const char *const keys[] = {"tokens", "basic", "jwt", "authorizer", "topics", NULL};
     json_error_t jerr;
     json_t *root, *v;
     gw_auth *a;
@@ -356,6 +355,8 @@ gw_auth_parse(const char *text, size_t len, const char *dir, gw_auth **out, char
         ;
     else if ((v = json_object_get(root, "authorizer")) &&
              parse_authorizer(a, v, err, errlen) != 0)
+        ;
+    else if ((v = json_object_get(root, "topics")) && gw_topic_rules_parse(a, v, err, errlen) != 0)
         ;
     else if (a->ntokens == 0 && a->nbasic == 0 && a->jwks_text == NULL &&
              a->authorizer_rpc == NULL)
@@ -424,6 +425,7 @@ gw_auth_free(gw_auth *a)
     free(a->audience);
     free(a->scopes_claim);
     free(a->authorizer_rpc);
+    gw_topic_rules_free(a);
     free(a);
 }
 

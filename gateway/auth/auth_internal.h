@@ -21,6 +21,19 @@ typedef struct {
     char *user, *hash, *sub, *scopes;
 } gw_basic_entry;
 
+/* A rule of the file's "topics": "a.b" (exact) or "a.b.>" (every topic
+ * under a.b; ">" alone: every topic). */
+typedef struct {
+    char *topic; /* without ".>"; "" for ">" */
+    size_t len;
+    int prefix;
+    /* who may: set says the rule names it; a NULL value (JSON null) is nobody */
+    int sub_set, pub_set;
+    char *subscribe, *publish;
+} gw_topic_rule;
+
+#define GW_TOPIC_RULES_MAX 1000
+
 struct gw_auth {
     nrpc_table tokens;
     size_t ntokens;
@@ -34,8 +47,13 @@ struct gw_auth {
     char *authorizer_rpc; /* NULL: none */
     int64_t authorizer_ttl_ms;
     int64_t authorizer_timeout_ms;
+    /* topics */
+    gw_topic_rule *topic_rules;
+    size_t ntopic_rules;
 };
 
+/* Writes a message about the file into err; returns -1. */
+int gw_auth_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* SHA-256 of n bytes into out. */
 void gw_sha256(const void *p, size_t n, unsigned char out[GW_SHA256_LEN]);
 uint64_t gw_digest_key(const unsigned char d[GW_SHA256_LEN]);

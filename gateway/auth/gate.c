@@ -6,19 +6,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *
-gw_gate_access(gw_loop *l, const char *subject, size_t len)
+#define GATE_TOPIC_GATHER_MS 1000
+
+/* The loop's access map (the catalog's latest snapshot), NULL before the
+ * first gather. Borrowed until the loop's next catalog read. */
+static const gw_access_map *
+gate_map(gw_loop *l)
 {
-    if (l->catalog)
-        gw_catalog_access(l->catalog, &l->access, &l->access_gen);
-    return gw_access_map_get(l->access, subject, len);
+    const gw_catalog_snap *snap = gw_catalog_snapshot(l->catalog);
+    return snap ? snap->access : NULL;
 }
 
-void
-gw_gate_loop_end(gw_loop *l)
+/* g->access: of the rpc, or (topics) what gw_topic_access says. */
+static void
+gate_lookup(gw_gate *g)
 {
-    gw_access_map_unref(l->access);
-    l->access = NULL;
+    gw_loop *l = g->l;
+
+    if (!g->topic) {
+        const char *access = gw_access_map_get(gate_map(l), g->subject, strlen(g->subject));
+        g->access = NULL;
+        if (access) {
+            snprintf(g->access_buf, sizeof g->access_buf, "%s", access);
+            g->access = g->access_buf;
+        }
+        return;
+    }
+    g->verdict = gw_topic_access(gate_map(l), l->cfg->auth, g->subject, g->prefix, g->op,
+                                 g->access_buf, sizeof g->access_buf);
+    g->access = g->verdict == GW_TOPIC_KNOWN ? g->access_buf : NULL;
 }
 
 /* The verdict, from the access and the identified caller. */
@@ -27,7 +43,20 @@ gate_decide(gw_gate *g)
 {
     const gw_auth *a = g->l->cfg->auth;
 
-    g->status = gw_auth_decide(g->access, &g->p, g->subject, g->msg, sizeof g->msg);
+    if (g->topic && g->verdict == GW_TOPIC_NOBODY) {
+        g->status = 403;
+        snprintf(g->msg, sizeof g->msg, "nobody may %s %s through the gateway",
+                 g->op == GW_TOPIC_PUBLISH ? "publish on" : "subscribe to", g->label);
+        return;
+    }
+    if (g->topic && g->prefix && g->verdict == GW_TOPIC_UNKNOWN) {
+        /* No catalog at all: what is under the prefix is not known, and
+         * guessing would let scoped topics through. */
+        g->status = 503;
+        snprintf(g->msg, sizeof g->msg, "the gateway cannot list the services' topics now");
+        return;
+    }
+    g->status = gw_auth_decide(g->access, &g->p, g->label, g->msg, sizeof g->msg);
     if (g->status == 401 && a != NULL)
         g->challenge = gw_auth_challenge(a, g->p.basic);
     else if (g->status == 0)
@@ -75,42 +104,60 @@ gate_on_catalog(void *closure, const char *text, size_t len)
     g->waiting = 0;
     if (g->inside)
         return; /* answered at once: gw_gate_start goes on */
-    g->access = gw_gate_access(g->l, g->subject, strlen(g->subject));
+    gate_lookup(g);
     if (gate_identify(g))
         g->cb(g, g->closure);
 }
 
-static int gate_begin(gw_gate *g, size_t len);
+static int gate_begin(gw_gate *g);
 
-int
-gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
-                 gw_gate_cb cb, void *closure)
+/* Zeroes g and sets what every check has: the subject (or topic) cut to
+ * NRPC_MAX_SUBJECT (callers refuse longer ones before), the label, the
+ * callback, and p when the caller is already identified. */
+static void
+gate_init(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
+          gw_gate_cb cb, void *closure)
 {
     memset(g, 0, sizeof *g);
     g->l = l;
     g->cb = cb;
     g->closure = closure;
-    g->known = 1;
-    g->p = *p;
+    if (p != NULL) {
+        g->known = 1;
+        g->p = *p;
+    }
     if (len > NRPC_MAX_SUBJECT)
         len = NRPC_MAX_SUBJECT;
     memcpy(g->subject, subject, len);
     g->subject[len] = '\0';
-    return gate_begin(g, len);
+    snprintf(g->label, sizeof g->label, "%s", g->subject);
+}
+
+int
+gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
+                 gw_gate_cb cb, void *closure)
+{
+    gate_init(g, l, subject, len, p, cb, closure);
+    return gate_begin(g);
+}
+
+int
+gw_gate_start_topic(gw_gate *g, gw_loop *l, const char *topic, int prefix, gw_topic_op op,
+                    const gw_principal *p, gw_gate_cb cb, void *closure)
+{
+    gate_init(g, l, topic, strlen(topic), p, cb, closure);
+    g->topic = 1;
+    g->prefix = prefix;
+    g->op = op;
+    snprintf(g->label, sizeof g->label, "%s %s", prefix ? "prefix" : "topic", g->subject);
+    return gate_begin(g);
 }
 
 int
 gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const char *authorization,
               gw_gate_cb cb, void *closure)
 {
-    memset(g, 0, sizeof *g);
-    g->l = l;
-    g->cb = cb;
-    g->closure = closure;
-    if (len > NRPC_MAX_SUBJECT)
-        len = NRPC_MAX_SUBJECT; /* callers refuse longer subjects before */
-    memcpy(g->subject, subject, len);
-    g->subject[len] = '\0';
+    gate_init(g, l, subject, len, NULL, cb, closure);
     if (authorization) {
         g->authorization = strndup(authorization, GW_AUTH_MAX_HEADER + 1);
         if (g->authorization == NULL) {
@@ -119,28 +166,52 @@ gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, const cha
             return 1;
         }
     }
-    return gate_begin(g, len);
+    return gate_begin(g);
 }
 
 /* The access, gathering once for an unknown subject, then identification. */
 static int
-gate_begin(gw_gate *g, size_t len)
+gate_begin(gw_gate *g)
 {
     gw_loop *l = g->l;
 
-    g->access = gw_gate_access(l, g->subject, len);
-    if (g->access == NULL && l->catalog) {
-        /* A new rpc, perhaps: gather once before deciding it is not public. */
+    gate_lookup(g);
+    if (g->access == NULL && l->catalog && !(g->topic && g->verdict == GW_TOPIC_NOBODY)) {
+        /* A new rpc, perhaps: gather once before deciding it is not public.
+         * A topic gathers only when this loop has not in the last second
+         * (else it is decided from the catalog as it is, fresh or not yet
+         * gathered at all): free topics are many and often subscribed in
+         * bursts, which must not all wait. */
+        int refresh = !g->topic || !gw_catalog_gathered_within(l->catalog, GATE_TOPIC_GATHER_MS);
         g->refreshed = 1;
         g->waiting = 1;
         g->inside = 1;
-        gw_catalog_get(l->catalog, GW_CATALOG_NOTIFY, 1, gate_on_catalog, g);
+        gw_catalog_get(l->catalog, GW_CATALOG_NOTIFY, refresh, gate_on_catalog, g);
         g->inside = 0;
         if (g->waiting)
             return 0;
-        g->access = gw_gate_access(l, g->subject, len);
+        gate_lookup(g);
     }
     return gate_identify(g);
+}
+
+int
+gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_principal *p, char *msg,
+                  size_t msglen)
+{
+    gw_gate g;
+
+    gate_init(&g, l, topic, strlen(topic), p, NULL, NULL);
+    g.topic = 1;
+    g.op = op;
+    snprintf(g.label, sizeof g.label, "topic %s", g.subject);
+    gate_lookup(&g);
+    if (op == GW_TOPIC_SUBSCRIBE && g.verdict == GW_TOPIC_UNKNOWN)
+        g.verdict = GW_TOPIC_KNOWN; /* the default: an authenticated session */
+    gate_decide(&g);
+    snprintf(msg, msglen, "%s", g.msg);
+    free(g.principal);
+    return g.status;
 }
 
 void

@@ -30,7 +30,16 @@ struct gw_gate {
     int inside;    /* gw_gate_start is on the stack */
     int refreshed; /* gathered once for an unknown subject */
     int known;     /* p was given (a WAMP session's): no identification */
-    const char *access;
+    /* a WAMP topic rather than an rpc (gw_gate_start_topic): subject holds
+     * the topic */
+    int topic, prefix;
+    gw_topic_op op;
+    gw_topic_verdict verdict;
+    char label[NRPC_MAX_SUBJECT + 32]; /* what messages name */
+    /* The access, copied: an identification may outlast the loop's access
+     * map (a gather replaces it, the next call lets go of the old one). */
+    char access_buf[NRPC_MAX_ACCESS + 1];
+    const char *access; /* access_buf, or NULL: not known */
     gw_principal p;
     /* the verdict */
     int status;        /* 0: go on; else 401, 403, 503 */
@@ -48,14 +57,19 @@ int gw_gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len,
 /* The same for a caller already identified (a WAMP session): p is copied. */
 int gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len,
                      const gw_principal *p, gw_gate_cb cb, void *closure);
+/* The same for a WAMP topic (the topic, not its subject; a prefix
+ * subscription's prefix with prefix set) and op, for a caller already
+ * identified: p is copied. The access comes from gw_topic_access; a topic
+ * that nothing declares or rules is gathered for once, like an unknown rpc. */
+int gw_gate_start_topic(gw_gate *g, gw_loop *l, const char *topic, int prefix, gw_topic_op op,
+                        const gw_principal *p, gw_gate_cb cb, void *closure);
+/* The verdict on op on topic for p now, from what l knows (no gather: a
+ * topic nothing declares or rules gets the default): 0, or 401/403/503
+ * with a message in msg. */
+int gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_principal *p,
+                      char *msg, size_t msglen);
 /* Frees what g holds (not g). */
 void gw_gate_clear(gw_gate *g);
 
-/* The access of subject from l's catalog, NULL when unknown. Takes the
- * latest shared map when the catalog has gathered since (one atomic read
- * per call otherwise). */
-const char *gw_gate_access(gw_loop *l, const char *subject, size_t len);
-/* Releases l's map (at the loop's end). */
-void gw_gate_loop_end(gw_loop *l);
 
 #endif /* NRPC_GW_GATE_H */

@@ -179,7 +179,7 @@ http_count(gw_req *r)
          * subjects must not grow /metrics. */
         const char *name = r->subject;
         size_t n = strlen(name);
-        if (!gw_catalog_known(gw_catalog_docs_of(r->h->loop->catalog), name, n))
+        if (!gw_catalog_known(r->h->loop->catalog, name, n))
             name = "other", n = 5;
         gw_metrics_observe(r->h->loop->metrics, name, n, r->status,
                            (double)(http_now_us() - r->start_us) / 1e6);

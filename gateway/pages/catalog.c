@@ -14,6 +14,12 @@
  * request waiting on that loop shares: never more than one gather in
  * flight per loop. Gathers and callbacks run on the loop's thread.
  *
+ * Everything else read from a gather is one snapshot (gw_catalog_snap):
+ * the replies (each loop builds its REST table from them), the access map
+ * (auth/) and the rpc set (metrics labels, heartbeats), built once per
+ * gather, shared by reference. A loop takes the latest when the docs'
+ * generation moved on, so its answers never mix two gathers.
+ *
  * Heartbeats: the rpcs whose every service instance carries the INFO marker
  * NRPC_INFO_HEARTBEATS are marked in the rpc set; when a gather publishes a
  * changed set, every loop is woken (an async handle each) and tells its own
@@ -45,11 +51,12 @@ struct gw_catalog {
     catalog_waiter *waiters;
     json_t *replies;     /* of the gather in flight */
     int64_t attempted_ms;
-    gw_rest *rest;           /* the loop's REST table (gw_catalog_rest) */
-    uint64_t rest_generation; /* of docs->infos it was built from */
+    gw_catalog_snap *snap;    /* the latest gather this loop has seen (a reference) */
+    gw_rest *rest;            /* the loop's REST table (gw_catalog_rest) */
+    uint64_t rest_generation; /* of the snapshot it was built from */
     int64_t missed_ms;       /* the last gather a REST miss started */
     uv_async_t hb_wake;      /* a gather published a new rpc set */
-    const struct gw_rpc_set *hb_applied; /* the set the client was told; retired sets live on */
+    gw_catalog_snap *hb_snap; /* whose rpc set the client was told (a reference) */
     gw_catalog *hb_next;     /* in docs->listeners, under docs->mu */
     int open_handles;        /* the timer and hb_wake until closed */
 };
@@ -57,7 +64,6 @@ struct gw_catalog {
 /* A sorted array of rpc subjects; hb[i]: every instance serving names[i]
  * sends progress heartbeats. */
 struct gw_rpc_set {
-    struct gw_rpc_set *next_retired;
     size_t n;
     char **names;
     unsigned char *hb;
@@ -172,23 +178,43 @@ rpcs_equal(const struct gw_rpc_set *a, const struct gw_rpc_set *b)
     return 1;
 }
 
-/* Under d->mu. Takes set. */
-static void
-rpcs_publish(gw_catalog_docs *d, struct gw_rpc_set *set)
+static gw_catalog_snap *
+snap_ref(gw_catalog_snap *snap)
 {
-    struct gw_rpc_set *old = atomic_load(&d->rpcs);
+    if (snap)
+        atomic_fetch_add(&snap->refs, 1);
+    return snap;
+}
 
-    if (set == NULL || rpcs_equal(old, set)) {
-        rpcs_free(set);
+static void
+snap_unref(gw_catalog_snap *snap)
+{
+    if (snap == NULL || atomic_fetch_sub(&snap->refs, 1) != 1)
         return;
+    json_decref(snap->infos);
+    gw_access_map_unref(snap->access);
+    rpcs_free(snap->rpcs);
+    free(snap);
+}
+
+/* The snapshot of a gather's replies: new (one reference), NULL when out
+ * of memory. */
+static gw_catalog_snap *
+snap_build(json_t *infos)
+{
+    gw_catalog_snap *snap = calloc(1, sizeof *snap);
+
+    if (snap == NULL)
+        return NULL;
+    atomic_init(&snap->refs, 1);
+    snap->infos = json_incref(infos);
+    snap->access = gw_access_map_build(infos);
+    snap->rpcs = rpcs_build(infos);
+    if (snap->infos == NULL || snap->access == NULL || snap->rpcs == NULL) {
+        snap_unref(snap);
+        return NULL;
     }
-    atomic_store_explicit(&d->rpcs, set, memory_order_release);
-    if (old) {
-        old->next_retired = d->retired;
-        d->retired = old;
-    }
-    for (gw_catalog *l = d->listeners; l; l = l->hb_next)
-        uv_async_send(&l->hb_wake); /* each loop tells its client */
+    return snap;
 }
 
 /* 1 if names[i] of set sends heartbeats. */
@@ -198,19 +224,26 @@ rpcs_hb_at(const struct gw_rpc_set *set, size_t i)
     return set != NULL && i < set->n && set->hb[i];
 }
 
-/* Tells the loop's client what changed between the set it was told and
+/* Tells the loop's client what changed between the rpc set it was told and
  * the latest: both sorted, walked together. Loop thread. */
 static void
 catalog_hb_sync(gw_catalog *c)
 {
-    const struct gw_rpc_set *now = atomic_load_explicit(&c->docs->rpcs, memory_order_acquire);
-    const struct gw_rpc_set *was = c->hb_applied;
-    size_t i = 0, j = 0, n = now ? now->n : 0, m = was ? was->n : 0;
+    gw_catalog_snap *snap;
+    const struct gw_rpc_set *now, *was;
+    size_t i = 0, j = 0, n, m;
     int failed = 0;
 
-    if (c->stopping || now == was)
+    if (c->stopping)
         return;
-    while (i < n || j < m) {
+    snap = (gw_catalog_snap *)gw_catalog_snapshot(c);
+    if (snap == c->hb_snap)
+        return;
+    now = snap ? snap->rpcs : NULL;
+    was = c->hb_snap ? c->hb_snap->rpcs : NULL;
+    n = now ? now->n : 0;
+    m = was ? was->n : 0;
+    while (!rpcs_equal(now, was) && (i < n || j < m)) {
         int cmp = i == n ? 1 : j == m ? -1 : strcmp(now->names[i], was->names[j]);
         if (cmp < 0) { /* new */
             if (rpcs_hb_at(now, i) &&
@@ -232,7 +265,8 @@ catalog_hb_sync(gw_catalog *c)
     if (failed) /* those are watched from their first heartbeat on */
         nrpc_log(NRPC_LOG_WARN, "catalog: some rpcs cannot be watched for heartbeats from the "
                                 "start (out of memory, or over 1024)");
-    c->hb_applied = now;
+    snap_unref(c->hb_snap);
+    c->hb_snap = snap_ref(snap);
 }
 
 static void
@@ -242,24 +276,45 @@ catalog_on_hb_wake(uv_async_t *a)
 }
 
 int
-gw_catalog_known(gw_catalog_docs *d, const char *subject, size_t len)
+gw_catalog_known(gw_catalog *c, const char *subject, size_t len)
 {
-    struct gw_rpc_set *set = d ? atomic_load_explicit(&d->rpcs, memory_order_acquire) : NULL;
+    const gw_catalog_snap *snap = gw_catalog_snapshot(c);
+    const struct gw_rpc_set *set = snap ? snap->rpcs : NULL;
     size_t lo = 0, hi = set ? set->n : 0;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strncmp(set->names[mid], subject, len);
-        if (c == 0 && set->names[mid][len] != '\0')
-            c = 1;
-        if (c == 0)
+        int cmp = strncmp(set->names[mid], subject, len);
+        if (cmp == 0 && set->names[mid][len] != '\0')
+            cmp = 1;
+        if (cmp == 0)
             return 1;
-        if (c < 0)
+        if (cmp < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     return 0;
+}
+
+const gw_catalog_snap *
+gw_catalog_snapshot(gw_catalog *c)
+{
+    gw_catalog_docs *d;
+    uint64_t gen;
+
+    if (c == NULL)
+        return NULL;
+    d = c->docs;
+    gen = atomic_load_explicit(&d->generation, memory_order_acquire);
+    if (c->snap == NULL ? gen != 0 : c->snap->generation != gen) {
+        gw_catalog_snap *old = c->snap;
+        pthread_mutex_lock(&d->mu);
+        c->snap = snap_ref(d->snap);
+        pthread_mutex_unlock(&d->mu);
+        snap_unref(old);
+    }
+    return c->snap;
 }
 
 gw_catalog_docs *
@@ -287,18 +342,10 @@ gw_catalog_docs_free(gw_catalog_docs *d)
     free(d->text[0]);
     free(d->text[1]);
     d->text[0] = d->text[1] = NULL;
-    json_decref(d->infos);
     json_decref(d->conflicts_logged);
-    d->infos = d->conflicts_logged = NULL;
-    gw_access_map_unref(d->access);
-    d->access = NULL;
-    rpcs_free(atomic_load(&d->rpcs));
-    atomic_store(&d->rpcs, NULL);
-    while (d->retired) {
-        struct gw_rpc_set *next = d->retired->next_retired;
-        rpcs_free(d->retired);
-        d->retired = next;
-    }
+    d->conflicts_logged = NULL;
+    snap_unref(d->snap);
+    d->snap = NULL;
     pthread_mutex_destroy(&d->mu);
 }
 
@@ -404,15 +451,9 @@ catalog_on_done(const nrpc_response *resp, void *closure)
     if ((resp->code == 0 || resp->code == NRPC_CODE_NOT_FOUND) &&
         gw_catalog_build(infos, text, len) == 0) {
         gw_catalog_docs *d = c->docs;
-        gw_access_map *access = gw_access_map_build(infos), *old;
+        gw_catalog_snap *snap = infos ? snap_build(infos) : NULL, *old = NULL;
+        int rpcs_changed = 0;
         pthread_mutex_lock(&d->mu);
-        old = d->access;
-        if (access) {
-            d->access = access;
-            d->access_gen++;
-        } else {
-            old = NULL; /* out of memory: keep the last one */
-        }
         free(d->text[0]);
         free(d->text[1]);
         d->text[0] = text[0];
@@ -420,15 +461,19 @@ catalog_on_done(const nrpc_response *resp, void *closure)
         d->len[0] = len[0];
         d->len[1] = len[1];
         d->updated_ms = nrpc_now_ms();
-        if (infos != NULL) {
+        if (snap != NULL) { /* out of memory: keep the last one */
             catalog_log_conflicts(d, infos);
-            json_decref(d->infos);
-            d->infos = json_incref(infos);
-            __atomic_add_fetch(&d->generation, 1, __ATOMIC_RELEASE);
+            old = d->snap;
+            rpcs_changed = !rpcs_equal(old ? old->rpcs : NULL, snap->rpcs);
+            snap->generation = atomic_load(&d->generation) + 1;
+            d->snap = snap;
+            atomic_store_explicit(&d->generation, snap->generation, memory_order_release);
+            if (rpcs_changed)
+                for (gw_catalog *l = d->listeners; l; l = l->hb_next)
+                    uv_async_send(&l->hb_wake); /* each loop tells its client */
         }
-        rpcs_publish(d, rpcs_build(infos));
         pthread_mutex_unlock(&d->mu);
-        gw_access_map_unref(old);
+        snap_unref(old);
     }
     json_decref(infos);
     /* This loop's client at once, before the waiters hear of the gather
@@ -526,21 +571,6 @@ gw_catalog_get(gw_catalog *c, gw_catalog_doc doc, int refresh, gw_catalog_cb cb,
 }
 
 void
-gw_catalog_access(gw_catalog *c, gw_access_map **map, unsigned long long *gen)
-{
-    gw_catalog_docs *d = c->docs;
-    gw_access_map *old = *map;
-
-    if (atomic_load_explicit(&d->access_gen, memory_order_acquire) == *gen)
-        return;
-    pthread_mutex_lock(&d->mu);
-    *map = gw_access_map_ref(d->access);
-    *gen = d->access_gen;
-    pthread_mutex_unlock(&d->mu);
-    gw_access_map_unref(old);
-}
-
-void
 gw_catalog_stop(gw_catalog *c)
 {
     if (c == NULL || c->stopping)
@@ -561,24 +591,18 @@ gw_catalog_stop(gw_catalog *c)
 const gw_rest *
 gw_catalog_rest(gw_catalog *c)
 {
-    gw_catalog_docs *d = c->docs;
-    uint64_t gen = __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE);
+    const gw_catalog_snap *snap = gw_catalog_snapshot(c);
+    gw_rest *t;
 
-    if (c->rest != NULL && gen == c->rest_generation)
+    if (snap == NULL || (c->rest != NULL && snap->generation == c->rest_generation))
         return c->rest;
-    /* Another gather stored new replies: build this loop's table. The
-     * replies are never modified once stored, and are read under the
-     * mutex because a gather may replace (and free) them. */
-    pthread_mutex_lock(&d->mu);
-    if (d->infos != NULL) {
-        gw_rest *t = gw_rest_build(d->infos, NULL);
-        if (t != NULL) {
-            gw_rest_free(c->rest);
-            c->rest = t;
-            c->rest_generation = d->generation;
-        }
+    /* Another gather: build this loop's table from its replies, which the
+     * snapshot holds and nobody modifies. */
+    if ((t = gw_rest_build(snap->infos, NULL)) != NULL) {
+        gw_rest_free(c->rest);
+        c->rest = t;
+        c->rest_generation = snap->generation;
     }
-    pthread_mutex_unlock(&d->mu);
     return c->rest;
 }
 
@@ -594,6 +618,12 @@ gw_catalog_rest_missed(gw_catalog *c)
     catalog_refresh(c);
 }
 
+int
+gw_catalog_gathered_within(gw_catalog *c, int64_t ms)
+{
+    return c->attempted_ms != 0 && nrpc_now_ms() - c->attempted_ms < ms;
+}
+
 static void
 catalog_on_closed(uv_handle_t *h)
 {
@@ -601,6 +631,8 @@ catalog_on_closed(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     gw_rest_free(c->rest);
+    snap_unref(c->snap);
+    snap_unref(c->hb_snap);
     free(c);
 }
 

@@ -74,15 +74,16 @@ catalog_endpoint(json_t *ep)
                      strcmp(catalog_str(md, "varkw"), "true") == 0, "access", access);
 }
 
-/* The events a service declares ($SRV.INFO metadata "emits" and "handles",
- * JSON text) as arrays on svc: [] when it declares none. */
+/* The events and topics a service declares ($SRV.INFO metadata "emits",
+ * "handles" and "topics", JSON text) as arrays on svc: [] when it declares
+ * none. */
 static void
 catalog_events(json_t *svc, json_t *md)
 {
-    static const char *const kinds[] = {"emits", "handles"};
+    static const char *const kinds[] = {"emits", "handles", "topics"};
     size_t k;
 
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < 3; k++) {
         const char *text = json_string_value(json_object_get(md, kinds[k]));
         json_t *list = text ? json_loads(text, 0, NULL) : NULL;
         json_object_set_new(svc, kinds[k], json_is_array(list) ? list : json_array());

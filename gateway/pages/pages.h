@@ -85,30 +85,37 @@ typedef struct {
     char *text[2]; /* indexed by gw_catalog_doc */
     size_t len[2];
     int64_t updated_ms; /* monotonic; 0: never */
-    /* The INFO replies of the latest gather, read-only once stored: each
-     * loop builds its own REST table from them when generation moved on
-     * (read without the mutex: an atomic load per REST request). */
-    json_t *infos;
-    uint64_t generation;
+    /* The latest gather as one immutable snapshot (gw_catalog_snap),
+     * replaced under mu; generation counts the replacements (atomic), so a
+     * loop takes a new reference only when it moved on. NULL until the
+     * first gather. */
+    struct gw_catalog_snap *snap;
+    _Atomic uint64_t generation;
     json_t *conflicts_logged; /* REST conflicts logged already (strings) */
-    /* Who may call what (auth/access_map.c), replaced with the documents;
-     * access_gen counts the replacements, so a loop rereads the map only
-     * when it changed (gw_catalog_access). */
-    struct gw_access_map *access;
-    _Atomic unsigned long long access_gen;
-    /* The rpc subjects of the last gather, for /metrics' rpc label: read
-     * with one atomic load on every request, never under mu. A set that
-     * changed is replaced and the old one kept until docs_free (readers may
-     * still hold it); sets change only when services do. */
-    _Atomic(struct gw_rpc_set *) rpcs;
-    struct gw_rpc_set *retired;
     /* Every loop's catalog, woken when the rpc set changes so that it tells
      * its client which rpcs send heartbeats; under mu. */
     struct gw_catalog *listeners;
 } gw_catalog_docs;
 
-/* 1 if subject (len bytes) is an rpc of the last gather. Any thread. */
-int gw_catalog_known(gw_catalog_docs *d, const char *subject, size_t len);
+/* What one gather found, built once and shared by every loop: immutable,
+ * freed with its last reference. A loop holds the latest it has seen
+ * (gw_catalog_snapshot), so everything it reads of one catalog comes from
+ * one gather. */
+typedef struct gw_catalog_snap {
+    atomic_int refs;
+    uint64_t generation;
+    json_t *infos;                /* the INFO replies: the REST tables' source */
+    struct gw_access_map *access; /* who may call and watch what (auth/) */
+    struct gw_rpc_set *rpcs;      /* rpc subjects, sorted: metrics labels, heartbeats */
+} gw_catalog_snap;
+
+/* The loop's snapshot of the latest gather, taken anew when another gather
+ * happened since (one atomic read otherwise): borrowed, valid until the
+ * next call on this loop's thread, so copy what must outlive a callback.
+ * NULL before the first gather. c may be NULL (NULL). */
+const gw_catalog_snap *gw_catalog_snapshot(gw_catalog *c);
+/* 1 if subject (len bytes) is an rpc of the loop's latest gather. */
+int gw_catalog_known(gw_catalog *c, const char *subject, size_t len);
 /* The docs a loop's catalog answers from (borrowed). */
 gw_catalog_docs *gw_catalog_docs_of(gw_catalog *c);
 
@@ -145,10 +152,8 @@ const struct gw_rest *gw_catalog_rest(gw_catalog *c);
  * The request itself is answered now. */
 #define GW_REST_MISS_REFRESH_MS 1000
 void gw_catalog_rest_missed(gw_catalog *c);
-/* The latest access map into *map (a reference; the one it held is
- * released) when the catalog gathered since *gen, which is updated; else
- * nothing changes. Loop thread; one atomic read when nothing changed. */
-void gw_catalog_access(gw_catalog *c, struct gw_access_map **map, unsigned long long *gen);
+/* 1 if this loop started a gather less than ms ago. */
+int gw_catalog_gathered_within(gw_catalog *c, int64_t ms);
 /* catalog_doc.c: INFO replies -> the "services" array of GET /services: new. */
 json_t *gw_catalog_group(json_t *infos);
 /* catalog_doc.c: both documents (indexed by gw_catalog_doc) from INFO

@@ -43,6 +43,13 @@
  * nats-server closes a connection whose protocol line is too long. Anything
  * else gets ERROR wamp.error.invalid_uri and touches nothing on NATS.
  *
+ * With GATEWAY_AUTH, CALL, SUBSCRIBE and PUBLISH pass the gate first
+ * (auth/gate.h) with the session's caller: the rpc's access, or the
+ * topic's (gw_topic_access). A SUBSCRIBE may wait there for one catalog
+ * gather (ROUTER_MAX_GATING at a time per session); a PUBLISH is decided
+ * at once from what the loop knows, so a session's publications keep
+ * their order.
+ *
  * Threads: everything here runs on the loop's thread, router_on_nats and
  * router_on_reply included: the loop's client calls them after draining
  * NATS, with nothing copied or handed over.
@@ -79,6 +86,7 @@ typedef struct {
     gw_principal *who;
     int authing;
     size_t nsubs;      /* subscriptions held */
+    int gating;        /* SUBSCRIBEs at the gate (auth on) */
     gw_bucket publish; /* publishes per second */
 } session;
 
@@ -403,14 +411,97 @@ router_on_confirmed(void *arg, uint64_t upto)
     ws_loop_settle_later(r->loop);
 }
 
+static void router_subscribe_subject(wamp_router *r, session *s, json_int_t request,
+                                     const char *subject, int prefix);
+
+/* SUBSCRIBEs one session may have at the gate at once: each waits for at
+ * most one catalog gather, so a burst past this is a flood. */
+#define ROUTER_MAX_GATING 64
+
+/* A SUBSCRIBE at the gate (auth on). */
+typedef struct {
+    ws_conn *conn; /* one reference */
+    ws_loop *loop;
+    wamp_router *r;
+    json_int_t request;
+    int prefix;
+    char subject[NRPC_MAX_SUBJECT + 1];
+    gw_gate gate;
+} sub_gate;
+
+/* Answers a refusal of the gate's for request of req_type, as calls do:
+ * 401 and 403 are wamp.error.not_authorized, with {code, type}. */
+static void
+router_refuse(ws_conn *c, int req_type, json_int_t request, int status, const char *msg)
+{
+    router_error(c, req_type, request,
+                 status == 503 ? "natsrpc.error.unavailable" : "wamp.error.not_authorized", msg,
+                 json_pack("{s:i, s:s}", "code", status, "type",
+                           status == 401   ? "unauthenticated"
+                           : status == 403 ? "permission_denied"
+                                           : "unavailable"));
+}
+
+static void
+router_on_sub_gate(gw_gate *g, void *closure)
+{
+    sub_gate *sg = closure;
+    session *s = ws_conn_session(sg->conn);
+
+    if (ws_conn_alive(sg->conn) && s != NULL) {
+        s->gating--;
+        if (g->status == 0)
+            router_subscribe_subject(sg->r, s, sg->request, sg->subject, sg->prefix);
+        else
+            router_refuse(sg->conn, WAMP_SUBSCRIBE, sg->request, g->status, g->msg);
+        ws_loop_settle_later(sg->loop);
+    }
+    ws_conn_unref(sg->conn);
+    gw_gate_clear(&sg->gate);
+    free(sg);
+}
+
+/* Auth on: the topic's access (gw_topic_access) for the session's caller
+ * first, which may wait for one catalog gather. */
+static void
+router_subscribe_gate(wamp_router *r, session *s, json_int_t request, const char *subject,
+                      int prefix)
+{
+    size_t plen = sizeof NRPC_EVENT_PREFIX - 1, n = strlen(subject) - plen - (prefix ? 2 : 0);
+    char uri[NRPC_MAX_SUBJECT + 1];
+    sub_gate *sg;
+
+    if (s->gating >= ROUTER_MAX_GATING) {
+        router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.limit_exceeded",
+                     "too many SUBSCRIBEs waiting for their permission check on this session",
+                     NULL);
+        return;
+    }
+    if ((sg = calloc(1, sizeof *sg)) == NULL) {
+        router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.internal", "out of memory",
+                     NULL);
+        return;
+    }
+    memcpy(uri, subject + plen, n);
+    uri[n] = '\0';
+    sg->conn = s->conn;
+    sg->loop = r->loop;
+    sg->r = r;
+    sg->request = request;
+    sg->prefix = prefix;
+    snprintf(sg->subject, sizeof sg->subject, "%s", subject);
+    ws_conn_ref(s->conn);
+    s->gating++;
+    if (gw_gate_start_topic(&sg->gate, r->gl, uri, prefix, GW_TOPIC_SUBSCRIBE, s->who,
+                            router_on_sub_gate, sg))
+        router_on_sub_gate(&sg->gate, sg);
+}
+
 static void
 router_subscribe(wamp_router *r, session *s, wamp_msg *m)
 {
     char subject[NRPC_MAX_SUBJECT + 1];
     json_t *match = json_object_get(m->dict, "match");
-    topic *t;
-    member *mb;
-
     int prefix = 0;
 
     if (match && json_is_string(match) && strcmp(json_string_value(match), "prefix") == 0) {
@@ -441,12 +532,28 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     } else if (router_topic_subject(s, m, WAMP_SUBSCRIBE, 1, subject) != 0) {
         return;
     }
+    if (s->who != NULL) {
+        router_subscribe_gate(r, s, m->id[0], subject, prefix);
+        return;
+    }
+    router_subscribe_subject(r, s, m->id[0], subject, prefix);
+}
+
+/* SUBSCRIBE request to subject (a topic's, checked; prefix: events.<p>.>),
+ * once allowed. */
+static void
+router_subscribe_subject(wamp_router *r, session *s, json_int_t request, const char *subject,
+                         int prefix)
+{
+    topic *t;
+    member *mb;
+
     t = router_find(r, subject);
     if (t) {
         for (mb = s->subs; mb; mb = mb->snext) {
             if (mb->t == t) { /* again: the same subscription */
-                if (router_subscribed(r, mb, m->id[0]) != 0)
-                    router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+                if (router_subscribed(r, mb, request) != 0)
+                    router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.internal",
                                  "out of memory", NULL);
                 return;
             }
@@ -458,7 +565,7 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
                  "this session holds %zu subscriptions, the most it may "
                  "(GATEWAY_WAMP_MAX_SUBSCRIPTIONS)",
                  s->nsubs);
-        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.limit_exceeded", msg,
+        router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.limit_exceeded", msg,
                      NULL);
         return;
     }
@@ -468,14 +575,14 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
         t = calloc(1, sizeof *t);
         if (t == NULL || (t->subject = strdup(subject)) == NULL) {
             free(t);
-            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+            router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.internal",
                          "out of memory", NULL);
             return;
         }
         if (nrpc_table_put(&r->topics, &t->node, nrpc_hash_str(subject)) != 0) {
             free(t->subject);
             free(t);
-            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal",
+            router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.internal",
                          "out of memory", NULL);
             return;
         }
@@ -491,7 +598,7 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
         }
         if (st != NRPC_OK) {
             topic_free(r, t);
-            router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.unavailable",
+            router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.unavailable",
                          "cannot subscribe on NATS now", NULL);
             return;
         }
@@ -502,7 +609,7 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     if (mb == NULL) {
         if (t->count == 0)
             topic_free(r, t);
-        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal", "out of memory",
+        router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.internal", "out of memory",
                      NULL);
         return;
     }
@@ -517,10 +624,10 @@ router_subscribe(wamp_router *r, session *s, wamp_msg *m)
     s->subs = mb;
     s->nsubs++;
     ws_stat_add(WS_STAT_SUBSCRIPTIONS, 1);
-    if (router_subscribed(r, mb, m->id[0]) != 0) {
+    if (router_subscribed(r, mb, request) != 0) {
         s->subs = mb->snext;
         member_remove(r, mb);
-        router_error(s->conn, WAMP_SUBSCRIBE, m->id[0], "natsrpc.error.internal", "out of memory",
+        router_error(s->conn, WAMP_SUBSCRIBE, request, "natsrpc.error.internal", "out of memory",
                      NULL);
     }
 }
@@ -567,14 +674,16 @@ router_publish(wamp_router *r, session *s, wamp_msg *m)
     }
     if (router_topic_subject(s, m, WAMP_PUBLISH, ack, subject) != 0)
         return;
-    /* Auth on: publishing needs the scope; subscribing is open. */
-    if (s->who && (s->who->result != GW_ID_OK ||
-                   !nrpc_access_allows(GW_SCOPE_PUBLISH, s->who->scopes, strlen(s->who->scopes)))) {
-        if (ack)
-            router_error(s->conn, WAMP_PUBLISH, m->id[0], "wamp.error.not_authorized",
-                         "publishing needs the scope '" GW_SCOPE_PUBLISH "'",
-                         json_pack("{s:i, s:s}", "code", 403, "type", "permission_denied"));
-        return;
+    /* Auth on: the topic's publish access (gw_topic_access), from what the
+     * loop knows now: publications keep their order, so none waits. */
+    if (s->who) {
+        char msg[640];
+        int status = gw_gate_topic_now(r->gl, m->uri, GW_TOPIC_PUBLISH, s->who, msg, sizeof msg);
+        if (status != 0) {
+            if (ack)
+                router_refuse(s->conn, WAMP_PUBLISH, m->id[0], status, msg);
+            return;
+        }
     }
     if (gw_bucket_take(&s->publish, r->publish_rate, r->publish_burst, nrpc_now_ms()) != 0) {
         /* Dropped; said only to a publisher that asked for acknowledgments. */
@@ -706,13 +815,7 @@ router_on_gate(gw_gate *g, void *closure)
         router_send_call(cr->r, s, cr, g->subject, g->principal);
     } else {
         s->calls--;
-        router_error(cr->conn, WAMP_CALL, cr->request,
-                     g->status == 503 ? "natsrpc.error.unavailable" : "wamp.error.not_authorized",
-                     g->msg,
-                     json_pack("{s:i, s:s}", "code", g->status, "type",
-                               g->status == 401   ? "unauthenticated"
-                               : g->status == 403 ? "permission_denied"
-                                                  : "unavailable"));
+        router_refuse(cr->conn, WAMP_CALL, cr->request, g->status, g->msg);
         call_reply_free(cr);
     }
     ws_loop_settle_later(loop);

@@ -447,9 +447,11 @@ static const nrpc_rpc thing_rpcs[] = {
 };
 
 static const nrpc_event thing_events[] = {
-    {"thing_created", "A thing was created: [[], {uuid, name, is_created_at}]."},
-    {"thing_renamed", "A thing was renamed: [[], {uuid, name, is_created_at}]."},
-    {"thing_deleted", "A thing was deleted: [[], {uuid, name, is_created_at}]."},
+    /* Public to subscribe, as get_things is to call; only the service
+     * publishes them (publish NULL). */
+    {"thing_created", "A thing was created: [[], {uuid, name, is_created_at}].", NRPC_PUBLIC, NULL},
+    {"thing_renamed", "A thing was renamed: [[], {uuid, name, is_created_at}].", NRPC_PUBLIC, NULL},
+    {"thing_deleted", "A thing was deleted: [[], {uuid, name, is_created_at}].", NRPC_PUBLIC, NULL},
     {NULL},
 };
 

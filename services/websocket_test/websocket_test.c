@@ -50,9 +50,18 @@ static const nrpc_rpc websocket_test_rpcs[] = {
     {NULL},
 };
 
+/* The page's demo topic: anyone may watch it; with auth on, publishing
+ * on it from a browser needs the scope events:publish. */
+static const nrpc_event websocket_test_topics[] = {
+    {"websocket_test", "What hello_websocket got, and what pages publish: [args, kwargs].",
+     NRPC_PUBLIC, "events:publish"},
+    {NULL},
+};
+
 const nrpc_service_def websocket_test_service = {
     .name = "websocket_test",
     .version = "1.0.0",
     .description = "Publish/subscribe demo for the gateway's WebSocket (WAMP) endpoint.",
     .rpcs = websocket_test_rpcs,
+    .topics = websocket_test_topics,
 };

@@ -5,7 +5,8 @@
 //
 // Needs nats-server, greeting_service, websocket_test and the gateway
 // running (tests/integration/test_browser.py starts them). Steps:
-//   1. the page loads and its WAMP session connects;
+//   1. the page loads and its WAMP session connects; with auth off (no
+//      GATEWAY_AUTH) the Sign in control stays hidden;
 //   2. subscribe to websocket_test.websocket_test;
 //   3. POST /websocket_test.hello_websocket '[["websockets"], {"are": "awesome"}]'
 //      shows that event;
@@ -72,6 +73,9 @@ async function main() {
       const resp = await page.goto(GATEWAY_URL + "/");
       if (!resp || resp.status() !== 200) throw new Error("GET / -> " + (resp && resp.status()));
       await page.waitForSelector('#status[data-state="connected"]');
+      if (await page.isVisible("#auth")) {
+        throw new Error("the Sign in control shows with auth off");
+      }
     });
 
     await step("subscribe to websocket_test.websocket_test", async () => {

@@ -46,6 +46,28 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* The file's topic rules decide every topic and prefix without a catalog:
+ * a verdict, and an access in nrpc_rpc.access's form when it is known. */
+static void
+check_topics(const gw_auth *a)
+{
+    static const char *const topics[] = {"chat", "chat.room", "chat.staff", "a.b.c", "", "news"};
+    size_t i;
+    int prefix, op;
+
+    for (i = 0; i < sizeof topics / sizeof *topics; i++)
+        for (prefix = 0; prefix < 2; prefix++)
+            for (op = 0; op < 2; op++) {
+                char out[NRPC_MAX_ACCESS + 1] = "";
+                gw_topic_verdict v;
+                if (topics[i][0] == '\0' && !prefix)
+                    continue;
+                v = gw_topic_access(NULL, a, topics[i], prefix, (gw_topic_op)op, out, sizeof out);
+                if (v == GW_TOPIC_KNOWN && (out[0] == '\0' || !nrpc_access_valid(out)))
+                    abort();
+            }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -59,6 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gw_auth_describe(a, what, sizeof what);
         if (gw_auth_challenge(a, 0) == NULL)
             abort();
+        check_topics(a);
         gw_auth_free(a);
     } else if (a != NULL || err[0] == '\0') {
         abort(); /* a failure always says why and returns nothing */

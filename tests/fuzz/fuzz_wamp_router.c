@@ -154,6 +154,22 @@ gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const 
     abort();
 }
 
+int
+gw_gate_start_topic(gw_gate *g, gw_loop *l, const char *topic, int prefix, gw_topic_op op,
+                    const gw_principal *p, gw_gate_cb cb, void *closure)
+{
+    (void)g, (void)l, (void)topic, (void)prefix, (void)op, (void)p, (void)cb, (void)closure;
+    abort();
+}
+
+int
+gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_principal *p, char *msg,
+                  size_t msglen)
+{
+    (void)l, (void)topic, (void)op, (void)p, (void)msg, (void)msglen;
+    abort();
+}
+
 /* Calls free their (NULL) gate. */
 void
 gw_gate_clear(gw_gate *g)

@@ -31,10 +31,12 @@ _libcrypt.crypt_gensalt.restype = ctypes.c_char_p
 _libcrypt.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
 
 
-def crypt_hash(password, prefix):
+def crypt_hash(password, prefix, cost=None):
     """A hash of password by libcrypt: prefix "$2b$" (bcrypt, cost 4 to keep
-    the tests quick) or "$y$" (yescrypt, default cost)."""
-    salt = _libcrypt.crypt_gensalt(prefix.encode(), 4 if prefix == "$2b$" else 0, None, 0)
+    the tests quick, unless cost says) or "$y$" (yescrypt, default cost)."""
+    if cost is None:
+        cost = 4 if prefix == "$2b$" else 0
+    salt = _libcrypt.crypt_gensalt(prefix.encode(), cost, None, 0)
     return _libcrypt.crypt(password.encode(), salt).decode()
 
 
@@ -94,7 +96,7 @@ def basic(user, password):
 
 
 def write_auth_file(directory, keys, tokens=None, basic_users=None, authorizer=None, jwt=True,
-                    name="auth.json"):
+                    name="auth.json", topics=None):
     """Writes the JWKS and the GATEWAY_AUTH file into directory; returns the
     file's path. jwks_file is relative, as the file's own directory."""
     with open(os.path.join(directory, "jwks.json"), "w") as f:
@@ -109,6 +111,8 @@ def write_auth_file(directory, keys, tokens=None, basic_users=None, authorizer=N
                       "scopes_claim": "scope"}
     if authorizer:
         doc["authorizer"] = authorizer
+    if topics:
+        doc["topics"] = topics
     path = os.path.join(directory, name)
     with open(path, "w") as f:
         json.dump(doc, f)

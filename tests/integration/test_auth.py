@@ -44,7 +44,10 @@ class AuthTest(harness.IntegrationCase):
                 basic_users={"bob": {"hash": auth_kit.crypt_hash("bob-pw", "$2b$"),
                                      "scopes": ["admin"]},
                              "yes": {"hash": auth_kit.crypt_hash("yes-pw", "$y$"),
-                                     "sub": "yescrypt-user", "scopes": []}},
+                                     "sub": "yescrypt-user", "scopes": []},
+                             # about a second to check: a caller held at the gate
+                             "slow": {"hash": auth_kit.crypt_hash("slow-pw", "$2b$", cost=14),
+                                      "scopes": []}},
                 authorizer={"rpc": "auth_service.authorize", "ttl_s": 300, "timeout_s": 0.5})
             # One loop: each loop caches verdicts of its own, and the
             # authorizer counts below are exact with one.
@@ -219,6 +222,25 @@ class AuthTest(harness.IntegrationCase):
         for t in threads:
             t.join()
         self.assertEqual(sorted(results), [(i, 200 if i % 2 == 0 else 401) for i in range(40)])
+
+    def test_catalog_replaced_while_a_caller_is_checked(self):
+        # A Basic check runs off the loop (bcrypt cost 14, about a second).
+        # Meanwhile a gather replaces the catalog, and another call makes the
+        # loop take the new access map and let go of the old one. The call
+        # being checked must not read the rpc's access from the old map:
+        # under ASan that was a heap-use-after-free that took the gateway down.
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            r=self.whoami({"Authorization": auth_kit.basic("slow", "slow-pw")})))
+        t.start()
+        self.addCleanup(t.join)
+        r = harness.http_call(self.port, "GET", "/services?refresh=1")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'),
+                      '[["Hello, Bob"], {}]')
+        t.join()
+        self.assertOk(out["r"], '[[{"sub": "slow", "scopes": []}], {"admin": false}]')
+        self.assertTrue(self.gw.alive(), self.gw.log_tail())
 
     # -- JWTs
 

@@ -1,10 +1,15 @@
 """GATEWAY_AUTH on WebSocket/WAMP: a session is identified at HELLO (WAMP-Ticket
 CHALLENGE/AUTHENTICATE, or the handshake's Authorization header or
 natsrpc_token cookie, else anonymous); each CALL passes the same permission
-check as HTTP (wamp.error.not_authorized with {code: 401 or 403});
-publishing needs the scope events:publish; anonymous sessions may subscribe
-and call public rpcs. Also with the autobahn client (tests/browser)."""
+check as HTTP (wamp.error.not_authorized with {code: 401 or 403}); each
+SUBSCRIBE and PUBLISH passes the topic's access: as the service that owns
+the topic declares it (nrpc_event.access/.publish), as the auth file's
+"topics" rules say, else the defaults (subscribing needs a session with
+credentials, publishing the scope events:publish, and nobody publishes in a
+service's topic space unless it says so). Also with the autobahn client
+(tests/browser)."""
 
+import json
 import os
 
 import auth_kit
@@ -15,6 +20,7 @@ from test_websocket import WsClient, WsClosed
 ALICE = "alice-token-0123456789abcdef"      # things:write
 PUBLISHER = "publisher-token-0123456789abc"  # events:publish
 ADMIN = "admin-token-0123456789abcdefgh"    # admin
+CHATTER = "chatter-token-0123456789abcdef"  # chat:write events:publish
 
 
 class AuthWampTest(harness.IntegrationCase):
@@ -25,13 +31,24 @@ class AuthWampTest(harness.IntegrationCase):
         def start(stack):
             cls.nats = stack.nats()
             stack.service("greeting_service", cls.nats)
+            stack.service("websocket_test", cls.nats,
+                          ready_subject="websocket_test.hello_websocket")
+            # "ev" emits made and other, public to watch; secret is in its
+            # space but undeclared.
+            stack.service("test_event_service", cls.nats, ready_subject="ev.emit",
+                          env={"EVENT_SERVICE": "ev", "EMITS": "made,other",
+                               "EVENT_ACCESS": "public"})
             stack.service("test_principal_service", cls.nats,
                           ready_subject="principal_service.whoami")
             path = auth_kit.write_auth_file(
                 stack.dir, cls.keys,
                 tokens={ALICE: {"sub": "alice", "scopes": ["things:write"]},
                         PUBLISHER: {"sub": "pub", "scopes": ["events:publish"]},
-                        ADMIN: {"sub": "root", "scopes": ["admin"]}})
+                        ADMIN: {"sub": "root", "scopes": ["admin"]},
+                        CHATTER: {"sub": "chatter", "scopes": ["chat:write", "events:publish"]}},
+                topics={"chat.>": {"subscribe": "public", "publish": "chat:write"},
+                        "chat.staff": {"subscribe": "admin", "publish": None},
+                        "ev.other": {"subscribe": "admin"}})
             cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
                                                             "GATEWAY_WS_HELLO_TIMEOUT": "2"})
         cls.start_stack("auth_wamp", start)
@@ -79,14 +96,150 @@ class AuthWampTest(harness.IntegrationCase):
         # unknown rpcs are not public
         r = self.call(c, 4, "nosuch_service.x")
         self.assertEqual(r[4], "wamp.error.not_authorized", r)
-        # subscribing is open, publishing is not
-        c.send_json([32, 5, {}, "auth_wamp.t"])
+        # a public topic may be watched, nothing published
+        c.send_json([32, 5, {}, "websocket_test.websocket_test"])
         self.assertEqual(c.recv_json()[:2], [33, 5])
-        c.send_json([16, 6, {"acknowledge": True}, "auth_wamp.t", [1]])
+        c.send_json([16, 6, {"acknowledge": True}, "websocket_test.websocket_test", [1]])
         self.assertEqual(c.recv_json(), [
             8, 16, 6, {}, "wamp.error.not_authorized",
-            ["publishing needs the scope 'events:publish'"],
-            {"code": 403, "type": "permission_denied"}])
+            ["topic websocket_test.websocket_test needs credentials (Authorization: Bearer or "
+             "Basic)"], {"code": 401, "type": "unauthenticated"}])
+        # a topic nobody declares or rules needs credentials to watch
+        c.send_json([32, 7, {}, "auth_wamp.t"])
+        self.assertEqual(c.recv_json(), [
+            8, 32, 7, {}, "wamp.error.not_authorized",
+            ["topic auth_wamp.t needs credentials (Authorization: Bearer or Basic)"],
+            {"code": 401, "type": "unauthenticated"}])
+
+    # -- topics
+
+    def sub(self, c, rid, topic, match=None):
+        c.send_json([32, rid, {"match": match} if match else {}, topic])
+        return c.recv_json()
+
+    def pub(self, c, rid, topic):
+        c.send_json([16, rid, {"acknowledge": True}, topic, [rid]])
+        return c.recv_json()
+
+    def refused(self, req, rid, code, message):
+        return [8, req, rid, {}, "wamp.error.not_authorized", [message],
+                {"code": code, "type": {401: "unauthenticated", 403: "permission_denied"}[code]}]
+
+    def test_topics_anonymous(self):
+        c = self.client()
+        self.hello(c)
+        need = "%s needs credentials (Authorization: Bearer or Basic)"
+        # declared public by their services, or ruled public by the file
+        for rid, topic in enumerate(["websocket_test.websocket_test", "ev.made", "chat.room",
+                                     "chat.a.b"], 1):
+            self.assertEqual(self.sub(c, rid, topic)[:2], [33, rid], topic)
+        # the file's rule chat.> covers the whole prefix chat.a (events.chat.a.>),
+        # but the prefix chat holds chat.staff too, which needs admin
+        self.assertEqual(self.sub(c, 10, "chat.a", "prefix")[:2], [33, 10])
+        self.assertEqual(self.sub(c, 16, "chat", "prefix"),
+                         self.refused(32, 16, 401, need % "prefix chat"))
+        # in a service's space but undeclared; not ruled; a prefix nothing covers
+        self.assertEqual(self.sub(c, 11, "ev.secret"), self.refused(32, 11, 401, need % "topic ev.secret"))
+        self.assertEqual(self.sub(c, 12, "chat"), self.refused(32, 12, 401, need % "topic chat"))
+        self.assertEqual(self.sub(c, 13, "ev", "prefix"),
+                         self.refused(32, 13, 401, need % "prefix ev"))
+        # the file makes a service's public event stricter, never looser
+        self.assertEqual(self.sub(c, 14, "ev.other"), self.refused(32, 14, 401, need % "topic ev.other"))
+        self.assertEqual(self.pub(c, 15, "chat.room"), self.refused(16, 15, 401, need % "topic chat.room"))
+
+    def test_topics_with_scopes(self):
+        c, w = self.ticket_session(PUBLISHER)  # events:publish
+        self.assertEqual(w[0], 2, w)
+        # a topic of no service's: the default scope
+        self.assertEqual(self.pub(c, 1, "auth_wamp.free")[:2], [17, 1])
+        # websocket_test declares its topic open to events:publish
+        self.assertEqual(self.pub(c, 2, "websocket_test.websocket_test")[:2], [17, 2])
+        # an emitted event is the service's own: nobody forges it, whatever the scopes
+        nobody = "nobody may publish on topic %s through the gateway"
+        for rid, topic in [(3, "ev.made"), (4, "ev.secret"), (5, "ev"), (6, "chat.staff")]:
+            self.assertEqual(self.pub(c, rid, topic), self.refused(16, rid, 403, nobody % topic))
+        # the file's rule wants chat:write
+        self.assertEqual(self.pub(c, 7, "chat.room"), self.refused(
+            16, 7, 403, "topic chat.room needs the scopes 'chat:write'; pub has 'events:publish'"))
+        self.assertEqual(self.sub(c, 8, "chat.staff"), self.refused(
+            32, 8, 403, "topic chat.staff needs the scopes 'admin'; pub has 'events:publish'"))
+        # authenticated: undeclared topics and prefixes without scoped topics under them
+        self.assertEqual(self.sub(c, 9, "ev.secret")[:2], [33, 9])
+        self.assertEqual(self.sub(c, 10, "auth_wamp", "prefix")[:2], [33, 10])
+        # a prefix with a scoped topic under it needs that scope too
+        self.assertEqual(self.sub(c, 11, "ev", "prefix"), self.refused(
+            32, 11, 403, "prefix ev needs the scopes 'admin'; pub has 'events:publish'"))
+        c2, w2 = self.ticket_session(CHATTER)
+        self.assertEqual(self.pub(c2, 1, "chat.room")[:2], [17, 1])
+        c3, w3 = self.ticket_session(ADMIN)
+        self.assertEqual(self.sub(c3, 1, "chat.staff")[:2], [33, 1])
+        self.assertEqual(self.sub(c3, 2, "ev", "prefix")[:2], [33, 2])
+        self.assertEqual(self.pub(c3, 3, "chat.staff"),
+                         self.refused(16, 3, 403, nobody % "chat.staff"))
+
+    def test_services_declare_their_topics(self):
+        r = harness.http_call(self.port, "GET", "/services")
+        self.assertEqual(r.status, 200, r)
+        svcs = {s["name"]: s for s in json.loads(r.body)["services"]}
+        self.assertEqual(svcs["websocket_test"]["topics"], [
+            {"name": "websocket_test", "subject": "events.websocket_test.websocket_test",
+             "description": "What hello_websocket got, and what pages publish: [args, kwargs].",
+             "access": "public", "publish": "events:publish"}])
+        self.assertEqual([(e["name"], e["access"], "publish" in e) for e in svcs["ev"]["emits"]],
+                         [("made", "public", False), ("other", "public", False)])
+        self.assertEqual(svcs["greeting_service"]["topics"], [])
+
+    def test_topic_events_reach_only_allowed_subscribers(self):
+        # anonymous on ev.made sees an emitted event; a refused SUBSCRIBE
+        # never delivers anything.
+        anon = self.client()
+        self.hello(anon)
+        self.assertEqual(self.sub(anon, 1, "ev.made")[:2], [33, 1])
+        self.assertEqual(self.sub(anon, 2, "ev.secret")[0], 8)
+        r = harness.post(self.port, "ev.emit", json.dumps([["made"], {"kwargs": {"n": 1}}]),
+                         headers={"Authorization": "Bearer " + ADMIN})
+        self.assertEqual(r.status, 200, r)
+        ev = anon.recv_json()
+        self.assertEqual((ev[0], ev[5]), (36, {"n": 1}), ev)
+        self.assertEqual(ev[3]["topic"], "ev.made", ev)
+
+    def test_socket_closed_while_subscribes_wait_at_the_gate(self):
+        # Topics nobody declares: each SUBSCRIBE waits for a catalog gather
+        # (about 0.4 s). The socket goes away meanwhile; the verdicts then
+        # find no session, and nothing is subscribed or leaked (ASan).
+        for _ in range(3):
+            c = self.client({"Authorization": "Bearer " + PUBLISHER})
+            self.hello(c)
+            for i in range(1, 41):
+                c.send_json([32, i, {"match": "prefix"} if i % 2 else {}, "gone%d.t" % i])
+            c.send_json([48, 99, {}, "nosuch_service.x"])
+            c.close()
+        c = self.client()
+        self.hello(c)
+        self.assertEqual(self.sub(c, 1, "websocket_test.websocket_test")[:2], [33, 1])
+        self.assertTrue(self.gw.alive(), self.gw.log_tail())
+        # no NATS interest is left behind on the closed sessions' topics
+        def gone_subjects():
+            conns = self.nats.monitor("/connz?subs=detail&limit=1024").get("connections") or []
+            return [d["subject"] for c in conns for d in c.get("subscriptions_list_detail") or []
+                    if d["subject"].startswith("events.gone")]
+        harness.wait_for(lambda: gone_subjects() == [], 10,
+                         what="the closed sessions' topics to be dropped")
+
+    def test_subscribe_burst_of_undeclared_topics(self):
+        # Topics nobody declares or rules: the first SUBSCRIBE may wait for
+        # one catalog gather; the rest of the burst is decided at once from
+        # the catalog as it is (at most one gather a second per loop), so a
+        # page that subscribes many free topics is not held up, and no more
+        # than 64 SUBSCRIBEs of a session ever wait at the gate.
+        c = self.client({"Authorization": "Bearer " + PUBLISHER})
+        self.hello(c)
+        n = 300
+        for i in range(1, n + 1):
+            c.send_json([32, i, {}, "burst%d.t" % i])
+        answers = sorted((c.recv_json() for _ in range(n)), key=lambda a: a[1])
+        self.assertEqual([a[:2] for a in answers], [[33, i] for i in range(1, n + 1)])
+        self.assertEqual(len({a[2] for a in answers}), n)  # one subscription each
 
     # -- ticket
 

@@ -223,8 +223,14 @@ class EventsTest(harness.IntegrationCase):
         self.start_service(self.stack, "declared", HANDLES="emitter.ping,emitter.big")
         info = self.nc.request("$SRV.INFO.emitter", b"").json()
         emits = json.loads(info["metadata"]["emits"])
-        self.assertEqual([(e["name"], e["subject"]) for e in emits],
-                         [("ping", "events.emitter.ping"), ("big", "events.emitter.big")])
+        # access: who may subscribe through a gateway with auth on (undeclared:
+        # authenticated); no "publish": nobody but the service publishes them
+        self.assertEqual(emits, [
+            {"name": "ping", "subject": "events.emitter.ping", "description": "",
+             "access": "authenticated"},
+            {"name": "big", "subject": "events.emitter.big", "description": "",
+             "access": "authenticated"}])
+        self.assertNotIn("topics", info["metadata"])
         info = self.nc.request("$SRV.INFO.declared", b"").json()
         handles = json.loads(info["metadata"]["handles"])
         self.assertEqual([(h["service"], h["event"], h["consumer"], h["dead_letter"])

@@ -6,6 +6,8 @@
  *   HANDLES         events it handles, comma-separated "<service>.<event>"
  *   FAIL_FIRST      a handler fails the first N deliveries of each event
  *   QUIET           1: handlers report only failures
+ *   EVENT_ACCESS    who may subscribe to its events through a gateway with
+ *                   auth on (nrpc_event.access; default: authenticated)
  *
  * Each delivery to a handler is reported as a core NATS publish on the
  * topic "handled.<service>" (subject events.handled.<service>): [[], {id,
@@ -231,8 +233,10 @@ main(int argc, char **argv)
 
     fail_first = (int)nrpc_env_int("FAIL_FIRST", 0, 0, 1000);
     quiet = (int)nrpc_env_int("QUIET", 0, 0, 1);
-    for (i = 0; i < ne; i++)
+    for (i = 0; i < ne; i++) {
         ev[i].name = emits[i];
+        ev[i].access = getenv("EVENT_ACCESS");
+    }
     for (i = 0; i < nh; i++) {
         char *dot = strchr(handles[i], '.');
         if (dot == NULL) {

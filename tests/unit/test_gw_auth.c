@@ -3,6 +3,7 @@
  * access map built from INFO replies, and identification by static token
  * (which needs no loop). */
 #include "auth/auth.h"
+#include "auth/auth_internal.h"
 #include "check.h"
 
 #include <stdlib.h>
@@ -176,6 +177,144 @@ test_tokens(void)
     gw_auth_free(a);
 }
 
+
+/* Who may subscribe and publish on topics: declarations, file rules and
+ * defaults, whole verdicts compared. */
+static void
+test_topic_access(void)
+{
+    json_t *infos = json_loads(
+        "[{\"name\": \"ts\", \"metadata\": {"
+        "  \"emits\": \"[{\\\"subject\\\": \\\"events.ts.made\\\", \\\"access\\\": \\\"public\\\"},"
+        "               {\\\"subject\\\": \\\"events.ts.secret\\\", \\\"access\\\": \\\"s:read\\\"},"
+        "               {\\\"subject\\\": \\\"events.other.stolen\\\", \\\"access\\\": \\\"public\\\"}]\","
+        "  \"topics\": \"[{\\\"subject\\\": \\\"events.ts.chat\\\", \\\"access\\\": \\\"public\\\","
+        "                \\\"publish\\\": \\\"events:publish\\\"},"
+        "               {\\\"subject\\\": \\\"events.ts.roll\\\", \\\"access\\\": \\\"public\\\","
+        "                \\\"publish\\\": \\\"public\\\"}]\"},"
+        "  \"endpoints\": []},"
+        " {\"name\": \"ts\", \"metadata\": {"
+        "  \"topics\": \"[{\\\"subject\\\": \\\"events.ts.roll\\\", \\\"access\\\": \\\"public\\\"}]\"},"
+        "  \"endpoints\": []},"
+        " {\"name\": \"bad\", \"metadata\": {\"emits\": \"not json\", \"topics\": \"{}\"}},"
+        " {\"name\": \"a.b\"}, {\"name\": 5}]",
+        0, NULL);
+    static const char file[] =
+        "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}},"
+        " \"topics\": {\"chat.>\": {\"subscribe\": \"public\", \"publish\": \"chat:write\"},"
+        "  \"chat.admin\": {\"subscribe\": \"admin\", \"publish\": null},"
+        "  \"news\": {\"subscribe\": \"public\"},"
+        "  \"ts.made\": {\"subscribe\": \"authenticated\"},"
+        "  \"ts.chat\": {\"publish\": \"chat:write\"}}}";
+    gw_access_map *m = gw_access_map_build(infos);
+    gw_auth *a = NULL;
+    char out[NRPC_MAX_ACCESS + 1], err[256];
+#define TA(map, auth, topic, prefix, op, verdict, want)                                            \
+    do {                                                                                           \
+        out[0] = '\0';                                                                             \
+        CHECK_INT(gw_topic_access(map, auth, topic, prefix, op, out, sizeof out), verdict);       \
+        CHECK_STR(out, want);                                                                      \
+    } while (0)
+    const int S = GW_TOPIC_SUBSCRIBE, P = GW_TOPIC_PUBLISH;
+
+    CHECK(m != NULL);
+    /* No file: declarations and defaults. */
+    TA(m, NULL, "ts.made", 0, S, GW_TOPIC_KNOWN, "public");
+    TA(m, NULL, "ts.made", 0, P, GW_TOPIC_NOBODY, ""); /* an emitted event: the service's */
+    TA(m, NULL, "ts.secret", 0, S, GW_TOPIC_KNOWN, "s:read");
+    TA(m, NULL, "ts.chat", 0, P, GW_TOPIC_KNOWN, "events:publish");
+    TA(m, NULL, "ts.roll", 0, P, GW_TOPIC_NOBODY, ""); /* one replica says nobody */
+    TA(m, NULL, "ts.undeclared", 0, S, GW_TOPIC_KNOWN, "authenticated");
+    TA(m, NULL, "ts.undeclared", 0, P, GW_TOPIC_NOBODY, ""); /* a service's space */
+    TA(m, NULL, "ts", 0, P, GW_TOPIC_NOBODY, "");
+    TA(m, NULL, "other.stolen", 0, S, GW_TOPIC_UNKNOWN, ""); /* not ts's to declare */
+    TA(m, NULL, "other.stolen", 0, P, GW_TOPIC_KNOWN, "events:publish");
+    TA(m, NULL, "free.topic", 0, S, GW_TOPIC_UNKNOWN, "");
+    TA(m, NULL, "bad.x", 0, P, GW_TOPIC_NOBODY, ""); /* "bad" is a service all the same */
+    TA(m, NULL, "ts", 1, S, GW_TOPIC_KNOWN, "s:read"); /* the strictest under it */
+    TA(m, NULL, "free", 1, S, GW_TOPIC_KNOWN, "authenticated");
+    TA(m, NULL, "ts", 1, P, GW_TOPIC_NOBODY, "");
+    TA(NULL, NULL, "ts.made", 0, S, GW_TOPIC_UNKNOWN, ""); /* no catalog yet */
+    TA(NULL, NULL, "ts", 1, S, GW_TOPIC_UNKNOWN, "");
+    TA(NULL, NULL, "ts.made", 0, P, GW_TOPIC_KNOWN, "events:publish");
+
+    /* With the file's rules. */
+    CHECK_INT(gw_auth_parse(file, sizeof file - 1, NULL, &a, err, sizeof err), 0);
+    TA(m, a, "chat.room", 0, S, GW_TOPIC_KNOWN, "public");
+    TA(m, a, "chat.room.deep", 0, P, GW_TOPIC_KNOWN, "chat:write");
+    TA(m, a, "chat.admin", 0, S, GW_TOPIC_KNOWN, "admin"); /* exact beats prefix */
+    TA(m, a, "chat.admin", 0, P, GW_TOPIC_NOBODY, "");
+    TA(m, a, "chat", 0, S, GW_TOPIC_UNKNOWN, ""); /* "chat.>" is under chat, not chat */
+    TA(m, a, "news", 0, S, GW_TOPIC_KNOWN, "public");
+    TA(m, a, "news", 0, P, GW_TOPIC_KNOWN, "events:publish"); /* unnamed: the default */
+    TA(m, a, "news.x", 0, S, GW_TOPIC_UNKNOWN, "");
+    TA(m, a, "ts.made", 0, S, GW_TOPIC_KNOWN, "authenticated"); /* stricter, never looser */
+    TA(m, a, "ts.made", 0, P, GW_TOPIC_NOBODY, "");
+    TA(m, a, "ts.chat", 0, P, GW_TOPIC_KNOWN, "events:publish chat:write");
+    TA(m, a, "ts.chat", 0, S, GW_TOPIC_KNOWN, "public"); /* the rule names no subscribe */
+    TA(m, a, "chat", 1, S, GW_TOPIC_KNOWN, "admin");     /* chat.admin is under it */
+    TA(m, a, "chat.room", 1, S, GW_TOPIC_KNOWN, "public"); /* covered by chat.> */
+    TA(m, a, "", 1, S, GW_TOPIC_KNOWN, "s:read admin");    /* everything */
+    gw_auth_free(a);
+
+    /* Rules refused at start, with the key named. */
+    {
+        static const char *const bad[] = {
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": []}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a.*\": {}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a..b\": {}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a.>.b\": {}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\".>\": {}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"subscribe\": \"\"}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"subscribe\": 3}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"publish\": \"a  b\"}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"pub\": \"x\"}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": \"public\"}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"$SRV\": {}}}",
+            NULL,
+        };
+        size_t i;
+        for (i = 0; bad[i]; i++) {
+            a = NULL;
+            err[0] = '\0';
+            CHECK_INT(gw_auth_parse(bad[i], strlen(bad[i]), NULL, &a, err, sizeof err), -1);
+            CHECK(a == NULL);
+            CHECK(strncmp(err, "topics", 6) == 0 || strncmp(err, "\"topics\"", 8) == 0);
+        }
+    }
+    /* 33 distinct scopes under one prefix: too many to name, so nobody. */
+    {
+        char big[8192];
+        size_t n = (size_t)snprintf(big, sizeof big, "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {");
+        int i;
+        for (i = 0; i < 33; i++)
+            n += (size_t)snprintf(big + n, sizeof big - n, "%s\"p.t%d\": {\"subscribe\": \"s%d\"}",
+                                  i ? ", " : "", i, i);
+        snprintf(big + n, sizeof big - n, "}}");
+        CHECK_INT(gw_auth_parse(big, strlen(big), NULL, &a, err, sizeof err), 0);
+        TA(m, a, "p", 1, S, GW_TOPIC_NOBODY, "");
+        TA(m, a, "p.t32", 0, S, GW_TOPIC_KNOWN, "s32");
+        gw_auth_free(a);
+    }
+    /* More rules than GW_TOPIC_RULES_MAX: refused at start. */
+    {
+        size_t cap = 64 * 1024, n, i;
+        char *big = malloc(cap);
+        CHECK(big != NULL);
+        n = (size_t)snprintf(big, cap, "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {");
+        for (i = 0; i <= GW_TOPIC_RULES_MAX; i++)
+            n += (size_t)snprintf(big + n, cap - n, "%s\"r%zu\": {}", i ? ", " : "", i);
+        snprintf(big + n, cap - n, "}}");
+        a = NULL;
+        CHECK_INT(gw_auth_parse(big, strlen(big), NULL, &a, err, sizeof err), -1);
+        CHECK_STR(err, "topics: more than 1000 rules");
+        free(big);
+    }
+#undef TA
+    gw_access_map_unref(m);
+    json_decref(infos);
+}
+
 int
 main(void)
 {
@@ -183,6 +322,7 @@ main(void)
     test_decide();
     test_principal_header();
     test_access_map();
+    test_topic_access();
     test_tokens();
     return check_done("test_gw_auth");
 }
