@@ -21,7 +21,8 @@ static const char readme_json[] =
     "  \"jwt\": {\"jwks_file\": \"jwks.json\", \"issuer\": \"https://id.example\", \"audience\": "
     "\"natsrpc\",\n"
     "          \"scopes_claim\": \"scope\"},\n"
-    "  \"authorizer\": {\"rpc\": \"auth_service.authorize\", \"ttl_s\": 60, \"timeout_s\": 2}\n"
+    "  \"authorizer\": {\"rpc\": \"auth_service.authorize\", \"ttl_s\": 60, \"timeout_s\": 2},\n"
+    "  \"topics\": {\"chat.>\": {\"subscribe\": \"public\", \"publish\": \"chat:write\"}}\n"
     "}\n";
 
 static const char readme_toml[] =
@@ -42,7 +43,11 @@ static const char readme_toml[] =
     "[authorizer]\n"
     "rpc = \"auth_service.authorize\"\n"
     "ttl_s = 60\n"
-    "timeout_s = 2\n";
+    "timeout_s = 2\n"
+    "\n"
+    "[topics.\"chat.>\"]   # a key with '.' or '>' is quoted\n"
+    "subscribe = \"public\"\n"
+    "publish = \"chat:write\"\n";
 
 /* TOML text -> compact JSON text (new), or NULL with err. */
 static char *
@@ -106,7 +111,8 @@ test_readme_example(void)
                    "jwt.audience = \"natsrpc\"\n"
                    "jwt.scopes_claim = \"scope\"\n"
                    "[authorizer]\n"
-                   "rpc = \"auth_service.authorize\"\nttl_s = 60\ntimeout_s = 2\n",
+                   "rpc = \"auth_service.authorize\"\nttl_s = 60\ntimeout_s = 2\n"
+                   "[topics]\n'chat.>' = {subscribe = 'public', publish = 'chat:write'}\n",
                    readme_json);
 }
 
@@ -381,6 +387,11 @@ test_same_validation(void)
                "authorizer: \"ttl_s\" must be an integer from 0 to 86400");
     CHECK_SAME("{\"authorizer\": {\"rpc\": \"a.b\", \"timeout_s\": 0.25}}",
                "[authorizer]\nrpc = 'a.b'\ntimeout_s = 0.25\n", "");
+    CHECK_SAME("{\"tokens\": {\"long-enough-token-0\": {\"sub\": \"a\"}}, \"topics\": {\"chat.>\": "
+               "{\"subscribe\": \"\"}}}",
+               "tokens.long-enough-token-0.sub = 'a'\ntopics.'chat.>'.subscribe = ''\n",
+               "topics.chat.>: \"subscribe\" must be \"public\", \"authenticated\", space-separated "
+               "scopes, or null for nobody");
     CHECK_SAME("{\"tokens\": []}", "tokens = []\n",
                "\"tokens\" must be an object: token -> {sub, scopes}");
     CHECK_SAME("{\"tokens\": {\"long-enough-token-0\": {\"sub\": \"a\", \"scopes\": [\"a b\"]}}}",
