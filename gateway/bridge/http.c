@@ -12,7 +12,8 @@
  *   first call   headers are in: route, pick the timeout, check
  *                Content-Length. Errors are answered right here.
  *   body calls   append to the request's buffer, counting bytes (chunked
- *                bodies have no Content-Length to check up front).
+ *                bodies have no Content-Length to check up front: past the
+ *                limit they are answered at once, see early_reply.c).
  *   final call   suspend the connection, then send the NATS request on the
  *                loop's client. http_on_reply runs later on the same loop
  *                (the client drains replies after each poll); it stores
