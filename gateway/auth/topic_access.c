@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* One "subscribe" or "publish" value: a string in nrpc_rpc.access's form,
- * or null for nobody. */
+ * or null (or false, which TOML can write) for nobody. */
 static int
 rule_value(json_t *v, const char *key, const char *where, int *set, char **out, char *err,
            size_t errlen)
@@ -17,13 +17,13 @@ rule_value(json_t *v, const char *key, const char *where, int *set, char **out, 
     if (v == NULL)
         return 0;
     *set = 1;
-    if (json_is_null(v))
+    if (json_is_null(v) || json_is_false(v))
         return 0;
     if (!json_is_string(v) || json_string_length(v) == 0 ||
         !nrpc_access_valid(json_string_value(v)))
         return gw_auth_fail(err, errlen,
                             "topics.%s: \"%s\" must be \"public\", \"authenticated\", "
-                            "space-separated scopes, or null for nobody",
+                            "space-separated scopes, or null (false) for nobody",
                             where, key);
     if ((*out = strdup(json_string_value(v))) == NULL)
         return gw_auth_fail(err, errlen, "out of memory");

@@ -337,7 +337,7 @@ test_topic_access(void)
     static const char file[] =
         "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}},"
         " \"topics\": {\"chat.>\": {\"subscribe\": \"public\", \"publish\": \"chat:write\"},"
-        "  \"chat.admin\": {\"subscribe\": \"admin\", \"publish\": null},"
+        "  \"chat.admin\": {\"subscribe\": \"admin\", \"publish\": false},"
         "  \"news\": {\"subscribe\": \"public\"},"
         "  \"ts.made\": {\"subscribe\": \"authenticated\"},"
         "  \"ts.chat\": {\"publish\": \"chat:write\"}}}";
@@ -402,6 +402,7 @@ test_topic_access(void)
             "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\".>\": {}}}",
             "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"subscribe\": \"\"}}}",
             "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"subscribe\": 3}}}",
+            "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"subscribe\": true}}}",
             "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"publish\": \"a  b\"}}}",
             "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": {\"pub\": \"x\"}}}",
             "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}}, \"topics\": {\"a\": \"public\"}}",

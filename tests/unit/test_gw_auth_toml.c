@@ -391,7 +391,13 @@ test_same_validation(void)
                "{\"subscribe\": \"\"}}}",
                "tokens.long-enough-token-0.sub = 'a'\ntopics.'chat.>'.subscribe = ''\n",
                "topics.chat.>: \"subscribe\" must be \"public\", \"authenticated\", space-separated "
-               "scopes, or null for nobody");
+               "scopes, or null (false) for nobody");
+    /* TOML has no null: false lets nobody publish */
+    CHECK_SAME("{\"tokens\": {\"long-enough-token-0\": {\"sub\": \"a\"}}, \"topics\": {\"chat.staff\": "
+               "{\"subscribe\": \"admin\", \"publish\": false}}}",
+               "tokens.long-enough-token-0.sub = 'a'\n[topics.'chat.staff']\nsubscribe = 'admin'\n"
+               "publish = false\n",
+               "");
     CHECK_SAME("{\"tokens\": []}", "tokens = []\n",
                "\"tokens\" must be an object: token -> {sub, scopes}");
     CHECK_SAME("{\"tokens\": {\"long-enough-token-0\": {\"sub\": \"a\", \"scopes\": [\"a b\"]}}}",
