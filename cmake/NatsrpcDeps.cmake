@@ -26,9 +26,12 @@ add_library(Rhonabwy::rhonabwy ALIAS PkgConfig::RHONABWY)
 pkg_check_modules(LIBCRYPT REQUIRED IMPORTED_TARGET libcrypt)
 add_library(Crypt::crypt ALIAS PkgConfig::LIBCRYPT)
 # nettle's hogweed (a dependency of gnutls): the ed25519 public key of a
-# NATS nkey seed (framework/src/nkey.c).
+# NATS nkey seed (framework/src/nkey.c); nettle itself: AES, which seals
+# reply tokens (framework/src/reply_token.c).
 pkg_check_modules(HOGWEED REQUIRED IMPORTED_TARGET hogweed)
 add_library(Nettle::hogweed ALIAS PkgConfig::HOGWEED)
+pkg_check_modules(NETTLE REQUIRED IMPORTED_TARGET nettle)
+add_library(Nettle::nettle ALIAS PkgConfig::NETTLE)
 # toml++ (C++17): the TOML form of GATEWAY_AUTH. Header-only on purpose, not
 # Debian's shared build, so the parser gets our sanitizers and fuzzer coverage.
 find_path(TOMLPP_INCLUDE_DIR toml++/toml.h REQUIRED)

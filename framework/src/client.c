@@ -4,9 +4,11 @@
  * nats.c 3.4 has no callback-based request API, so the client builds one:
  *
  *   - one connection (nrpc__nats_connect: SendAsap, reconnect forever);
- *   - one inbox, subscribed once as "<inbox>.*"; every request carries a
- *     token (a counter) and is published with reply "<inbox>.<token>";
- *   - pending requests live in an nrpc_table keyed by token and in a
+ *   - one inbox, subscribed once as "<inbox>.*"; every request gets a
+ *     number (a counter) and is published with reply "<inbox>.<token>",
+ *     the number sealed (internal.h), so that no other client can answer
+ *     it, nor tell the next one's reply subject;
+ *   - pending requests live in an nrpc_table keyed by number and in a
  *     min-heap ordered by deadline (each entry knows its heap slot, so
  *     removing a replied request is O(log n)); one mutex guards both;
  *   - one timer thread sleeps on a condition variable until the earliest
@@ -573,19 +575,10 @@ nrpc__client_reply(nrpc_client *c, natsMsg *msg)
     uint64_t token = 0;
     const char *p;
 
-    /* "<inbox>.<token in hex>" */
+    /* "<inbox>.<sealed token>": anything else is not a reply of ours */
     if (subj && strlen(subj) > c->inbox_len + 1) {
-        int ok = 1;
-        for (p = subj + c->inbox_len + 1; *p && ok; p++) {
-            int d = (*p >= '0' && *p <= '9')   ? *p - '0'
-                    : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
-                                               : -1;
-            if (d < 0)
-                ok = 0;
-            else
-                token = token * 16 + (uint64_t)d;
-        }
-        if (ok) {
+        p = subj + c->inbox_len + 1;
+        if (nrpc__seal_open(&c->seal, p, strlen(p), &token) == 0) {
             int hb = nrpc__is_heartbeat(msg);
             client_lock(c);
             e = pending_find(c, token);
@@ -1103,6 +1096,11 @@ nrpc_client_create(nrpc_client **out, const nrpc_client_opts *opts)
         goto fail;
     }
     c->inbox_len = strlen(c->inbox);
+    if (nrpc__seal_init(&c->seal) != 0) {
+        nrpc_log(NRPC_LOG_ERROR, "client: no random key for reply tokens (getrandom)");
+        st = NRPC_ERR_SYSTEM;
+        goto fail;
+    }
     st = client_connect(c, &nc);
     if (st == NRPC_ERR_NATS && c->loop) {
         /* On a loop nats.c cannot retry a first connection in the
@@ -1284,7 +1282,7 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
     client_entry *e;
     natsConnection *nc;
     natsMsg *msg = NULL;
-    char reply[160], tmo[24];
+    char reply[192], tmo[24], sealed[NRPC__SEALED_LEN + 1];
     uint64_t token;
     int64_t e_hb_ms;
     natsStatus s;
@@ -1319,14 +1317,15 @@ nrpc_client_request(nrpc_client *c, const char *subject, const char *data, size_
 
     /* From here on e belongs to the table: a reply or the timer may free it. */
     e_hb_ms = nrpc__hb_interval(timeout_ms);
-    snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
+    nrpc__seal_token(&c->seal, token, sealed);
+    snprintf(reply, sizeof reply, "%s.%s", c->inbox, sealed);
     s = NATS_OK;
     if (c->loop && !warm_is(c, subject)) {
         /* A cold subject: a reply subscription of its own, subscribed
          * before the publish on the same connection, so it is in place
          * when the answer comes. "<inbox>.c.<token>" is not matched by the
          * shared "<inbox>.*". */
-        snprintf(reply, sizeof reply, "%s.c.%" PRIx64, c->inbox, token);
+        snprintf(reply, sizeof reply, "%s.c.%s", c->inbox, sealed);
         s = natsConnection_SubscribeSync(&e->own, nc, reply);
         if (s == NATS_OK) {
             e->cold_until = nrpc_now_ms() + CLIENT_COLD_WINDOW_MS;
@@ -1427,7 +1426,7 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
     size_t slen;
     client_entry *e;
     natsConnection *nc;
-    char reply[160];
+    char reply[192], sealed[NRPC__SEALED_LEN + 1];
     uint64_t token;
     natsStatus s;
     nrpc_status st;
@@ -1456,7 +1455,8 @@ nrpc_client_gather(nrpc_client *c, const char *subject, const char *data, size_t
         return st;
 
     /* From here on e belongs to the table, as with a request. */
-    snprintf(reply, sizeof reply, "%s.%" PRIx64, c->inbox, token);
+    nrpc__seal_token(&c->seal, token, sealed);
+    snprintf(reply, sizeof reply, "%s.%s", c->inbox, sealed);
     s = natsConnection_PublishRequest(nc, subject, reply, data, (int)len);
     if (s != NATS_OK) {
         client_entry *mine;

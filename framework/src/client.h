@@ -63,6 +63,7 @@ struct nrpc_client {
     natsSubscription *sub;        /* the reply inbox on nc; timer thread (or loop) */
     char inbox[128];              /* "<inbox>" without the trailing ".*" */
     size_t inbox_len;
+    nrpc__seal seal;              /* reply tokens: "<inbox>.<sealed call number>" */
     char *url, *name; /* what to connect to again (url NULL: $NATS_URL) */
 
     pthread_mutex_t mu;

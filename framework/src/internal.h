@@ -9,6 +9,24 @@
 
 #include <nats/nats.h>
 
+/* reply_token.c: sealed reply tokens. A caller's reply subject ends in
+ * the number of its call sealed with a key of its own (AES-128, 32 hex
+ * digits), so a reply can only come from whoever got the request: any
+ * service may publish on a caller's inbox (to answer), but cannot make the
+ * token of a call it never saw. */
+#include <nettle/aes.h>
+#define NRPC__SEALED_LEN 32
+typedef struct {
+    struct aes128_ctx enc, dec;
+} nrpc__seal;
+/* A new random key. -1 when the system has no randomness to give. */
+int nrpc__seal_init(nrpc__seal *s);
+/* The token of call number n, 32 lowercase hex digits and a NUL. */
+void nrpc__seal_token(const nrpc__seal *s, uint64_t n, char out[NRPC__SEALED_LEN + 1]);
+/* The call number a token (len bytes) stands for: 0, or -1 when s did not
+ * seal it. */
+int nrpc__seal_open(const nrpc__seal *s, const char *text, size_t len, uint64_t *n);
+
 /* Default NATS server when neither the caller nor NATS_URL names one. */
 #define NRPC_DEFAULT_NATS_URL "nats://127.0.0.1:4222"
 

@@ -1,7 +1,7 @@
 /* outcall.c: calls a handler makes to other rpcs (nrpc_call_request).
  *
  * They travel on the service's own connection: one inbox subscription
- * "<inbox>.*" per service, a token per call. Replies come in on the NATS
+ * "<inbox>.*" per service, a sealed token per call (internal.h). Replies come in on the NATS
  * delivery thread and join the loop thread's queue like requests do, so the
  * table of pending calls and their timers live on the loop thread only and
  * need no lock. Each outgoing call carries the caller's trace id (with a
@@ -123,10 +123,15 @@ void
 nrpc__outcall_reply(nrpc_service *svc, natsMsg *msg)
 {
     const char *subj = natsMsg_GetSubject(msg), *dot = strrchr(subj, '.');
-    uint64_t token = dot ? strtoull(dot + 1, NULL, 16) : 0;
+    uint64_t token = 0;
     outcall *o;
     nrpc__reply r;
 
+    /* "<inbox>.<sealed token>": anything else is not a reply of ours. */
+    if (dot == NULL || nrpc__seal_open(&svc->seal, dot + 1, strlen(dot + 1), &token) != 0) {
+        nrpc__msg_destroy(msg);
+        return;
+    }
     if (nrpc__is_heartbeat(msg)) {
         /* Not the reply: the call runs on; watch it from now. */
         o = (outcall *)nrpc_table_get(&svc->outcalls, token);
@@ -178,6 +183,11 @@ inbox_start(nrpc_service *svc)
 
     if (svc->inbox_sub)
         return NRPC_OK;
+    if (!svc->seal_ready) { /* once: a call may outlive its subscription */
+        if (nrpc__seal_init(&svc->seal) != 0)
+            return NRPC_ERR_SYSTEM;
+        svc->seal_ready = 1;
+    }
     if (nrpc_inbox_new(svc->inbox, sizeof svc->inbox) != NRPC_OK)
         return NRPC_ERR_NATS;
     snprintf(subj, sizeof subj, "%s.*", svc->inbox);
@@ -193,7 +203,7 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     nrpc_service *svc;
     outcall *o;
     natsMsg *m = NULL;
-    char reply[160], tmo[32], *body;
+    char reply[192], tmo[32], sealed[NRPC__SEALED_LEN + 1], *body;
     nrpc_trace tr;
     int64_t left;
     natsStatus s;
@@ -235,7 +245,8 @@ nrpc_call_request(nrpc_call *call, const char *subject, json_t *args, json_t *kw
     /* Read before the publish, as client.c does: a disconnect in between
      * fails a call whose reply may still come, never the other way. */
     o->gen = atomic_load(&svc->conn_gen);
-    snprintf(reply, sizeof reply, "%s.%" PRIx64, svc->inbox, o->node.key);
+    nrpc__seal_token(&svc->seal, o->node.key, sealed);
+    snprintf(reply, sizeof reply, "%s.%s", svc->inbox, sealed);
     snprintf(tmo, sizeof tmo, "%lld", (long long)timeout_ms);
     /* A child span of the caller's trace, or a new trace. */
     nrpc_call_trace_hop(call, &tr);

@@ -150,6 +150,8 @@ struct nrpc_service {
     /* outgoing calls (outcall.c): loop thread only, but conn_gen, which
      * the disconnected hook raises on a nats.c thread (see outcall.c) */
     char inbox[NRPC_INBOX_SIZE];
+    nrpc__seal seal; /* outgoing calls' reply tokens */
+    int seal_ready;
     natsSubscription *inbox_sub;
     uint64_t next_token;
     nrpc_table outcalls; /* by token */

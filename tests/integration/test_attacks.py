@@ -717,3 +717,54 @@ class SettingsTest(AttackCase):
         r = post(self.odd_port, "greeting_service.hello", HELLO,
                  headers={"Origin": "x" * 20000, "Content-Type": "application/json"})
         self.assertTrue(r.status == 200 or 400 <= r.status < 500, r.describe())
+
+
+class ForgedReplyTest(AttackCase):
+    """Any service may publish on a caller's inbox (it answers there), so a
+    rogue one that saw one reply subject of the gateway's could try to
+    answer another call. Reply subjects end in the call's number sealed
+    with the caller's key: neighbouring numbers, the old counter form and
+    tampered tokens are not replies, and the call gets its real answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("greeting_service", cls.nats, ready_subject="greeting_service.hello_sleep")
+            # One loop: both calls share one client, one inbox.
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_THREADS": "1"})
+        cls.start_stack("forged_reply", start)
+
+    def test_a_rogue_service_cannot_answer_another_call(self):
+        rogue = harness.NatsClient(self.nats.url)
+        self.addCleanup(rogue.close)
+        sub = rogue.subscribe("rogue_service.x", "q")
+        rogue.flush()
+        out = {}
+        slow = threading.Thread(target=lambda: out.update(slow=harness.post(
+            self.port, "greeting_service.hello_sleep", '[["Bob"], {"seconds": 1}]')))
+        slow.start()
+        self.addCleanup(slow.join)
+        # The rogue's own call, sent after the slow one: it sees its reply subject.
+        mine = threading.Thread(target=lambda: out.update(mine=harness.post(
+            self.port, "rogue_service.x", "[]")))
+        mine.start()
+        self.addCleanup(mine.join)
+        m = sub.next(10)
+        inbox, token = m.reply.rsplit(".", 1)
+        self.assertRegex(token, r"^[0-9a-f]{32}$")
+        forged = b'[["forged"], {}]'
+        guesses = ["%x" % n for n in range(0, 300)]  # the counters of old
+        for k in range(32):  # the rogue's own token, one digit changed
+            guesses.append(token[:k] + ("0" if token[k] != "0" else "1") + token[k + 1:])
+        guesses += [token.upper(), token + "0", token[:-1], "c." + token]
+        for g in guesses:
+            rogue.publish(inbox + "." + g, forged)
+        rogue.flush()
+        rogue.publish(m.reply, b'[["mine"], {}]')
+        rogue.flush()
+        mine.join(10)
+        slow.join(10)
+        self.assertEqual((out["mine"].status, out["mine"].text), (200, '[["mine"], {}]'))
+        self.assertEqual((out["slow"].status, out["slow"].text), (200, '[["Hello, Bob"], {}]'),
+                         out["slow"].describe())
