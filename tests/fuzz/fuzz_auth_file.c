@@ -10,39 +10,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth_dir.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static char dir[64];
-
-/* Leaves no temporary files behind. */
-static void
-cleanup(void)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/jwks.json", dir);
-    unlink(path);
-    rmdir(dir);
-}
+static const char *dir;
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char path[128];
-    FILE *f;
-
-    snprintf(dir, sizeof dir, "/tmp/fuzz_auth_file.XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        abort();
-    snprintf(path, sizeof path, "%s/jwks.json", dir);
-    f = fopen(path, "w");
-    if (f == NULL)
-        abort();
-    fputs("{\"keys\": [{\"kty\": \"oct\", \"kid\": \"h\", \"k\": "
-          "\"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA\"}]}",
-          f);
-    fclose(f);
-    atexit(cleanup);
+    (void)argc, (void)argv;
+    dir = fuzz_auth_dir("fuzz_auth_file");
     return 0;
 }
 
