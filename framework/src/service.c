@@ -761,7 +761,7 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
             if (in->kind == IN_EVENT)
                 nrpc__event_return(in->msg);
             else
-                natsMsg_Destroy(in->msg);
+                nrpc__msg_destroy(in->msg); /* a core message: ours alone */
             free(in->ack);
             free(in);
         }
@@ -784,10 +784,13 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
      * in meanwhile (an event left unacknowledged is redelivered). */
     nats_CloseAndWait(2000);
     {
+        /* Freed here, not with natsMsg_Destroy: nats.c's collector thread
+         * has ended with the library, and a message handed to it now would
+         * never be freed. Nothing of nats.c can use one any more. */
         inbound *in = queue_take_all(svc), *next;
         for (; in; in = next) {
             next = in->next;
-            natsMsg_Destroy(in->msg);
+            nrpc__msg_destroy(in->msg);
             free(in->ack);
             free(in);
         }
