@@ -17,8 +17,8 @@
 // WebSocket that could not connect while the gateway was down.
 "use strict";
 
-const readline = require("readline");
 const { open: openChromium } = require("./chromium");
+const { stdinLines } = require("./page_kit");
 
 const GATEWAY_URL = process.env.GATEWAY_URL;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -30,21 +30,7 @@ if (!GATEWAY_URL) {
   process.exit(2);
 }
 
-const lines = [];
-let waiting = null;
-readline.createInterface({ input: process.stdin }).on("line", (l) => {
-  if (waiting) {
-    const w = waiting;
-    waiting = null;
-    w(l);
-  } else {
-    lines.push(l);
-  }
-});
-function nextLine() {
-  if (lines.length) return Promise.resolve(lines.shift());
-  return new Promise((resolve) => { waiting = resolve; });
-}
+const nextLine = stdinLines();
 
 async function main() {
   const browser = await openChromium(CHROMIUM);

@@ -21,9 +21,8 @@
 "use strict";
 
 const path = require("path");
-const http = require("http");
-const readline = require("readline");
 const { open: openChromium } = require("./chromium");
+const { post: postTo, step, stdinLines } = require("./page_kit");
 
 const { GATEWAY_URL, WRITER, READER, EVIL, EVIL_SUB, JWT } = process.env;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -36,45 +35,7 @@ if (!GATEWAY_URL || !WRITER || !READER || !EVIL || !EVIL_SUB || !JWT) {
   process.exit(2);
 }
 
-const lines = [];
-let waiting = null;
-readline.createInterface({ input: process.stdin }).on("line", (l) => {
-  if (waiting) {
-    const w = waiting;
-    waiting = null;
-    w(l);
-  } else {
-    lines.push(l);
-  }
-});
-function nextLine() {
-  if (lines.length) return Promise.resolve(lines.shift());
-  return new Promise((resolve) => { waiting = resolve; });
-}
-
-function post(urlPath, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(urlPath, GATEWAY_URL),
-      { method: "POST", headers: { "Content-Type": "application/json" } }, (res) => {
-        let data = "";
-        res.on("data", (c) => { data += c; });
-        res.on("end", () => resolve({ status: res.statusCode, body: data }));
-      });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log("ok   %s (%d ms)", name, Date.now() - t0);
-  } catch (e) {
-    console.log("FAIL %s: %s", name, e && e.message ? e.message : e);
-    throw e;
-  }
-}
+const nextLine = stdinLines();
 
 function same(got, want, what) {
   if (got !== want) {
@@ -326,7 +287,7 @@ async function main() {
         const p = window.natsrpcPage, sub = p.subscriptions[topic];
         return sub && p.connection.session && sub.session === p.connection.session;
       }, TOPIC);
-      const r = await post("/websocket_test.hello_websocket", '[["again"], {}]');
+      const r = await postTo(GATEWAY_URL, "/websocket_test.hello_websocket", '[["again"], {}]');
       same(r.status + " " + r.body, "200 [[], {}]", "POST hello_websocket");
       await page.waitForSelector(`#events li[data-topic="${TOPIC}"][data-args='["again"]']`);
     });

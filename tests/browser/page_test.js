@@ -19,8 +19,8 @@
 "use strict";
 
 const path = require("path");
-const http = require("http");
 const { open: openChromium } = require("./chromium");
+const { post: postTo, step } = require("./page_kit");
 
 const GATEWAY_URL = process.env.GATEWAY_URL;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -30,31 +30,6 @@ const STEP_MS = 10000;
 if (!GATEWAY_URL) {
   console.error("page_test.js: set GATEWAY_URL (e.g. http://127.0.0.1:5000)");
   process.exit(2);
-}
-
-function post(urlPath, body) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(urlPath, GATEWAY_URL);
-    const req = http.request(u, { method: "POST", headers: { "Content-Type": "application/json" } },
-      (res) => {
-        let data = "";
-        res.on("data", (c) => { data += c; });
-        res.on("end", () => resolve({ status: res.statusCode, body: data }));
-      });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log("ok   %s (%d ms)", name, Date.now() - t0);
-  } catch (e) {
-    console.log("FAIL %s: %s", name, e && e.message ? e.message : e);
-    throw e;
-  }
 }
 
 function eventSelector(topic, args, kwargs) {
@@ -85,7 +60,8 @@ async function main() {
     });
 
     await step("HTTP POST /websocket_test.hello_websocket shows the event", async () => {
-      const r = await post("/websocket_test.hello_websocket", '[["websockets"], {"are": "awesome"}]');
+      const r = await postTo(GATEWAY_URL, "/websocket_test.hello_websocket",
+        '[["websockets"], {"are": "awesome"}]');
       if (r.status !== 200 || r.body !== "[[], {}]") {
         throw new Error("POST -> " + r.status + " " + r.body);
       }
