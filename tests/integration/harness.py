@@ -4,7 +4,7 @@ Everything runs on 127.0.0.1 with ports picked by the kernel. Binaries come
 from $NRPC_BIN_DIR (CMake passes <build>/bin), nats-server from $PATH.
 
 Contents:
-  free_port()            a free TCP port on 127.0.0.1
+  free_port()            a free TCP port on 127.0.0.1, never the same one twice
   Proc                   a child process with its own log file, stopped by PID
   Stack                  owns a temp dir and every process a test module starts
   NatsClient             a small NATS protocol client (PUB/HPUB/SUB/MSG/HMSG)
@@ -70,11 +70,28 @@ def nats_server_path():
     return path
 
 
-def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
+def _kernel_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_handed_out = set()
+_handed_out_lock = threading.Lock()
+
+
+def free_port():
+    """A TCP port that was free on 127.0.0.1 a moment ago and that this
+    process has never handed out before. A server stopped for a while keeps
+    its port (a Postgres started again later on the same port), and the
+    kernel would give that free port to the next caller."""
+    with _handed_out_lock:
+        for _ in range(1000):
+            port = _kernel_port()
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise AssertionError("no port on 127.0.0.1 that was not handed out already")
 
 
 def port_open(port, host="127.0.0.1"):
