@@ -197,10 +197,11 @@ snap_unref(gw_catalog_snap *snap)
     free(snap);
 }
 
-/* The snapshot of a gather's replies: new (one reference), NULL when out
- * of memory. */
+/* The snapshot of a gather's replies, its access map keeping what prev's
+ * services that did not answer declared: new (one reference), NULL when
+ * out of memory. */
 static gw_catalog_snap *
-snap_build(json_t *infos)
+snap_build(json_t *infos, const gw_catalog_snap *prev)
 {
     gw_catalog_snap *snap = calloc(1, sizeof *snap);
 
@@ -208,7 +209,7 @@ snap_build(json_t *infos)
         return NULL;
     atomic_init(&snap->refs, 1);
     snap->infos = json_incref(infos);
-    snap->access = gw_access_map_build(infos);
+    snap->access = gw_access_map_build(infos, prev ? prev->access : NULL);
     snap->rpcs = rpcs_build(infos);
     if (snap->infos == NULL || snap->access == NULL || snap->rpcs == NULL) {
         snap_unref(snap);
@@ -451,8 +452,15 @@ catalog_on_done(const nrpc_response *resp, void *closure)
     if ((resp->code == 0 || resp->code == NRPC_CODE_NOT_FOUND) &&
         gw_catalog_build(infos, text, len) == 0) {
         gw_catalog_docs *d = c->docs;
-        gw_catalog_snap *snap = infos ? snap_build(infos) : NULL, *old = NULL;
+        gw_catalog_snap *snap = NULL, *old, *prev;
         int rpcs_changed = 0;
+        pthread_mutex_lock(&d->mu);
+        prev = snap_ref(d->snap);
+        pthread_mutex_unlock(&d->mu);
+        if (infos)
+            snap = snap_build(infos, prev);
+        snap_unref(prev);
+        old = NULL;
         pthread_mutex_lock(&d->mu);
         free(d->text[0]);
         free(d->text[1]);

@@ -11,6 +11,8 @@ service's topic space unless it says so). Also with the autobahn client
 
 import json
 import os
+import signal
+import threading
 
 import auth_kit
 import harness
@@ -35,11 +37,11 @@ class AuthWampTest(harness.IntegrationCase):
                           ready_subject="websocket_test.hello_websocket")
             # "ev" emits made and other, public to watch; secret is in its
             # space but undeclared.
-            stack.service("test_event_service", cls.nats, ready_subject="ev.emit",
+            cls.ev = stack.service("test_event_service", cls.nats, ready_subject="ev.emit",
                           env={"EVENT_SERVICE": "ev", "EMITS": "made,other",
                                "EVENT_ACCESS": "public"})
-            stack.service("test_principal_service", cls.nats,
-                          ready_subject="principal_service.whoami")
+            cls.principal = stack.service("test_principal_service", cls.nats,
+                                          ready_subject="principal_service.whoami")
             path = auth_kit.write_auth_file(
                 stack.dir, cls.keys,
                 tokens={ALICE: {"sub": "alice", "scopes": ["things:write"]},
@@ -240,6 +242,46 @@ class AuthWampTest(harness.IntegrationCase):
         answers = sorted((c.recv_json() for _ in range(n)), key=lambda a: a[1])
         self.assertEqual([a[:2] for a in answers], [[33, i] for i in range(1, n + 1)])
         self.assertEqual(len({a[2] for a in answers}), n)  # one subscription each
+
+    def listed(self):
+        r = harness.http_call(self.port, "GET", "/services?refresh=1")
+        self.assertEqual(r.status, 200, r)
+        return {s["name"] for s in json.loads(r.body)["services"]}
+
+    def test_a_service_missing_from_a_gather_keeps_its_access(self):
+        # A service that misses one $SRV.INFO gather (stopped, busy, a slow
+        # route) is not listed by it, but what it declared still holds: its
+        # scoped rpc is not open to every signed-in caller, and its topic
+        # space does not become free to publish in. The request must not
+        # even reach NATS, where the service would run it once it wakes.
+        procs = (self.principal, self.ev)
+        for p in procs:
+            p.signal(signal.SIGSTOP)
+        try:
+            harness.wait_for(lambda: not {"principal_service", "ev"} & self.listed(), 10,
+                             what="a gather without the stopped services")
+            got = {}
+            t = threading.Thread(target=lambda: got.update(r=harness.post(
+                self.port, "principal_service.admin", "[]",
+                headers={"Authorization": "Bearer " + ALICE}, timeout=20)))
+            t.start()
+            c = self.client({"Authorization": "Bearer " + PUBLISHER})
+            self.hello(c)
+            pub = self.pub(c, 1, "ev.made")
+            t.join(1.5)
+        finally:
+            for p in procs:
+                p.signal(signal.SIGCONT)
+        t.join(20)
+        r = got["r"]
+        self.assertEqual((r.status, json.loads(r.body)), (403, {"error": {
+            "code": 403, "type": "permission_denied",
+            "message": "principal_service.admin needs the scopes 'admin'; alice has "
+                       "'things:write'"}}), r)
+        self.assertEqual(pub, self.refused(
+            16, 1, 403, "nobody may publish on topic ev.made through the gateway"))
+        harness.wait_for(lambda: {"principal_service", "ev"} <= self.listed(), 10,
+                         what="the services listed again")
 
     # -- ticket
 
