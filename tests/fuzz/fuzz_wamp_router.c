@@ -8,7 +8,12 @@
  * accepted request gets its callback exactly once, every subscription is
  * released, every frame reference is returned, and a session's caps hold.
  *
- * Input: records of [op, len, len bytes of payload]. */
+ * Input: records of [op, len, len bytes of payload]. An input that starts
+ * with 'A' runs with auth on: the identification and the gate are fakes
+ * too, which answer at once or later (ops of their own), and check that
+ * every check is answered once, that a session never has more than 64
+ * SUBSCRIBEs waiting at the gate, and that nothing a check holds is lost
+ * when the socket goes first. */
 #include "auth/auth.h"
 #include "auth/gate.h"
 #include "edge.h"
@@ -136,46 +141,185 @@ ws_conn_authorization(ws_conn *c)
     return NULL;
 }
 
-/* ---- auth: off here (no GATEWAY_AUTH), so never reached ----------------- */
+/* ---- auth (inputs that start with 'A'): identification and the gate ---- */
+
+#define MAX_GATING 64 /* ROUTER_MAX_GATING: SUBSCRIBEs at the gate per session */
+
+static int auth_on;
+static int fake_auth_storage, fake_auth_loop_storage;
+#define FAKE_AUTH ((const gw_auth *)&fake_auth_storage)
+#define FAKE_AUTH_LOOP ((gw_auth_loop *)&fake_auth_loop_storage)
+static int answer_inline; /* checks decide at once (1) or wait for an op (0) */
+static unsigned verdict_seq; /* what the next check says */
+static ws_conn *cur_conn;    /* the socket whose message is being handled */
+
+typedef struct ident_wait {
+    gw_principal *p;
+    gw_auth_cb cb;
+    void *closure;
+    struct ident_wait *next;
+} ident_wait;
+
+typedef struct gate_wait {
+    gw_gate *g;
+    ws_conn *conn; /* the socket that asked, for the cap (not a reference) */
+    struct gate_wait *next;
+} gate_wait;
+
+static ident_wait *idents;
+static gate_wait *gates;
+
+static void
+fill_principal(gw_principal *p, unsigned k)
+{
+    static const gw_id_result results[] = {GW_ID_OK, GW_ID_ANONYMOUS, GW_ID_INVALID,
+                                           GW_ID_UNAVAILABLE, GW_ID_OK};
+    memset(p, 0, sizeof *p);
+    p->result = results[k % 5];
+    snprintf(p->sub, sizeof p->sub, "u%u", k % 3);
+    snprintf(p->scopes, sizeof p->scopes, "%s", k % 2 ? "events:publish" : "");
+    snprintf(p->why, sizeof p->why, "why %u", k);
+}
 
 int
 gw_auth_identify(gw_auth_loop *al, const char *authorization, gw_principal *p, gw_auth_cb cb,
                  void *closure)
 {
-    (void)al, (void)authorization, (void)p, (void)cb, (void)closure;
-    abort();
+    ident_wait *w;
+
+    (void)authorization;
+    if (!auth_on || al != FAKE_AUTH_LOOP)
+        abort();
+    if (answer_inline) {
+        fill_principal(p, verdict_seq++);
+        return 1;
+    }
+    if ((w = calloc(1, sizeof *w)) == NULL)
+        abort();
+    w->p = p;
+    w->cb = cb;
+    w->closure = closure;
+    w->next = idents;
+    idents = w;
+    return 0;
+}
+
+/* The first identification waiting gets its answer. */
+static void
+answer_ident(const uint8_t *p, size_t n)
+{
+    ident_wait *w = idents;
+
+    if (w == NULL)
+        return;
+    idents = w->next;
+    fill_principal(w->p, n ? p[0] : verdict_seq++);
+    w->cb(w->closure, w->p);
+    free(w);
+}
+
+static void
+set_verdict(gw_gate *g, unsigned k)
+{
+    static const int statuses[] = {0, 401, 403, 503, 0};
+
+    g->status = statuses[k % 5];
+    snprintf(g->msg, sizeof g->msg, "verdict %u", k);
+    g->principal = g->status == 0 && k % 2 ? strdup("{\"sub\":\"u\",\"scopes\":[]}") : NULL;
+}
+
+static int
+gate_start(gw_gate *g, gw_loop *l, const char *subject, size_t len, int topic, gw_gate_cb cb,
+           void *closure)
+{
+    gate_wait *w;
+    int at_gate = 0;
+
+    if (!auth_on || l == NULL || l->auth != FAKE_AUTH_LOOP || len > NRPC_MAX_SUBJECT)
+        abort();
+    memset(g, 0, sizeof *g);
+    memcpy(g->subject, subject, len);
+    g->topic = topic;
+    g->cb = cb;
+    g->closure = closure;
+    if (topic) {
+        for (w = gates; w; w = w->next)
+            at_gate += w->conn == cur_conn && w->g->topic;
+        if (at_gate >= MAX_GATING)
+            abort(); /* the 65th SUBSCRIBE of a session at the gate */
+    }
+    if (answer_inline) {
+        set_verdict(g, verdict_seq++);
+        return 1;
+    }
+    if ((w = calloc(1, sizeof *w)) == NULL)
+        abort();
+    w->g = g;
+    w->conn = cur_conn;
+    w->next = gates;
+    gates = w;
+    return 0;
+}
+
+/* The n-th check waiting at the gate gets its verdict. */
+static void
+answer_gate(const uint8_t *p, size_t n)
+{
+    gate_wait **pp = &gates, *w;
+
+    for (size_t i = 0; *pp && (*pp)->next && n > 1 && i < p[1] % 8u; i++)
+        pp = &(*pp)->next;
+    if ((w = *pp) == NULL)
+        return;
+    *pp = w->next;
+    set_verdict(w->g, n ? p[0] : verdict_seq++);
+    w->g->cb(w->g, w->g->closure); /* may free w->g */
+    free(w);
 }
 
 int
 gw_gate_start_as(gw_gate *g, gw_loop *l, const char *subject, size_t len, const gw_principal *p,
                  gw_gate_cb cb, void *closure)
 {
-    (void)g, (void)l, (void)subject, (void)len, (void)p, (void)cb, (void)closure;
-    abort();
+    if (p == NULL)
+        abort(); /* a session's caller is known before its first CALL */
+    return gate_start(g, l, subject, len, 0, cb, closure);
 }
 
 int
 gw_gate_start_topic(gw_gate *g, gw_loop *l, const char *topic, int prefix, gw_topic_op op,
                     const gw_principal *p, gw_gate_cb cb, void *closure)
 {
-    (void)g, (void)l, (void)topic, (void)prefix, (void)op, (void)p, (void)cb, (void)closure;
-    abort();
+    (void)prefix;
+    if (p == NULL || op != GW_TOPIC_SUBSCRIBE)
+        abort();
+    return gate_start(g, l, topic, strlen(topic), 1, cb, closure);
 }
 
 int
 gw_gate_topic_now(gw_loop *l, const char *topic, gw_topic_op op, const gw_principal *p, char *msg,
                   size_t msglen)
 {
-    (void)l, (void)topic, (void)op, (void)p, (void)msg, (void)msglen;
-    abort();
+    static const int statuses[] = {0, 401, 403, 503};
+
+    if (!auth_on || l == NULL || p == NULL || op != GW_TOPIC_PUBLISH)
+        abort();
+    snprintf(msg, msglen, "topic %s: no", topic);
+    return statuses[verdict_seq++ % 4];
 }
 
-/* Calls free their (NULL) gate. */
 void
 gw_gate_clear(gw_gate *g)
 {
-    if (g != NULL)
-        abort();
+    if (g == NULL)
+        return;
+    if (!auth_on)
+        abort(); /* auth off: calls have no gate */
+    for (gate_wait *w = gates; w; w = w->next)
+        if (w->g == g)
+            abort(); /* cleared while its verdict is still owed */
+    free(g->principal);
+    g->principal = NULL;
 }
 
 /* ---- the fake NATS client ---------------------------------------------- */
@@ -418,14 +562,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     gw_config cfg = {.wamp_realm = "realm1", .timeout_ms = 1000, .wamp_max_subs = 4,
                      .wamp_publish_rate = 3, .wamp_max_calls = 3};
-    wamp_router *r = wamp_router_create(NULL, &cfg, FAKE_CLIENT);
-    ws_conn *c = conn_open();
+    gw_loop gl = {.cfg = &cfg, .auth = FAKE_AUTH_LOOP};
+    wamp_router *r;
+    ws_conn *c;
     char text[1200], uri[300];
     size_t at = 0;
     unsigned id = 1;
 
-    if (r == NULL)
+    auth_on = size > 0 && data[0] == 'A';
+    if (auth_on) {
+        cfg.auth = FAKE_AUTH;
+        cfg.wamp_max_subs = 100; /* so that the gate's cap of 64 is what refuses */
+        at = 1;
+    }
+    answer_inline = 0;
+    verdict_seq = 0;
+    if ((r = wamp_router_create(NULL, &cfg, FAKE_CLIENT)) == NULL)
         return 0;
+    if (auth_on)
+        wamp_router_set_loop(r, &gl);
+    c = conn_open();
     nats_up = 1;
     while (at + 2 <= size) {
         uint8_t op = data[at];
@@ -438,6 +594,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!c->open) { /* a new socket */
             conn_reap(r, c);
             c = conn_open();
+        }
+        cur_conn = c;
+        if (auth_on && op % 16 >= 12) {
+            switch (op % 16) {
+            case 12: answer_ident(p, n); break;
+            case 13: answer_gate(p, n); break;
+            case 14: answer_inline = !answer_inline; break;
+            case 15: send_text(r, c, (op & 0x40) ? "[5, \"ticket-text\", {}]"
+                                                 : "[1, \"realm1\", {\"authmethods\": [\"ticket\"]}]");
+                     break;
+            }
+            continue;
         }
         switch (op % 12) {
         case 0: /* junk, or anything the decoder takes */
@@ -487,9 +655,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         }
     }
-    /* The socket goes; then NATS answers what is still pending (a reply
-     * after the session is gone must be harmless). */
+    /* The socket goes; then the checks and NATS answer what is still
+     * pending (a verdict or a reply after the session is gone must be
+     * harmless). */
     c->open = 0;
+    while (idents || gates) {
+        answer_ident(NULL, 0);
+        answer_gate(NULL, 0);
+    }
     while (requests)
         answer_one(NULL, 0);
     conn_reap(r, c);
