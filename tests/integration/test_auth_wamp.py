@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import threading
+import time
 
 import auth_kit
 import harness
@@ -382,6 +383,59 @@ class AuthWampTest(harness.IntegrationCase):
             "SCOPED_RPC": "principal_service.admin"}, timeout=60)
         self.assertIn("wamp_auth: passed", out)
 
+
+class NatsKilledAtTheGateTest(harness.IntegrationCase):
+    """nats-server is killed while a SUBSCRIBE and CALLs wait at the gate
+    for a catalog gather: the calls get their 503 at once, the gateway stays
+    up, and the SUBSCRIBE, let through, is confirmed once NATS is back
+    (SUBSCRIBED waits for the server to hold the subscription, see
+    wamp_confirm.c) and then delivers."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = auth_kit.Keys()
+
+        def start(stack):
+            cls.nats = stack.nats()
+            path = auth_kit.write_auth_file(
+                stack.dir, cls.keys, tokens={PUBLISHER: {"sub": "pub", "scopes": ["events:publish"]}})
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
+                                                            "GATEWAY_THREADS": "1"})
+        cls.start_stack("auth_wamp_killed", start)
+
+    def session(self):
+        c = WsClient(self.port, headers={"Authorization": "Bearer " + PUBLISHER}, timeout=10)
+        self.addCleanup(c.close)
+        c.send_json([1, "realm1", {"roles": {"subscriber": {}, "publisher": {}, "caller": {}}}])
+        self.assertEqual(c.recv_json()[0], 2)
+        return c
+
+    def test_killed_while_checks_wait(self):
+        c = self.session()
+        time.sleep(1.2)  # the loop has not gathered in the last second: the SUBSCRIBE waits
+        c.send_json([32, 1, {}, "killed.t"])
+        for i in range(2, 6):  # rpcs nobody knows wait for the same gather
+            c.send_json([48, i, {}, "nosuch_service.m%d" % i])
+        t_kill = time.monotonic()
+        self.nats.proc.signal(signal.SIGKILL)
+        self.nats.proc.wait(5)
+        answers = [c.recv_json() for _ in range(4)]
+        took = time.monotonic() - t_kill
+        self.assertLess(took, 3.0, "the calls waited %.2fs after NATS died" % took)
+        self.assertEqual(sorted(answers, key=lambda m: m[2]), [
+            [8, 48, i, {}, "natsrpc.error.unavailable", ["NATS is not connected"]]
+            for i in range(2, 6)])
+        self.assertTrue(self.gw.alive(), self.gw.log_tail())
+
+        self.nats.start()  # same port
+        subscribed = c.recv_json()
+        self.assertEqual(subscribed[:2], [33, 1], subscribed)
+        self.assertTrue(self.nats.connections_subscribed("events.killed.t"))
+        other = self.session()
+        other.send_json([16, 9, {"acknowledge": True}, "killed.t", ["after"]])
+        self.assertEqual(other.recv_json()[:2], [17, 9])
+        ev = c.recv_json()
+        self.assertEqual((ev[0], ev[1], ev[4]), (36, subscribed[2], ["after"]), ev)
 
 if __name__ == "__main__":
     import unittest
