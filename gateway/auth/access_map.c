@@ -9,14 +9,7 @@
  *   - a service's topic space, events.<service>, which it alone publishes in.
  * When replicas disagree (a rolling upgrade), the strictest wins: "public"
  * only if every replica says so, scopes as any replica says, and nobody
- * publishes if any replica says so.
- *
- * A service that does not answer a gather (stopped, busy, behind a slow
- * route) keeps what it declared in the last map: each entry knows its
- * service, and the next map carries the entries of every service missing
- * from its gather. Else its scoped rpcs would pass for any signed-in caller
- * and its topic space would be free to publish in until it answers again.
- * A service that answers is read afresh (rpcs it dropped are dropped). */
+ * publishes if any replica says so. */
 #include "auth.h"
 
 #include <stdatomic.h>
@@ -31,43 +24,15 @@ typedef struct {
     char *access;  /* rpc, topic: who calls or subscribes */
     char *publish; /* topic: who publishes, NULL: nobody */
     size_t len;
-    char subject[]; /* len bytes and a NUL, then the service's name and a NUL */
+    char subject[]; /* len bytes and a NUL */
 } access_entry;
-
-typedef struct {
-    access_entry **at;
-    size_t n, cap;
-} entry_list;
 
 struct gw_access_map {
     atomic_int refs;
     nrpc_table t;
-    entry_list all;    /* every entry, to carry into the next map */
-    entry_list topics; /* the ENTRY_TOPIC entries, for prefix scans */
+    access_entry **topics; /* the ENTRY_TOPIC entries, for prefix scans */
+    size_t ntopics, captopics;
 };
-
-static const char *
-entry_service(const access_entry *e)
-{
-    return e->subject + e->len + 1;
-}
-
-/* Makes room for one more in l. -1: out of memory. */
-static int
-list_reserve(entry_list *l)
-{
-    size_t cap;
-    access_entry **at;
-
-    if (l->n < l->cap)
-        return 0;
-    cap = l->cap ? 2 * l->cap : 16;
-    if ((at = realloc(l->at, cap * sizeof *at)) == NULL)
-        return -1;
-    l->at = at;
-    l->cap = cap;
-    return 0;
-}
 
 static access_entry *
 map_find(const gw_access_map *m, int kind, const char *subject, size_t len)
@@ -113,52 +78,38 @@ keep_stricter(char **slot, const char *v)
     return 0;
 }
 
-/* The entry of kind for subject, new (of service) or found (*fresh says
- * which). */
+/* The entry of kind for subject, new or found (*fresh says which). */
 static access_entry *
-map_entry(gw_access_map *m, int kind, const char *subject, const char *service, int *fresh)
+map_entry(gw_access_map *m, int kind, const char *subject, int *fresh)
 {
-    size_t len = strlen(subject), slen = strlen(service);
+    size_t len = strlen(subject);
     access_entry *e = map_find(m, kind, subject, len);
 
     *fresh = 0;
     if (e)
         return e;
-    if (list_reserve(&m->all) != 0 || (kind == ENTRY_TOPIC && list_reserve(&m->topics) != 0))
-        return NULL;
-    e = calloc(1, sizeof *e + len + slen + 2);
+    if (kind == ENTRY_TOPIC && m->ntopics == m->captopics) {
+        size_t cap = m->captopics ? 2 * m->captopics : 16;
+        access_entry **t = realloc(m->topics, cap * sizeof *t);
+        if (t == NULL)
+            return NULL;
+        m->topics = t;
+        m->captopics = cap;
+    }
+    e = calloc(1, sizeof *e + len + 1);
     if (e == NULL)
         return NULL;
     memcpy(e->subject, subject, len + 1);
-    memcpy(e->subject + len + 1, service, slen + 1);
     e->len = len;
     e->kind = kind;
     if (nrpc_table_put(&m->t, &e->node, nrpc_hash_bytes(subject, len) + (uint64_t)kind) != 0) {
         free(e);
         return NULL;
     }
-    m->all.at[m->all.n++] = e;
     if (kind == ENTRY_TOPIC)
-        m->topics.at[m->topics.n++] = e;
+        m->topics[m->ntopics++] = e;
     *fresh = 1;
     return e;
-}
-
-/* Merges one declaration of a topic into e: who subscribes (the stricter),
- * who publishes (NULL, nobody, if any says so). -1: out of memory. */
-static int
-merge_topic(access_entry *e, int fresh, const char *access, const char *publish)
-{
-    if (keep_stricter(&e->access, access) != 0)
-        return -1;
-    if (fresh)
-        return publish && (e->publish = strdup(publish)) == NULL ? -1 : 0;
-    if (publish == NULL) {
-        free(e->publish);
-        e->publish = NULL; /* one replica says nobody: nobody */
-        return 0;
-    }
-    return e->publish ? keep_stricter(&e->publish, publish) : 0;
 }
 
 /* 1 if topic is a valid WAMP topic (its subject fits NRPC_MAX_SUBJECT). */
@@ -195,8 +146,20 @@ add_topics(gw_access_map *m, const char *service, const char *text)
             access = NRPC_AUTHENTICATED;
         if (publish && !nrpc_access_valid(publish))
             publish = NULL;
-        if ((e = map_entry(m, ENTRY_TOPIC, subject, service, &fresh)) == NULL ||
-            merge_topic(e, fresh, access, publish) != 0) {
+        if ((e = map_entry(m, ENTRY_TOPIC, subject, &fresh)) == NULL ||
+            keep_stricter(&e->access, access) != 0) {
+            rc = -1;
+            break;
+        }
+        if (fresh) {
+            if (publish && (e->publish = strdup(publish)) == NULL) {
+                rc = -1;
+                break;
+            }
+        } else if (publish == NULL) {
+            free(e->publish);
+            e->publish = NULL; /* one replica says nobody: nobody */
+        } else if (e->publish && keep_stricter(&e->publish, publish) != 0) {
             rc = -1;
             break;
         }
@@ -205,53 +168,25 @@ add_topics(gw_access_map *m, const char *service, const char *text)
     return rc;
 }
 
-/* Copies into m the entries of prev whose service is not in answered (a
- * JSON object of names). -1: out of memory. */
-static int
-carry_over(gw_access_map *m, const gw_access_map *prev, json_t *answered)
-{
-    for (size_t i = 0; prev != NULL && i < prev->all.n; i++) {
-        const access_entry *old = prev->all.at[i];
-        access_entry *e;
-        int fresh;
-
-        if (json_object_get(answered, entry_service(old)) != NULL)
-            continue;
-        if ((e = map_entry(m, old->kind, old->subject, entry_service(old), &fresh)) == NULL)
-            return -1;
-        if (old->kind == ENTRY_TOPIC ? merge_topic(e, fresh, old->access, old->publish) != 0
-            : old->access != NULL && keep_stricter(&e->access, old->access) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 gw_access_map *
-gw_access_map_build(json_t *infos, const gw_access_map *prev)
+gw_access_map_build(json_t *infos)
 {
     gw_access_map *m = calloc(1, sizeof *m);
-    json_t *info, *ep, *answered = json_object();
+    json_t *info, *ep;
     size_t i, j;
 
-    if (m == NULL || answered == NULL) {
-        free(m);
-        json_decref(answered);
+    if (m == NULL)
         return NULL;
-    }
     atomic_init(&m->refs, 1);
     json_array_foreach (infos, i, info) {
         const char *name = json_string_value(json_object_get(info, "name"));
         json_t *md = json_object_get(info, "metadata");
 
-        if (name == NULL)
-            name = "";
-        if (json_object_set(answered, name, json_true()) != 0)
-            goto oom;
-        if (strchr(name, '.') == NULL && topic_ok(name)) {
+        if (name && strchr(name, '.') == NULL && topic_ok(name)) {
             char space[NRPC_MAX_SUBJECT + 1];
             int fresh;
             snprintf(space, sizeof space, NRPC_EVENT_PREFIX "%s", name);
-            if (map_entry(m, ENTRY_SPACE, space, name, &fresh) == NULL ||
+            if (map_entry(m, ENTRY_SPACE, space, &fresh) == NULL ||
                 add_topics(m, name, json_string_value(json_object_get(md, "emits"))) != 0 ||
                 add_topics(m, name, json_string_value(json_object_get(md, "topics"))) != 0)
                 goto oom;
@@ -268,17 +203,13 @@ gw_access_map_build(json_t *infos, const gw_access_map *prev)
             /* Undeclared or unreadable: an authenticated caller is needed. */
             if (access == NULL || !nrpc_access_valid(access))
                 access = NRPC_AUTHENTICATED;
-            if ((e = map_entry(m, ENTRY_RPC, subject, name, &fresh)) == NULL ||
+            if ((e = map_entry(m, ENTRY_RPC, subject, &fresh)) == NULL ||
                 keep_stricter(&e->access, access) != 0)
                 goto oom;
         }
     }
-    if (carry_over(m, prev, answered) != 0)
-        goto oom;
-    json_decref(answered);
     return m;
 oom:
-    json_decref(answered);
     gw_access_map_unref(m);
     return NULL;
 }
@@ -304,8 +235,7 @@ gw_access_map_unref(gw_access_map *m)
         free(n);
     }
     nrpc_table_free(&m->t);
-    free(m->all.at);
-    free(m->topics.at);
+    free(m->topics);
     free(m);
 }
 
@@ -338,14 +268,14 @@ gw_access_map_space(const gw_access_map *m, const char *space, size_t len)
 size_t
 gw_access_map_ntopics(const gw_access_map *m)
 {
-    return m ? m->topics.n : 0;
+    return m ? m->ntopics : 0;
 }
 
 const char *
 gw_access_map_topic_at(const gw_access_map *m, size_t i, const char **access,
                        const char **publish)
 {
-    *access = m->topics.at[i]->access;
-    *publish = m->topics.at[i]->publish;
-    return m->topics.at[i]->subject;
+    *access = m->topics[i]->access;
+    *publish = m->topics[i]->publish;
+    return m->topics[i]->subject;
 }

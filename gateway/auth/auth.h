@@ -165,10 +165,9 @@ int gw_auth_identify(gw_auth_loop *al, const char *authorization, gw_principal *
  * built; shared between loops by reference counting.
  */
 typedef struct gw_access_map gw_access_map;
-/* From $SRV.INFO replies (an array), keeping from prev (the last map, may be
- * NULL; only read) what each service that did not answer declared: new
- * (one reference), NULL when out of memory. */
-gw_access_map *gw_access_map_build(json_t *infos, const gw_access_map *prev);
+/* From $SRV.INFO replies (an array): new (one reference), NULL when out of
+ * memory. */
+gw_access_map *gw_access_map_build(json_t *infos);
 gw_access_map *gw_access_map_ref(gw_access_map *m);
 void gw_access_map_unref(gw_access_map *m); /* NULL-safe */
 /* The access of rpc subject (len bytes), borrowed from m; NULL when the

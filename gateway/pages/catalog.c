@@ -192,14 +192,42 @@ snap_unref(gw_catalog_snap *snap)
     if (snap == NULL || atomic_fetch_sub(&snap->refs, 1) != 1)
         return;
     json_decref(snap->infos);
+    json_decref(snap->declared);
     gw_access_map_unref(snap->access);
     rpcs_free(snap->rpcs);
     free(snap);
 }
 
-/* The snapshot of a gather's replies, its access map keeping what prev's
- * services that did not answer declared: new (one reference), NULL when
- * out of memory. */
+json_t *
+gw_catalog_declared(json_t *infos, json_t *prev)
+{
+    json_t *out = json_array(), *answered = json_object(), *info;
+    size_t i;
+
+    if (out == NULL || answered == NULL)
+        goto fail;
+    json_array_foreach(infos, i, info) {
+        const char *name = json_string_value(json_object_get(info, "name"));
+        if (json_array_append(out, info) != 0 ||
+            json_object_set(answered, name ? name : "", json_true()) != 0)
+            goto fail;
+    }
+    json_array_foreach(prev, i, info) {
+        const char *name = json_string_value(json_object_get(info, "name"));
+        if (json_object_get(answered, name ? name : "") == NULL &&
+            json_array_append(out, info) != 0)
+            goto fail;
+    }
+    json_decref(answered);
+    return out;
+fail:
+    json_decref(out);
+    json_decref(answered);
+    return NULL;
+}
+
+/* The snapshot of a gather's replies, with what prev's services that did
+ * not answer it declared: new (one reference), NULL when out of memory. */
 static gw_catalog_snap *
 snap_build(json_t *infos, const gw_catalog_snap *prev)
 {
@@ -209,8 +237,11 @@ snap_build(json_t *infos, const gw_catalog_snap *prev)
         return NULL;
     atomic_init(&snap->refs, 1);
     snap->infos = json_incref(infos);
-    snap->access = gw_access_map_build(infos, prev ? prev->access : NULL);
-    snap->rpcs = rpcs_build(infos);
+    snap->declared = gw_catalog_declared(infos, prev ? prev->declared : NULL);
+    if (snap->declared != NULL) {
+        snap->access = gw_access_map_build(snap->declared);
+        snap->rpcs = rpcs_build(snap->declared);
+    }
     if (snap->infos == NULL || snap->access == NULL || snap->rpcs == NULL) {
         snap_unref(snap);
         return NULL;

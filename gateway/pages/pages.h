@@ -105,9 +105,21 @@ typedef struct gw_catalog_snap {
     atomic_int refs;
     uint64_t generation;
     json_t *infos;                /* the INFO replies: the REST tables' source */
-    struct gw_access_map *access; /* who may call and watch what (auth/) */
-    struct gw_rpc_set *rpcs;      /* rpc subjects, sorted: metrics labels, heartbeats */
+    json_t *declared;             /* infos, and what absent services said (gw_catalog_declared) */
+    struct gw_access_map *access; /* who may call and watch what (auth/), from declared */
+    struct gw_rpc_set *rpcs;      /* rpc subjects, sorted: metrics labels, heartbeats; declared */
 } gw_catalog_snap;
+
+/* What the services declare, as of a gather: its INFO replies (infos), and
+ * for every service that did not answer it (stopped, busy, behind a slow
+ * route) the replies it gave last (from prev, the previous gather's
+ * declared; NULL for none). Access and heartbeats come from here, so that
+ * one missed gather neither opens a scoped rpc to every signed-in caller
+ * nor stops watching a frozen replica's calls; the pages and REST routes
+ * list what answered. A service that answers is read afresh (its dropped
+ * rpcs go). New array (the replies shared, not copied), NULL when out of
+ * memory. */
+json_t *gw_catalog_declared(json_t *infos, json_t *prev);
 
 /* The loop's snapshot of the latest gather, taken anew when another gather
  * happened since (one atomic read otherwise): borrowed, valid until the

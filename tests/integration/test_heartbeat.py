@@ -220,6 +220,10 @@ class HeartbeatTest(harness.IntegrationCase, harness.CliMixin):
                 resumed.append(1)
                 self.replica.signal(signal.SIGCONT)
         self.addCleanup(resume)
+        # A gather now misses the stopped replica; the gateway must still
+        # know that hello sends heartbeats.
+        self.assertNotIn("greeting_service",
+                         [s["name"] for s in self.catalog_gathered()["services"]])
         for i in range(3):  # each call, not only the first
             t = time.monotonic()
             r = http_call(self.port, "POST", "/greeting_service.hello", '[["Lost%d"]]' % i,

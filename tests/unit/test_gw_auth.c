@@ -137,7 +137,7 @@ test_access_map(void)
         " {\"subject\": \"s.pub\", \"metadata\": {\"access\": \"public\"}}]},"
         " {\"endpoints\": 3}, 7]",
         0, NULL);
-    gw_access_map *m = gw_access_map_build(infos, NULL);
+    gw_access_map *m = gw_access_map_build(infos);
 
     CHECK(m != NULL);
     CHECK_STR(gw_access_map_get(m, "s.pub", 5), "public");
@@ -153,70 +153,6 @@ test_access_map(void)
     gw_access_map_unref(m);
     gw_access_map_unref(NULL);
     json_decref(infos);
-}
-
-/* A service missing from a gather keeps what it declared; one that answers
- * is read afresh. */
-static void
-test_access_map_carry_over(void)
-{
-    json_t *both = json_loads(
-        "[{\"name\": \"a\", \"metadata\": {\"emits\": \"[{\\\"subject\\\": \\\"events.a.made\\\","
-        "   \\\"access\\\": \\\"public\\\"}]\"},"
-        "  \"endpoints\": [{\"subject\": \"a.admin\", \"metadata\": {\"access\": \"admin\"}},"
-        "                {\"subject\": \"a.open\", \"metadata\": {\"access\": \"public\"}}]},"
-        " {\"name\": \"b\", \"endpoints\": [{\"subject\": \"b.x\", \"metadata\": {\"access\": \"public\"}},"
-        "                               {\"subject\": \"b.gone\", \"metadata\": {}}]}]",
-        0, NULL);
-    json_t *only_b = json_loads(
-        "[{\"name\": \"b\", \"endpoints\": [{\"subject\": \"b.x\", \"metadata\": {\"access\": \"w\"}},"
-        "                               {\"subject\": \"a.open\", \"metadata\": {\"access\": \"r\"}}]}]",
-        0, NULL);
-    json_t *a_back = json_loads(
-        "[{\"name\": \"a\", \"endpoints\": [{\"subject\": \"a.open\", \"metadata\": {\"access\": \"public\"}}]}]",
-        0, NULL);
-    gw_access_map *m1 = gw_access_map_build(both, NULL);
-    gw_access_map *m2 = gw_access_map_build(only_b, m1);
-    gw_access_map *m3, *m4;
-    char out[NRPC_MAX_ACCESS + 1];
-
-    CHECK(m1 != NULL && m2 != NULL);
-    gw_access_map_unref(m1); /* m2 holds copies, not pointers into m1 */
-    /* a did not answer: its rpcs, topic and space hold. */
-    CHECK_STR(gw_access_map_get(m2, "a.admin", 7), "admin");
-    CHECK_INT(gw_topic_access(m2, NULL, "a.made", 0, GW_TOPIC_SUBSCRIBE, out, sizeof out),
-              GW_TOPIC_KNOWN);
-    CHECK_STR(out, "public");
-    CHECK_INT(gw_topic_access(m2, NULL, "a.made", 0, GW_TOPIC_PUBLISH, out, sizeof out),
-              GW_TOPIC_NOBODY);
-    CHECK_INT(gw_topic_access(m2, NULL, "a.other", 0, GW_TOPIC_PUBLISH, out, sizeof out),
-              GW_TOPIC_NOBODY);
-    CHECK_INT((int)gw_access_map_ntopics(m2), 1);
-    /* b answered: read afresh, b.gone dropped; a.open, claimed by both, the
-     * stricter of what b says now and what a said. */
-    CHECK_STR(gw_access_map_get(m2, "b.x", 3), "w");
-    CHECK(gw_access_map_get(m2, "b.gone", 6) == NULL);
-    CHECK_STR(gw_access_map_get(m2, "a.open", 6), "r");
-    /* a answers again without a.admin: gone; b, missing now, is carried. */
-    m3 = gw_access_map_build(a_back, m2);
-    CHECK(m3 != NULL);
-    CHECK(gw_access_map_get(m3, "a.admin", 7) == NULL);
-    CHECK_INT(gw_topic_access(m3, NULL, "a.made", 0, GW_TOPIC_SUBSCRIBE, out, sizeof out),
-              GW_TOPIC_KNOWN);
-    CHECK_STR(out, "authenticated"); /* no longer declared: a's space's default */
-    CHECK_STR(gw_access_map_get(m3, "b.x", 3), "w");
-    CHECK_STR(gw_access_map_get(m3, "a.open", 6), "r"); /* b's claim, carried */
-    /* Carried over and over, nothing grows. */
-    m4 = gw_access_map_build(a_back, m3);
-    CHECK(m4 != NULL);
-    CHECK_STR(gw_access_map_get(m4, "b.x", 3), "w");
-    CHECK_INT((int)gw_access_map_ntopics(m4), 0);
-    gw_access_map_unref(m2);
-    gw_access_map_unref(m3);
-    gw_access_map_unref(m4);
-    json_decref(both);
-    json_decref(only_b);
-    json_decref(a_back);
 }
 
 static void
@@ -405,7 +341,7 @@ test_topic_access(void)
         "  \"news\": {\"subscribe\": \"public\"},"
         "  \"ts.made\": {\"subscribe\": \"authenticated\"},"
         "  \"ts.chat\": {\"publish\": \"chat:write\"}}}";
-    gw_access_map *m = gw_access_map_build(infos, NULL);
+    gw_access_map *m = gw_access_map_build(infos);
     gw_auth *a = NULL;
     char out[NRPC_MAX_ACCESS + 1], err[256];
 #define TA(map, auth, topic, prefix, op, verdict, want)                                            \
@@ -522,7 +458,6 @@ main(void)
     test_decide();
     test_principal_header();
     test_access_map();
-    test_access_map_carry_over();
     test_topic_access();
     test_tokens();
     test_jwt_cache();

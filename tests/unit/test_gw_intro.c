@@ -216,6 +216,53 @@ test_documents(void)
     json_decref(infos);
 }
 
+/* What the services declare: a service missing from a gather keeps its last
+ * replies (every replica's), one that answers is read afresh, and carrying
+ * over and over neither repeats nor grows. */
+static void
+test_declared(void)
+{
+    json_t *g1 = json_loads("[{\"name\": \"a\", \"id\": \"a1\"}, {\"name\": \"a\", \"id\": \"a2\"},"
+                            " {\"name\": \"b\", \"id\": \"b1\"}, {\"id\": \"nameless\"}]", 0, NULL);
+    json_t *g2 = json_loads("[{\"name\": \"b\", \"id\": \"b2\"}]", 0, NULL);
+    json_t *g3 = json_loads("[{\"name\": \"a\", \"id\": \"a3\"}]", 0, NULL);
+    json_t *empty = json_array();
+    json_t *d1 = gw_catalog_declared(g1, NULL), *d2, *d3, *d4, *d5;
+    char *text;
+
+#define IDS(d, want)                                                                               \
+    do {                                                                                           \
+        json_t *ids = json_array(), *v;                                                            \
+        size_t k;                                                                                  \
+        json_array_foreach(d, k, v) json_array_append(ids, json_object_get(v, "id"));            \
+        text = json_dumps(ids, JSON_COMPACT);                                                      \
+        CHECK_STR(text, want);                                                                     \
+        free(text);                                                                                \
+        json_decref(ids);                                                                          \
+    } while (0)
+
+    IDS(d1, "[\"a1\",\"a2\",\"b1\",\"nameless\"]");
+    d2 = gw_catalog_declared(g2, d1); /* a and the nameless one are missing */
+    IDS(d2, "[\"b2\",\"a1\",\"a2\",\"nameless\"]");
+    d3 = gw_catalog_declared(g3, d2); /* a is back with one replica; b missing */
+    IDS(d3, "[\"a3\",\"b2\",\"nameless\"]");
+    d4 = gw_catalog_declared(empty, d3); /* nobody answered */
+    IDS(d4, "[\"a3\",\"b2\",\"nameless\"]");
+    d5 = gw_catalog_declared(empty, d4);
+    IDS(d5, "[\"a3\",\"b2\",\"nameless\"]");
+    CHECK(json_array_get(d5, 0) == json_array_get(g3, 0)); /* shared, not copied */
+#undef IDS
+    json_decref(d1);
+    json_decref(d2);
+    json_decref(d3);
+    json_decref(d4);
+    json_decref(d5);
+    json_decref(g1);
+    json_decref(g2);
+    json_decref(g3);
+    json_decref(empty);
+}
+
 int
 main(void)
 {
@@ -224,5 +271,6 @@ main(void)
     test_metrics_of_several_loops();
     test_pages();
     test_documents();
+    test_declared();
     return check_done("gw_intro");
 }
