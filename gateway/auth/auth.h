@@ -152,6 +152,9 @@ void gw_auth_loop_free(gw_auth_loop *al);
 const gw_auth *gw_auth_loop_config(const gw_auth_loop *al);
 /* Verdicts al's cache holds now (at most GW_AUTH_CACHE_MAX; for tests). */
 size_t gw_auth_loop_cached(const gw_auth_loop *al);
+/* How many Basic checks and authorizer calls are in flight (each answers
+ * every caller that came with the same credentials meanwhile). */
+size_t gw_auth_loop_checking(const gw_auth_loop *al);
 
 /* Identifies the caller of an Authorization header value (NULL: none).
  * Returns 1 when p is filled now (cb is not called), 0 when cb(closure, p)

@@ -14,7 +14,11 @@
  * Their verdicts are kept in the loop's cache (nrpc_table keyed by the
  * SHA-256 of the credentials, never the credentials themselves): Basic
  * successes for GW_AUTH_BASIC_TTL_MS, the authorizer's yes and no for its
- * ttl_s. The cache takes no lock: it is the loop's.
+ * ttl_s. While one of them runs, every caller with the same credentials
+ * waits for its verdict rather than starting another (a page's burst of 64
+ * requests with a new password is one bcrypt, not 64; a refused or failed
+ * check answers them all too). The cache and the checks in flight take no
+ * lock: they are the loop's.
  */
 #include "auth_internal.h"
 
@@ -32,13 +36,30 @@ typedef struct {
     char *sub, *scopes;
 } cache_entry;
 
+/* A caller waiting for a check in flight. */
+typedef struct waiter {
+    gw_principal *p;
+    gw_auth_cb cb;
+    void *closure;
+    struct waiter *next;
+} waiter;
+
+/* A Basic check or an authorizer call in flight, in the loop's table by
+ * the digest of the credentials; the first member of both jobs. */
+typedef struct {
+    nrpc_tnode node;
+    unsigned char digest[GW_SHA256_LEN];
+    waiter *waiters, **tail; /* in arrival order */
+} check;
+
 struct gw_auth_loop {
     const gw_auth *a;
     uv_loop_t *uv;
     nrpc_client *client; /* NULL once detached */
     gw_jwt_keys *keys;   /* this loop's copy: rhonabwy's keys are not shared */
     nrpc_table cache;
-    int pending; /* thread-pool checks and authorizer calls not back yet */
+    nrpc_table checks; /* check, by digest */
+    int pending;       /* thread-pool checks and authorizer calls not back yet */
     int freed;
 };
 
@@ -114,6 +135,94 @@ cache_fill(const cache_entry *e, gw_principal *p)
     }
 }
 
+/* ---- checks in flight ---------------------------------------------------- */
+
+static check *
+check_find(gw_auth_loop *al, const unsigned char d[GW_SHA256_LEN])
+{
+    uint64_t key = gw_digest_key(d);
+
+    for (nrpc_tnode *n = nrpc_table_get(&al->checks, key); n;
+         n = nrpc_table_next(&al->checks, n, key))
+        if (memcmp(((check *)n)->digest, d, GW_SHA256_LEN) == 0)
+            return (check *)n;
+    return NULL;
+}
+
+/* Adds a caller to k. -1: out of memory. */
+static int
+check_wait(check *k, gw_principal *p, gw_auth_cb cb, void *closure)
+{
+    waiter *w = calloc(1, sizeof *w);
+
+    if (w == NULL)
+        return -1;
+    w->p = p;
+    w->cb = cb;
+    w->closure = closure;
+    *k->tail = w;
+    k->tail = &w->next;
+    return 0;
+}
+
+/* Makes k (zeroed by its job's calloc) the check of d with its first
+ * caller, in the loop's table. -1: out of memory. */
+static int
+check_begin(gw_auth_loop *al, check *k, const unsigned char d[GW_SHA256_LEN], gw_principal *p,
+            gw_auth_cb cb, void *closure)
+{
+    memcpy(k->digest, d, GW_SHA256_LEN);
+    k->tail = &k->waiters;
+    if (check_wait(k, p, cb, closure) != 0)
+        return -1;
+    if (nrpc_table_put(&al->checks, &k->node, gw_digest_key(d)) != 0) {
+        free(k->waiters);
+        return -1;
+    }
+    return 0;
+}
+
+/* The verdict v for every caller of k, in order. k leaves the table first,
+ * so a callback that identifies the same credentials again finds the cache
+ * (or starts a new check), not this one. */
+static void
+check_end(gw_auth_loop *al, check *k, const gw_principal *v)
+{
+    waiter *w = k->waiters, *next;
+
+    nrpc_table_remove(&al->checks, &k->node);
+    k->waiters = NULL;
+    for (; w; w = next) {
+        next = w->next;
+        *w->p = *v;
+        w->cb(w->closure, w->p);
+        free(w);
+    }
+}
+
+/* An identification that waits: 0 when it joined the check of d in flight,
+ * 1 when it is decided now (out of memory), -1 when there is none. */
+static int
+check_join(gw_auth_loop *al, const unsigned char d[GW_SHA256_LEN], gw_principal *p,
+           gw_auth_cb cb, void *closure)
+{
+    check *k = check_find(al, d);
+
+    if (k == NULL)
+        return -1;
+    if (check_wait(k, p, cb, closure) == 0)
+        return 0;
+    p->result = GW_ID_UNAVAILABLE;
+    snprintf(p->why, sizeof p->why, "out of memory");
+    return 1;
+}
+
+size_t
+gw_auth_loop_checking(const gw_auth_loop *al)
+{
+    return al->checks.count;
+}
+
 /* ---- life ------------------------------------------------------------------ */
 
 gw_auth_loop *
@@ -164,6 +273,7 @@ auth_loop_release(gw_auth_loop *al)
     while ((n = nrpc_table_take_any(&al->cache)) != NULL)
         cache_entry_free((cache_entry *)n);
     nrpc_table_free(&al->cache);
+    nrpc_table_free(&al->checks); /* empty: every check ended (pending is 0) */
     gw_jwt_keys_free(al->keys);
     free(al);
 }
@@ -181,13 +291,10 @@ gw_auth_loop_free(gw_auth_loop *al)
 /* ---- Basic, on the thread pool ---------------------------------------------- */
 
 typedef struct {
+    check k; /* first */
     uv_work_t work;
     gw_auth_loop *al;
-    gw_principal *p;
-    gw_auth_cb cb;
-    void *closure;
     const gw_basic_entry *user; /* the file's, immutable */
-    unsigned char digest[GW_SHA256_LEN];
     int ok;
     char pass[GW_CRED_MAX_BASIC + 1];
     struct crypt_data cd;
@@ -211,18 +318,19 @@ basic_done(uv_work_t *w, int status)
 {
     basic_job *j = w->data;
     gw_auth_loop *al = j->al;
+    gw_principal v = {.basic = 1};
 
     if (status == 0 && j->ok) {
-        j->p->result = GW_ID_OK;
-        snprintf(j->p->sub, sizeof j->p->sub, "%s", j->user->sub);
-        snprintf(j->p->scopes, sizeof j->p->scopes, "%s", j->user->scopes);
-        cache_put(al, j->digest, GW_AUTH_BASIC_TTL_MS, j->p);
+        v.result = GW_ID_OK;
+        snprintf(v.sub, sizeof v.sub, "%s", j->user->sub);
+        snprintf(v.scopes, sizeof v.scopes, "%s", j->user->scopes);
+        cache_put(al, j->k.digest, GW_AUTH_BASIC_TTL_MS, &v);
     } else {
-        j->p->result = status == 0 ? GW_ID_INVALID : GW_ID_UNAVAILABLE;
-        snprintf(j->p->why, sizeof j->p->why, "%s",
+        v.result = status == 0 ? GW_ID_INVALID : GW_ID_UNAVAILABLE;
+        snprintf(v.why, sizeof v.why, "%s",
                  status == 0 ? "unknown user or wrong password" : "the check was canceled");
     }
-    j->cb(j->closure, j->p);
+    check_end(al, &j->k, &v);
     explicit_bzero(j->pass, sizeof j->pass);
     explicit_bzero(&j->cd, sizeof j->cd);
     free(j);
@@ -233,11 +341,9 @@ basic_done(uv_work_t *w, int status)
 /* ---- the authorizer rpc ----------------------------------------------------- */
 
 typedef struct {
+    check k; /* first */
     gw_auth_loop *al;
-    gw_principal *p;
-    gw_auth_cb cb;
-    void *closure;
-    unsigned char digest[GW_SHA256_LEN];
+    int basic; /* Basic credentials of no user in the file: the challenge says Basic */
 } authz_job;
 
 /* The reply [[principal], {}]: principal {"sub", "scopes"} lets the caller
@@ -248,7 +354,7 @@ authz_reply(const nrpc_response *resp, void *closure)
 {
     authz_job *j = closure;
     gw_auth_loop *al = j->al;
-    gw_principal *p = j->p;
+    gw_principal v = {.basic = j->basic}, *p = &v;
     int cache = 0;
 
     if (resp->code == 401 || resp->code == 403) {
@@ -286,8 +392,8 @@ authz_reply(const nrpc_response *resp, void *closure)
         json_decref(r);
     }
     if (cache)
-        cache_put(al, j->digest, al->a->authorizer_ttl_ms, p);
-    j->cb(j->closure, p);
+        cache_put(al, j->k.digest, al->a->authorizer_ttl_ms, p);
+    check_end(al, &j->k, p);
     free(j);
     al->pending--;
     auth_loop_release(al);
@@ -303,11 +409,14 @@ authz_ask(gw_auth_loop *al, const char *header, const unsigned char d[GW_SHA256_
     json_t *body;
     char *text;
     nrpc_status st = NRPC_ERR_STATE;
+    int joined;
 
     if (e != NULL) {
         cache_fill(e, p);
         return 1;
     }
+    if ((joined = check_join(al, d, p, cb, closure)) >= 0)
+        return joined;
     p->result = GW_ID_UNAVAILABLE;
     snprintf(p->why, sizeof p->why, "the authorizer cannot be asked: NATS is not connected");
     if (al->client == NULL || (j = calloc(1, sizeof *j)) == NULL)
@@ -316,13 +425,15 @@ authz_ask(gw_auth_loop *al, const char *header, const unsigned char d[GW_SHA256_
     text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     j->al = al;
-    j->p = p;
-    j->cb = cb;
-    j->closure = closure;
-    memcpy(j->digest, d, GW_SHA256_LEN);
-    if (text)
+    j->basic = p->basic;
+    if (text && check_begin(al, &j->k, d, p, cb, closure) == 0) {
         st = nrpc_client_request(al->client, al->a->authorizer_rpc, text, strlen(text),
                                  al->a->authorizer_timeout_ms, NULL, authz_reply, j);
+        if (st != NRPC_OK) {
+            nrpc_table_remove(&al->checks, &j->k.node);
+            free(j->k.waiters);
+        }
+    }
     free(text);
     if (st != NRPC_OK) {
         free(j);
@@ -414,6 +525,7 @@ gw_auth_identify(gw_auth_loop *al, const char *header, gw_principal *p, gw_auth_
             const cache_entry *hit;
             basic_job *j;
             size_t pl;
+            int joined;
 
             if (strcmp(e->user, c.user) != 0)
                 continue;
@@ -421,11 +533,18 @@ gw_auth_identify(gw_auth_loop *al, const char *header, gw_principal *p, gw_auth_
              * is exactly that. */
             gw_sha256(header, strlen(header), d);
             if ((hit = cache_get(al, d)) != NULL) {
+                explicit_bzero(c.buf, sizeof c.buf);
                 cache_fill(hit, p);
                 return 1;
             }
+            if ((joined = check_join(al, d, p, cb, closure)) >= 0) {
+                explicit_bzero(c.buf, sizeof c.buf);
+                return joined;
+            }
             j = calloc(1, sizeof *j);
-            if (j == NULL) {
+            if (j == NULL || check_begin(al, &j->k, d, p, cb, closure) != 0) {
+                free(j);
+                explicit_bzero(c.buf, sizeof c.buf);
                 p->result = GW_ID_UNAVAILABLE;
                 snprintf(p->why, sizeof p->why, "out of memory");
                 return 1;
@@ -434,14 +553,12 @@ gw_auth_identify(gw_auth_loop *al, const char *header, gw_principal *p, gw_auth_
             memcpy(j->pass, c.pass, pl + 1);
             explicit_bzero(c.buf, sizeof c.buf);
             j->al = al;
-            j->p = p;
-            j->cb = cb;
-            j->closure = closure;
             j->user = e;
-            memcpy(j->digest, d, GW_SHA256_LEN);
             j->work.data = j;
             if (uv_queue_work(al->uv, &j->work, basic_work, basic_done) != 0) {
                 explicit_bzero(j->pass, sizeof j->pass);
+                nrpc_table_remove(&al->checks, &j->k.node);
+                free(j->k.waiters);
                 free(j);
                 p->result = GW_ID_UNAVAILABLE;
                 snprintf(p->why, sizeof p->why, "cannot check the password now");

@@ -4,6 +4,7 @@ RS256 and EdDSA), the delegated authorizer (cached, fail-closed), the
 principal a service reads, hostile Authorization headers, and a credentials
 file the gateway refuses to start with."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -367,6 +368,20 @@ class AuthTest(harness.IntegrationCase):
         before = self.authorize_count()
         self.assertHttpError(self.whoami(bearer("fail-x")), 503)
         self.assertEqual(self.authorize_count(), before + 1)
+
+    def test_authorizer_asked_once_for_a_burst(self):
+        # 20 requests with one credential the gateway has not seen, at once:
+        # one authorizer call answers all of them (one loop here). A slow
+        # authorizer (no answer within timeout_s) keeps them all waiting on
+        # that one call, and its failure is everybody's: 503, nothing cached.
+        for token, status in (("slow-burst", 503), ("ok-burst-a", 200)):
+            with self.subTest(token=token):
+                before = self.authorize_count()
+                with concurrent.futures.ThreadPoolExecutor(20) as ex:
+                    rs = list(ex.map(lambda _: self.whoami(bearer(token)), range(20)))
+                self.assertEqual(sorted({r.status for r in rs}), [status], [r.describe() for r in rs])
+                self.assertEqual(len({r.body for r in rs}), 1)
+                self.assertEqual(self.authorize_count() - before, 1)
 
     def test_zz_authorizer_killed(self):
         # a cached verdict survives; a new credential fails closed

@@ -7,6 +7,9 @@
 #include "auth/auth_internal.h"
 #include "check.h"
 
+#include <crypt.h>
+#include <uv.h>
+
 #include <rhonabwy.h>
 
 #include <stdio.h>
@@ -153,6 +156,70 @@ test_access_map(void)
     gw_access_map_unref(m);
     gw_access_map_unref(NULL);
     json_decref(infos);
+}
+
+/* ---- checks in flight are shared ---- */
+
+static int basic_answers;
+
+static void
+on_basic(void *closure, gw_principal *p)
+{
+    int *want = closure;
+
+    CHECK_INT(p->result, *want);
+    CHECK_INT(p->basic, 1);
+    if (p->result == GW_ID_OK)
+        CHECK_STR(p->sub, "bob");
+    basic_answers++;
+}
+
+/* Callers with the same Basic credentials while a check runs wait for its
+ * verdict: one bcrypt for all of them, good or bad, and the next caller
+ * (after it) is answered from the cache. */
+static void
+test_basic_checks_shared(void)
+{
+    struct crypt_data cd;
+    char salt[64], file[512], err[256], header[128];
+    const char *hash;
+    gw_auth *a = NULL;
+    gw_auth_loop *al;
+    gw_principal ps[41];
+    uv_loop_t uv;
+    int ok = GW_ID_OK, bad = GW_ID_INVALID;
+
+    memset(&cd, 0, sizeof cd);
+    CHECK(crypt_gensalt_rn("$2b$", 6, NULL, 0, salt, sizeof salt) != NULL);
+    hash = crypt_r("bob-pw", salt, &cd);
+    CHECK(hash != NULL && hash[0] == '$');
+    snprintf(file, sizeof file, "{\"basic\": {\"bob\": {\"hash\": \"%s\"}}}", hash);
+    CHECK_INT(gw_auth_parse(file, strlen(file), NULL, &a, err, sizeof err), 0);
+    CHECK_INT(uv_loop_init(&uv), 0);
+    al = gw_auth_loop_new(a, &uv, NULL);
+    CHECK(al != NULL);
+
+    basic_answers = 0;
+    for (int i = 0; i < 20; i++)
+        CHECK_INT(gw_auth_identify(al, "Basic Ym9iOmJvYi1wdw==", &ps[i], on_basic, &ok), 0);
+    snprintf(header, sizeof header, "Basic Ym9iOndyb25n"); /* bob:wrong */
+    for (int i = 20; i < 40; i++)
+        CHECK_INT(gw_auth_identify(al, header, &ps[i], on_basic, &bad), 0);
+    CHECK_INT(gw_auth_loop_checking(al), 2);
+    CHECK_INT(basic_answers, 0);
+    uv_run(&uv, UV_RUN_DEFAULT);
+    CHECK_INT(basic_answers, 40);
+    CHECK_INT(gw_auth_loop_checking(al), 0);
+    CHECK_INT(gw_auth_loop_cached(al), 1); /* the good one */
+    CHECK_INT(gw_auth_identify(al, "Basic Ym9iOmJvYi1wdw==", &ps[40], NULL, NULL), 1);
+    CHECK_INT(ps[40].result, GW_ID_OK);
+    CHECK_INT(gw_auth_identify(al, header, &ps[40], on_basic, &bad), 0); /* a refusal is not kept */
+    uv_run(&uv, UV_RUN_DEFAULT);
+    CHECK_INT(basic_answers, 41);
+    gw_auth_loop_free(al);
+    uv_run(&uv, UV_RUN_DEFAULT);
+    CHECK_INT(uv_loop_close(&uv), 0);
+    gw_auth_free(a);
 }
 
 static void
@@ -458,6 +525,7 @@ main(void)
     test_decide();
     test_principal_header();
     test_access_map();
+    test_basic_checks_shared();
     test_topic_access();
     test_tokens();
     test_jwt_cache();
