@@ -590,7 +590,7 @@ rebuild_now(uv_timer_t *t)
     else
         nrpc__nats_close(old); /* rebuilds this often would be a loop; say so */
     svc->rebuilds++;
-    if (service_subscribe(svc) != NRPC_OK || nrpc__discovery_subscribe(svc) != NRPC_OK) {
+    if (nrpc__discovery_subscribe(svc) != NRPC_OK || service_subscribe(svc) != NRPC_OK) {
         /* Mostly closed again already; if not, close it so that the next
          * attempt replaces it as a whole. */
         nrpc_log(NRPC_LOG_WARN, "the new NATS connection failed before it was ready; trying "
@@ -738,9 +738,12 @@ nrpc_service_main(const nrpc_service_def *def, int argc, char **argv)
         nrpc_log(NRPC_LOG_ERROR, "start-up of %s failed", def->name);
         rc = 1;
     }
-    if (rc == 0 && service_subscribe(svc) != NRPC_OK)
-        rc = 1;
+    /* Discovery first: once an rpc takes calls, $SRV.INFO says what it
+     * declares (a gateway decides an rpc it cannot find in a gather as
+     * undeclared, open to any signed-in caller). */
     if (rc == 0 && nrpc__discovery_subscribe(svc) != NRPC_OK)
+        rc = 1;
+    if (rc == 0 && service_subscribe(svc) != NRPC_OK)
         rc = 1;
     if (rc == 0) {
         nrpc_log(NRPC_LOG_INFO, "%s %s serving %zu rpcs on %s.* (queue group %s, at most %d "

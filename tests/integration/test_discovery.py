@@ -97,6 +97,20 @@ class ServiceApiTest(harness.IntegrationCase):
         self.assertEqual(gather(self.nc, "$SRV.INFO.no_such_service", 0.3), [])
         self.assertEqual(gather(self.nc, "$SRV.PING.greeting_service.NOSUCHID", 0.3), [])
 
+    def test_discovery_is_subscribed_before_the_rpcs(self):
+        # A replica must answer $SRV.INFO before its rpcs take calls: the
+        # gateway decides an rpc it does not know yet after one gather, and
+        # with auth on an rpc no gather lists is open to any signed-in
+        # caller. nats.c numbers a connection's subscriptions in order.
+        conns = self.nats.connections_subscribed("greeting_service.hello")
+        self.assertEqual(len(conns), 2)
+        for c in conns:
+            sids = {d["subject"]: int(d["sid"]) for d in c["subscriptions_list_detail"]}
+            rpcs = [sid for subj, sid in sids.items() if subj.startswith("greeting_service.")]
+            srv = [sid for subj, sid in sids.items() if subj.startswith("$SRV.")]
+            self.assertEqual(len(srv), 3, sids)
+            self.assertLess(max(srv), min(rpcs), sids)
+
     def test_info_lists_endpoints_with_parameters(self):
         info = self.replies("$SRV.INFO.greeting_service", 2)[0]
         eps = {e["name"]: e for e in info["endpoints"]}
