@@ -146,8 +146,10 @@ int nrpc_inbox_prefix_check(const char *prefix, char *why, size_t why_len);
  * NULL when it is set but not valid. Borrowed (the environment's). */
 const char *nrpc_inbox_prefix(void);
 /** Writes a new inbox "<prefix>.<random hex>" into buf (len >=
- * NRPC_INBOX_SIZE always suffices). NRPC_ERR_INVALID_ARG when it does not
- * fit or NATS_INBOX_PREFIX is not valid. */
+ * NRPC_INBOX_SIZE always suffices); the digits come from the kernel's
+ * generator, so no inbox tells another. NRPC_ERR_INVALID_ARG when it does
+ * not fit or NATS_INBOX_PREFIX is not valid, NRPC_ERR_SYSTEM when getrandom
+ * fails. */
 nrpc_status nrpc_inbox_new(char *buf, size_t len);
 
 /** The default error.type of a code ("internal" for unknown codes). */

@@ -12,14 +12,23 @@
  *     the gateway's WAMP markers, the CLI) through nrpc_inbox_new.
  * natsInbox_Create ignores the option, so nothing in natsrpc calls it.
  *
+ * The digits come from the kernel (getrandom), not from the id generator
+ * of trace.c: a responder sees the inbox of every call it serves, and from
+ * that generator's output it could tell the process's next inbox (a CLI
+ * call it does not serve) and answer there first. An inbox is made once
+ * per client, per outgoing-call table or per CLI call, so the syscall is
+ * off every per-request path.
+ *
  * A prefix must stay under "_INBOX": the gateway never forwards to an
  * "_INBOX" subject nor lets a WAMP client reach one (nrpc_subject_is_rpc,
  * NRPC_EVENT_PREFIX), and that guard covers a custom prefix only there. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define INBOX_ROOT "_INBOX"
 
@@ -110,6 +119,31 @@ nrpc_inbox_prefix(void)
     return nrpc_inbox_prefix_check(p, NULL, 0) == 0 ? p : NULL;
 }
 
+/* n hex digits (n even, at most 64) from the kernel's generator. -1 when
+ * it fails (it does not block once the system has booted). */
+static int
+random_hex(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[32];
+    size_t got = 0;
+
+    while (got < n / 2) {
+        ssize_t r = getrandom(b + got, n / 2 - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    explicit_bzero(b, sizeof b);
+    return 0;
+}
+
 nrpc_status
 nrpc_inbox_new(char *buf, size_t len)
 {
@@ -124,9 +158,10 @@ nrpc_inbox_new(char *buf, size_t len)
     n = strlen(p);
     if (len < n + 1 + NRPC_INBOX_RANDOM + 1)
         return NRPC_ERR_INVALID_ARG;
+    if (random_hex(buf + n + 1, NRPC_INBOX_RANDOM) != 0)
+        return NRPC_ERR_SYSTEM;
     memcpy(buf, p, n);
     buf[n] = '.';
-    nrpc_random_hex(buf + n + 1, NRPC_INBOX_RANDOM);
     buf[n + 1 + NRPC_INBOX_RANDOM] = '\0';
     return NRPC_OK;
 }

@@ -1,6 +1,8 @@
 /* test_inbox.c: NATS_INBOX_PREFIX and the inboxes made under it (inbox.c).
  * No server: nrpc__inbox_apply only sets natsOptions. */
 #include "check.h"
+
+#include <stdint.h>
 #include "internal.h"
 
 #include <pthread.h>
@@ -195,6 +197,68 @@ test_concurrent(void)
     unsetenv("NATS_INBOX_PREFIX");
 }
 
+/* ---- an inbox does not tell the next one ---- */
+
+static uint64_t
+unxorshift(uint64_t y, int k)
+{
+    uint64_t x = y;
+    for (int i = 0; i < 64 / k + 1; i++)
+        x = y ^ (x >> k);
+    return x;
+}
+
+static uint64_t
+inverse(uint64_t c) /* of an odd c, mod 2^64 */
+{
+    uint64_t x = c;
+    for (int i = 0; i < 6; i++)
+        x *= 2 - c * x;
+    return x;
+}
+
+static uint64_t
+splitmix_out(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t
+nibbles(const char *hex) /* 16 digits, least significant first */
+{
+    uint64_t v = 0;
+    for (int j = 15; j >= 0; j--)
+        v = v << 4 | (uint64_t)(hex[j] <= '9' ? hex[j] - '0' : hex[j] - 'a' + 10);
+    return v;
+}
+
+/* A responder sees the reply subject of a call it serves. With a
+ * counter-based generator (splitmix64: each output gives its state away)
+ * that showed the process's next inbox, the one of a call it does not
+ * serve, where a forged reply would be taken. Try exactly that attack. */
+static void
+test_not_predictable(void)
+{
+    char a[NRPC_INBOX_SIZE], b[NRPC_INBOX_SIZE], want[17];
+    uint64_t z, next;
+
+    unsetenv("NATS_INBOX_PREFIX");
+    CHECK_INT(nrpc_inbox_new(a, sizeof a), NRPC_OK);
+    CHECK_INT(nrpc_inbox_new(b, sizeof b), NRPC_OK);
+    z = nibbles(a + 7 + 16); /* the second word of a: state s2 */
+    z = unxorshift(z, 31) * inverse(0x94d049bb133111ebULL);
+    z = unxorshift(z, 27) * inverse(0xbf58476d1ce4e5b9ULL);
+    z = unxorshift(z, 30);
+    CHECK(splitmix_out(z) == nibbles(a + 7 + 16)); /* the inversion itself is right */
+    next = splitmix_out(z + 0x9e3779b97f4a7c15ULL);
+    for (int j = 0; j < 16; j++, next >>= 4)
+        want[j] = "0123456789abcdef"[next & 15];
+    want[16] = '\0';
+    CHECK(strncmp(b + 7, want, 16) != 0);
+}
+
 int
 main(void)
 {
@@ -202,5 +266,6 @@ main(void)
     test_new();
     test_apply();
     test_concurrent();
+    test_not_predictable();
     return check_done("inbox");
 }
