@@ -24,11 +24,9 @@
  * NRPC_EVENT_PREFIX), and that guard covers a custom prefix only there. */
 #include "internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define INBOX_ROOT "_INBOX"
 
@@ -126,16 +124,9 @@ random_hex(char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[32];
-    size_t got = 0;
 
-    while (got < n / 2) {
-        ssize_t r = getrandom(b + got, n / 2 - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
+    if (nrpc__random_secret(b, n / 2) != 0)
+        return -1;
     for (size_t i = 0; i < n / 2; i++) {
         out[2 * i] = hex[b[i] >> 4];
         out[2 * i + 1] = hex[b[i] & 15];

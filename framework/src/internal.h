@@ -21,6 +21,9 @@ typedef struct {
 } nrpc__seal;
 /* A new random key. -1 when the system has no randomness to give. */
 int nrpc__seal_init(nrpc__seal *s);
+/* n bytes from the kernel's generator, for what must not be guessed (the
+ * seal's key, inboxes); trace.c. -1 when getrandom fails. */
+int nrpc__random_secret(void *buf, size_t n);
 /* The token of call number n, 32 lowercase hex digits and a NUL. */
 void nrpc__seal_token(const nrpc__seal *s, uint64_t n, char out[NRPC__SEALED_LEN + 1]);
 /* The call number a token (len bytes) stands for: 0, or -1 when s did not

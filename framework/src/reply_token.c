@@ -9,14 +9,13 @@
 
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 
 int
 nrpc__seal_init(nrpc__seal *s)
 {
     uint8_t key[AES128_KEY_SIZE];
 
-    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key)
+    if (nrpc__random_secret(key, sizeof key) != 0)
         return -1;
     aes128_set_encrypt_key(&s->enc, key);
     aes128_invert_key(&s->dec, &s->enc);

@@ -1,6 +1,7 @@
 /*
- * trace.c: W3C trace context, request ids and the one source of random ids
- * in natsrpc.
+ * trace.c: W3C trace context, request ids and the sources of randomness in
+ * natsrpc: ids (nrpc_random64, fast, not for secrets) and secrets
+ * (nrpc__random_secret, the kernel's generator: keys, inboxes).
  *
  * Every hop gets a traceparent "00-<trace id>-<span id>-<flags>": the
  * caller's trace id and flags when it sent a valid traceparent, else a new
@@ -13,6 +14,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +88,22 @@ nrpc_random64(void)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
+}
+
+int
+nrpc__random_secret(void *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom((char *)buf + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
 }
 
 void
