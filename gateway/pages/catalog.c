@@ -199,8 +199,9 @@ snap_unref(gw_catalog_snap *snap)
 }
 
 json_t *
-gw_catalog_declared(json_t *infos, json_t *prev)
+gw_catalog_declared(json_t *infos, json_t *prev, size_t max_carried)
 {
+    size_t carried = 0;
     json_t *out = json_array(), *answered = json_object(), *info;
     size_t i;
 
@@ -214,8 +215,11 @@ gw_catalog_declared(json_t *infos, json_t *prev)
     }
     json_array_foreach(prev, i, info) {
         const char *name = json_string_value(json_object_get(info, "name"));
-        if (json_object_get(answered, name ? name : "") == NULL &&
-            json_array_append(out, info) != 0)
+        if (json_object_get(answered, name ? name : "") != NULL)
+            continue;
+        if (carried++ == max_carried)
+            break; /* the rest went missing earlier */
+        if (json_array_append(out, info) != 0)
             goto fail;
     }
     json_decref(answered);
@@ -237,7 +241,8 @@ snap_build(json_t *infos, const gw_catalog_snap *prev)
         return NULL;
     atomic_init(&snap->refs, 1);
     snap->infos = json_incref(infos);
-    snap->declared = gw_catalog_declared(infos, prev ? prev->declared : NULL);
+    snap->declared =
+        gw_catalog_declared(infos, prev ? prev->declared : NULL, GW_CATALOG_MAX_CARRIED);
     if (snap->declared != NULL) {
         snap->access = gw_access_map_build(snap->declared);
         snap->rpcs = rpcs_build(snap->declared);

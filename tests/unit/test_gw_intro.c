@@ -227,7 +227,7 @@ test_declared(void)
     json_t *g2 = json_loads("[{\"name\": \"b\", \"id\": \"b2\"}]", 0, NULL);
     json_t *g3 = json_loads("[{\"name\": \"a\", \"id\": \"a3\"}]", 0, NULL);
     json_t *empty = json_array();
-    json_t *d1 = gw_catalog_declared(g1, NULL), *d2, *d3, *d4, *d5;
+    json_t *d1 = gw_catalog_declared(g1, NULL, 100), *d2, *d3, *d4, *d5, *d6;
     char *text;
 
 #define IDS(d, want)                                                                               \
@@ -242,14 +242,17 @@ test_declared(void)
     } while (0)
 
     IDS(d1, "[\"a1\",\"a2\",\"b1\",\"nameless\"]");
-    d2 = gw_catalog_declared(g2, d1); /* a and the nameless one are missing */
+    d2 = gw_catalog_declared(g2, d1, 100); /* a and the nameless one are missing */
     IDS(d2, "[\"b2\",\"a1\",\"a2\",\"nameless\"]");
-    d3 = gw_catalog_declared(g3, d2); /* a is back with one replica; b missing */
+    d3 = gw_catalog_declared(g3, d2, 100); /* a is back with one replica; b missing */
     IDS(d3, "[\"a3\",\"b2\",\"nameless\"]");
-    d4 = gw_catalog_declared(empty, d3); /* nobody answered */
+    d4 = gw_catalog_declared(empty, d3, 100); /* nobody answered */
     IDS(d4, "[\"a3\",\"b2\",\"nameless\"]");
-    d5 = gw_catalog_declared(empty, d4);
+    d5 = gw_catalog_declared(empty, d4, 100);
     IDS(d5, "[\"a3\",\"b2\",\"nameless\"]");
+    d6 = gw_catalog_declared(g2, d5, 1); /* bounded: the longest missing go first */
+    IDS(d6, "[\"b2\",\"a3\"]");
+    json_decref(d6);
     CHECK(json_array_get(d5, 0) == json_array_get(g3, 0)); /* shared, not copied */
 #undef IDS
     json_decref(d1);
