@@ -60,6 +60,10 @@ struct gw_http {
     int due;           /* a connection was resumed: run MHD */
     MHD_socket listen_fd; /* ours after quiesce; closed after MHD_stop_daemon */
     gw_edge *edge;        /* limits at the edge (edge/edge.h) */
+    /* The access handler returns MHD_NO to close a connection on purpose
+     * (an early 413): MHD then logs "Application reported internal error",
+     * which is not one. Set for the handler call that does it. */
+    int closing;
 };
 
 enum {
@@ -720,6 +724,7 @@ http_reply_early(gw_req *r, struct MHD_Connection *conn)
     r->status = status;
     r->state = REQ_DONE;
     http_count(r);
+    r->h->closing = 1;
     return MHD_NO;
 }
 
@@ -877,6 +882,7 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
     gw_req *r = *con_cls;
     enum MHD_Result ret;
 
+    ((gw_http *)cls)->closing = 0;
     if (r == NULL) /* http_on_uri runs first for every request */
         return MHD_NO;
     if (r->state == REQ_NEW)
@@ -911,6 +917,7 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const c
             *upload_data_size = 0;
             if (r->discarded <= r->h->loop->cfg->max_body)
                 return MHD_YES;
+            r->h->closing = 1;
             return r->state == REQ_REJECT ? http_reply_early(r, conn) : MHD_NO;
         }
         if (r->state == REQ_HEALTH)
@@ -981,6 +988,7 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    gw_http *h = cls;
     char line[1024];
     size_t n;
 
@@ -988,6 +996,11 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
+    if (h != NULL && h->closing && strstr(line, "Application reported internal error")) {
+        h->closing = 0; /* our own close (see gw_http.closing): no warning */
+        nrpc_log(NRPC_LOG_DEBUG, "http: connection closed after its early answer");
+        return;
+    }
     nrpc_log(NRPC_LOG_WARN, "http: %s", line);
 }
 
@@ -1079,9 +1092,8 @@ gw_http_start(gw_http **out, gw_loop *l, int listen_fd, int ipv6)
     limit = cfg->conn_limit / (cfg->threads ? cfg->threads : 1);
     h->daemon = MHD_start_daemon(
         flags, 0, (MHD_AcceptPolicyCallback)gw_edge_accept, h->edge, http_on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h, /* first, so it sees everything */
         MHD_OPTION_NOTIFY_CONNECTION, (MHD_NotifyConnectionCallback)gw_edge_on_connection, h->edge,
-        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log,
-        h, /* first, so it sees everything */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(limit ? limit : 1), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)HTTP_CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, h,

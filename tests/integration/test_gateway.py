@@ -29,6 +29,14 @@ class GatewayTest(harness.IntegrationCase):
         r = http_call(self.port, "GET", "/healthz")
         self.assertEqual(r.status, 200, r.describe())
 
+    def test_start_warns_only_that_auth_is_off(self):
+        # A warning at every start teaches operators to ignore warnings.
+        warns = [line.split(" WARN ", 1)[1] for line in self.gw.log_text().splitlines()
+                 if " WARN " in line]
+        self.assertEqual(warns, [
+            "natsrpc-gateway: AUTH IS OFF: anyone who can reach this gateway can call every rpc "
+            "(set GATEWAY_AUTH to a credentials file; see README, \"Putting it on the internet\")"])
+
     def test_hello_args_and_kwargs(self):
         self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"], {"last_name": "Ross"}]'), BOB_ROSS)
 
