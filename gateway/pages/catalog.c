@@ -50,6 +50,7 @@ struct gw_catalog {
     int freed;           /* gw_catalog_free ran: free after the gather */
     catalog_waiter *waiters;
     json_t *replies;     /* of the gather in flight */
+    int flooded;         /* it passed GW_CATALOG_MAX_REPLIES (logged once) */
     int64_t attempted_ms;
     gw_catalog_snap *snap;    /* the latest gather this loop has seen (a reference) */
     gw_rest *rest;            /* the loop's REST table (gw_catalog_rest) */
@@ -438,6 +439,16 @@ catalog_on_reply(const nrpc_response *resp, void *closure)
 
     if (resp->code != 0 || c->replies == NULL)
         return;
+    if (json_array_size(c->replies) >= GW_CATALOG_MAX_REPLIES) {
+        /* Replicas answer once each: this many is a responder flooding
+         * the gather, which must not grow the pages without bound. */
+        if (!c->flooded)
+            nrpc_log(NRPC_LOG_WARN, "catalog: more than %d $SRV.INFO replies to one gather; "
+                                    "the rest are ignored",
+                     GW_CATALOG_MAX_REPLIES);
+        c->flooded = 1;
+        return;
+    }
     info = json_loadb(resp->data, resp->len, 0, NULL);
     type = json_string_value(json_object_get(info, "type"));
     if (type != NULL && strcmp(type, "io.nats.micro.v1.info_response") == 0)
@@ -539,6 +550,7 @@ catalog_refresh(gw_catalog *c)
     c->attempted_ms = nrpc_now_ms();
     if (nrpc_client_connected(c->client)) {
         c->replies = json_array();
+        c->flooded = 0;
         c->gathering = 1;
         st = nrpc_client_gather(c->client, "$SRV.INFO", NULL, 0, GW_CATALOG_WAIT_MS,
                                 catalog_on_reply, catalog_on_done, c);

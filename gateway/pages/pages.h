@@ -124,6 +124,8 @@ typedef struct gw_catalog_snap {
 json_t *gw_catalog_declared(json_t *infos, json_t *prev, size_t max_carried);
 /* The replies of absent services a gateway keeps (gw_catalog_declared). */
 #define GW_CATALOG_MAX_CARRIED 1024
+/* The INFO replies one gather takes (one per replica): past it, a flood. */
+#define GW_CATALOG_MAX_REPLIES 4096
 
 /* The loop's snapshot of the latest gather, taken anew when another gather
  * happened since (one atomic read otherwise): borrowed, valid until the

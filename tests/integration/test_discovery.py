@@ -9,6 +9,7 @@ import math
 import os
 import re
 import subprocess
+import threading
 import time
 import unittest
 
@@ -423,6 +424,60 @@ class GatewayDiscoveryTest(harness.IntegrationCase):
                 self.assertNotIn(m.group(1), seen)
                 seen.add(m.group(1))
                 self.assertEqual(r.headers.get("X-Request-Id"), m.group(1))
+
+
+class FloodedGatherTest(harness.IntegrationCase):
+    """A responder that answers each $SRV.INFO with 6,000 replies: one gather
+    takes at most 4,096 (said once in the log), the gateway stays up, and
+    the pages are whole again once the flood stops."""
+
+    @classmethod
+    def setUpClass(cls):
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("greeting_service", cls.nats)
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_THREADS": "1"})
+            cls.nc = harness.NatsClient(cls.nats.url)
+        cls.start_stack("discovery-flood", start)
+
+    def listed(self):
+        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
+        self.assertEqual(r.status, 200, r.describe())
+        return [s["name"] for s in r.json()["services"]]
+
+    def test_a_flooded_gather_is_bounded(self):
+        self.assertEqual(self.listed(), ["greeting_service"])  # the start's gather is over
+        flooder = harness.NatsClient(self.nats.url)
+        self.addCleanup(flooder.close)
+        sub = flooder.subscribe("$SRV.INFO")
+        flooder.flush()
+        stop = []
+
+        def flood():
+            while not stop:
+                try:
+                    m = sub.next(0.2)
+                except harness.NatsTimeout:
+                    continue
+                flooder.publish_many([flooder.encode_pub(m.reply, json.dumps({
+                    "type": "io.nats.micro.v1.info_response", "name": "flood%d" % i,
+                    "id": "f%d" % i, "version": "1.0.0", "metadata": {}, "endpoints": []}))
+                    for i in range(6000)])
+        t = threading.Thread(target=flood)
+        t.start()
+        try:
+            names = self.listed()
+        finally:
+            stop.append(1)
+            t.join(5)
+        self.assertLessEqual(len(names), 4096)
+        self.assertGreater(len(names), 1000, "the flood did not reach the gather")
+        self.assertTrue(self.gw.alive(), self.gw.log_tail())
+        self.assertEqual(self.gw.log_text().count(
+            "catalog: more than 4096 $SRV.INFO replies to one gather; the rest are ignored"), 1)
+        harness.wait_for(lambda: self.listed() == ["greeting_service"], 10,
+                         what="only greeting_service listed once the flood stopped")
+        self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), '[["Hello, Bob"], {}]')
 
 
 class MetricsLabelLimitTest(harness.IntegrationCase):
