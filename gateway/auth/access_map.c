@@ -32,6 +32,7 @@ struct gw_access_map {
     nrpc_table t;
     access_entry **topics; /* the ENTRY_TOPIC entries, for prefix scans */
     size_t ntopics, captopics;
+    size_t nspaces; /* ENTRY_SPACE entries */
 };
 
 static access_entry *
@@ -108,6 +109,8 @@ map_entry(gw_access_map *m, int kind, const char *subject, int *fresh)
     }
     if (kind == ENTRY_TOPIC)
         m->topics[m->ntopics++] = e;
+    else if (kind == ENTRY_SPACE)
+        m->nspaces++;
     *fresh = 1;
     return e;
 }
@@ -263,6 +266,12 @@ int
 gw_access_map_space(const gw_access_map *m, const char *space, size_t len)
 {
     return m && map_find(m, ENTRY_SPACE, space, len) != NULL;
+}
+
+size_t
+gw_access_map_nspaces(const gw_access_map *m)
+{
+    return m ? m->nspaces : 0;
 }
 
 size_t

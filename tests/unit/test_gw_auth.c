@@ -459,6 +459,26 @@ test_topic_access(void)
     TA(m, a, "", 1, S, GW_TOPIC_KNOWN, "s:read admin");    /* everything */
     gw_auth_free(a);
 
+    /* A rule that opens every free topic does not open a service's space:
+     * an undeclared topic there needs credentials, and so does a prefix
+     * subscription that takes in such topics, whatever rule covers it. */
+    {
+        static const char open[] = "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}},"
+                                   " \"topics\": {\">\": {\"subscribe\": \"public\"},"
+                                   "  \"ts.>\": {\"subscribe\": \"public\"}}}";
+        CHECK_INT(gw_auth_parse(open, sizeof open - 1, NULL, &a, err, sizeof err), 0);
+        TA(m, a, "free.topic", 0, S, GW_TOPIC_KNOWN, "public");
+        TA(m, a, "free", 1, S, GW_TOPIC_KNOWN, "public");
+        TA(m, a, "ts.made", 0, S, GW_TOPIC_KNOWN, "public");
+        TA(m, a, "ts.made.x", 0, S, GW_TOPIC_KNOWN, "authenticated");
+        TA(m, a, "ts.made", 1, S, GW_TOPIC_KNOWN, "authenticated"); /* ts.made.x is under it */
+        TA(m, a, "ts.chat", 1, S, GW_TOPIC_KNOWN, "authenticated");
+        TA(m, a, "bad", 1, S, GW_TOPIC_KNOWN, "authenticated"); /* a space, nothing declared */
+        TA(m, a, "ts", 1, S, GW_TOPIC_KNOWN, "s:read");
+        TA(m, a, "", 1, S, GW_TOPIC_KNOWN, "s:read");
+        gw_auth_free(a);
+    }
+
     /* Rules refused at start, with the key named. */
     {
         static const char *const bad[] = {
