@@ -134,9 +134,14 @@ test_access_map(void)
         " {\"subject\": \"s.old\", \"metadata\": {}},"
         " {\"subject\": \"s.bad\", \"metadata\": {\"access\": \"a  b\"}},"
         " {\"subject\": \"s.roll\", \"metadata\": {\"access\": \"public\"}},"
+        " {\"subject\": \"s.move\", \"metadata\": {\"access\": \"t:read\"}},"
+        " {\"subject\": \"s.more\", \"metadata\": {\"access\": \"a b\"}},"
         " {\"subject\": \"$SRV.x\", \"metadata\": {\"access\": \"public\"}}]},"
         " {\"endpoints\": ["
         " {\"subject\": \"s.roll\", \"metadata\": {\"access\": \"w\"}},"
+        " {\"subject\": \"s.move\", \"metadata\": {\"access\": \"t:edit\"}},"
+        " {\"subject\": \"s.more\", \"metadata\": {\"access\": \"authenticated\"}},"
+        " {\"subject\": \"s.more\", \"metadata\": {\"access\": \"b c\"}},"
         " {\"subject\": \"s.pub\", \"metadata\": {\"access\": \"public\"}}]},"
         " {\"endpoints\": 3}, 7]",
         0, NULL);
@@ -147,6 +152,10 @@ test_access_map(void)
     CHECK_STR(gw_access_map_get(m, "s.old", 5), "authenticated");
     CHECK_STR(gw_access_map_get(m, "s.bad", 5), "authenticated");
     CHECK_STR(gw_access_map_get(m, "s.roll", 6), "w"); /* replicas disagree: the stricter */
+    /* Two replicas naming different scopes: every scope either names is
+     * needed, whichever answered the gather first. */
+    CHECK_STR(gw_access_map_get(m, "s.move", 6), "t:read t:edit");
+    CHECK_STR(gw_access_map_get(m, "s.more", 6), "a b c");
     CHECK(gw_access_map_get(m, "$SRV.x", 6) == NULL);
     CHECK(gw_access_map_get(m, "s.pubx", 5) != NULL); /* len bytes only */
     CHECK(gw_access_map_get(m, "s.nope", 6) == NULL);
