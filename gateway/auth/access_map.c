@@ -32,6 +32,7 @@ struct gw_access_map {
     nrpc_table t;
     access_entry **topics; /* the ENTRY_TOPIC entries, for prefix scans */
     size_t ntopics, captopics;
+    size_t nspaces; /* ENTRY_SPACE entries */
 };
 
 static access_entry *
@@ -49,8 +50,7 @@ map_find(const gw_access_map *m, int kind, const char *subject, size_t len)
 }
 
 /* Of two declarations of one rpc, the one that lets fewer callers in:
- * anything beats public; between two scope lists, the longer (a rolling
- * upgrade adding a scope applies it at once). */
+ * anything beats public, scopes beat authenticated. */
 static int
 stricter(const char *a, const char *b)
 {
@@ -60,7 +60,47 @@ stricter(const char *a, const char *b)
         return 1;
     if (strcmp(a, NRPC_AUTHENTICATED) == 0)
         return strcmp(b, NRPC_AUTHENTICATED) != 0;
-    return strlen(b) > strlen(a);
+    return 0;
+}
+
+/* Two scope lists: a caller needs every scope either names (a rolling
+ * upgrade that adds or renames a scope applies it at once: services do
+ * not check scopes themselves, so the gateway must not let through a
+ * caller whom one replica refuses, whichever replica answered the gather
+ * first). New, or NULL when out of memory. A union over NRPC_MAX_ACCESS
+ * bytes cannot be named (nor held by any caller): the longer list stands
+ * for it. */
+static char *
+scopes_union(const char *a, const char *b)
+{
+    size_t la = strlen(a), n = la;
+    char *u = malloc(la + 1 + strlen(b) + 1);
+    const char *p;
+
+    if (u == NULL)
+        return NULL;
+    memcpy(u, a, la + 1);
+    for (p = b; *p;) {
+        size_t tlen = strcspn(p, " ");
+        const char *q;
+        int have = 0;
+
+        for (q = a; *q && !have; q += strcspn(q, " "), q += *q == ' ')
+            have = strcspn(q, " ") == tlen && memcmp(q, p, tlen) == 0;
+        if (!have) {
+            u[n++] = ' ';
+            memcpy(u + n, p, tlen);
+            n += tlen;
+            u[n] = '\0';
+        }
+        p += tlen;
+        p += *p == ' ';
+    }
+    if (n > NRPC_MAX_ACCESS) {
+        free(u);
+        return strdup(strlen(b) > la ? b : a);
+    }
+    return u;
 }
 
 /* Sets *slot to the stricter of itself and v (a copy). -1: out of memory. */
@@ -69,9 +109,16 @@ keep_stricter(char **slot, const char *v)
 {
     char *c;
 
-    if (*slot && !stricter(*slot, v))
+    if (*slot && strcmp(*slot, v) == 0)
         return 0;
-    if ((c = strdup(v)) == NULL)
+    if (*slot && strcmp(*slot, NRPC_PUBLIC) != 0 && strcmp(*slot, NRPC_AUTHENTICATED) != 0 &&
+        strcmp(v, NRPC_PUBLIC) != 0 && strcmp(v, NRPC_AUTHENTICATED) != 0)
+        c = scopes_union(*slot, v);
+    else if (*slot && !stricter(*slot, v))
+        return 0;
+    else
+        c = strdup(v);
+    if (c == NULL)
         return -1;
     free(*slot);
     *slot = c;
@@ -108,6 +155,8 @@ map_entry(gw_access_map *m, int kind, const char *subject, int *fresh)
     }
     if (kind == ENTRY_TOPIC)
         m->topics[m->ntopics++] = e;
+    else if (kind == ENTRY_SPACE)
+        m->nspaces++;
     *fresh = 1;
     return e;
 }
@@ -263,6 +312,12 @@ int
 gw_access_map_space(const gw_access_map *m, const char *space, size_t len)
 {
     return m && map_find(m, ENTRY_SPACE, space, len) != NULL;
+}
+
+size_t
+gw_access_map_nspaces(const gw_access_map *m)
+{
+    return m ? m->nspaces : 0;
 }
 
 size_t

@@ -184,6 +184,8 @@ int gw_access_map_topic(const gw_access_map *m, const char *subject, size_t len,
 /* 1 if space (events.<service>, len bytes) is the topic space of a service
  * in the catalog. */
 int gw_access_map_space(const gw_access_map *m, const char *space, size_t len);
+/* How many services' topic spaces m knows. */
+size_t gw_access_map_nspaces(const gw_access_map *m);
 /* The declared topics, by index (for prefix subscriptions): the subject,
  * with access and publish as gw_access_map_topic; all borrowed from m. */
 size_t gw_access_map_ntopics(const gw_access_map *m);
@@ -202,7 +204,7 @@ const char *gw_access_map_topic_at(const gw_access_map *m, size_t i, const char 
  *     session and publishing the scope GW_SCOPE_PUBLISH;
  *   - a prefix subscription needs the strictest of what every topic under
  *     it may need: at least an authenticated session, unless a rule covers
- *     the whole prefix.
+ *     the whole prefix and the prefix takes in no service's space.
  */
 typedef enum { GW_TOPIC_SUBSCRIBE, GW_TOPIC_PUBLISH } gw_topic_op;
 typedef enum {

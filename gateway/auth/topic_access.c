@@ -247,6 +247,13 @@ gw_topic_access(const gw_access_map *m, const gw_auth *a, const char *topic, int
             need_rule(&nd, r, op, NRPC_AUTHENTICATED);
         else
             need_add(&nd, NRPC_AUTHENTICATED);
+        /* An undeclared topic in a service's space needs an authenticated
+         * session whatever the rules say (they only make a service's
+         * topics stricter): so does a prefix in such a space, or above
+         * every space (""), else a rule such as ">" public would hand an
+         * anonymous session what the exact topic refuses it. */
+        if (n == 0 ? gw_access_map_nspaces(m) > 0 : gw_access_map_space(m, subject, plen + first))
+            need_add(&nd, NRPC_AUTHENTICATED);
         return m == NULL ? GW_TOPIC_UNKNOWN : need_out(&nd, out, outlen);
     }
     if (gw_access_map_topic(m, subject, plen + n, &access, &publish)) {

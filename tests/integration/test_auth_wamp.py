@@ -51,7 +51,9 @@ class AuthWampTest(harness.IntegrationCase):
                         CHATTER: {"sub": "chatter", "scopes": ["chat:write", "events:publish"]}},
                 topics={"chat.>": {"subscribe": "public", "publish": "chat:write"},
                         "chat.staff": {"subscribe": "admin", "publish": None},
-                        "ev.other": {"subscribe": "admin"}})
+                        "ev.other": {"subscribe": "admin"},
+                        # opens no undeclared topic of ev's space (see below)
+                        "ev.>": {"subscribe": "public"}})
             cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
                                                             "GATEWAY_WS_HELLO_TIMEOUT": "2"})
         cls.start_stack("auth_wamp", start)
@@ -146,6 +148,12 @@ class AuthWampTest(harness.IntegrationCase):
         self.assertEqual(self.sub(c, 12, "chat"), self.refused(32, 12, 401, need % "topic chat"))
         self.assertEqual(self.sub(c, 13, "ev", "prefix"),
                          self.refused(32, 13, 401, need % "prefix ev"))
+        # a rule over a service's space does not open its undeclared topics,
+        # neither one by one nor by a prefix under ev.made
+        self.assertEqual(self.sub(c, 17, "ev.made.x"),
+                         self.refused(32, 17, 401, need % "topic ev.made.x"))
+        self.assertEqual(self.sub(c, 18, "ev.made", "prefix"),
+                         self.refused(32, 18, 401, need % "prefix ev.made"))
         # the file makes a service's public event stricter, never looser
         self.assertEqual(self.sub(c, 14, "ev.other"), self.refused(32, 14, 401, need % "topic ev.other"))
         self.assertEqual(self.pub(c, 15, "chat.room"), self.refused(16, 15, 401, need % "topic chat.room"))

@@ -134,9 +134,14 @@ test_access_map(void)
         " {\"subject\": \"s.old\", \"metadata\": {}},"
         " {\"subject\": \"s.bad\", \"metadata\": {\"access\": \"a  b\"}},"
         " {\"subject\": \"s.roll\", \"metadata\": {\"access\": \"public\"}},"
+        " {\"subject\": \"s.move\", \"metadata\": {\"access\": \"t:read\"}},"
+        " {\"subject\": \"s.more\", \"metadata\": {\"access\": \"a b\"}},"
         " {\"subject\": \"$SRV.x\", \"metadata\": {\"access\": \"public\"}}]},"
         " {\"endpoints\": ["
         " {\"subject\": \"s.roll\", \"metadata\": {\"access\": \"w\"}},"
+        " {\"subject\": \"s.move\", \"metadata\": {\"access\": \"t:edit\"}},"
+        " {\"subject\": \"s.more\", \"metadata\": {\"access\": \"authenticated\"}},"
+        " {\"subject\": \"s.more\", \"metadata\": {\"access\": \"b c\"}},"
         " {\"subject\": \"s.pub\", \"metadata\": {\"access\": \"public\"}}]},"
         " {\"endpoints\": 3}, 7]",
         0, NULL);
@@ -147,6 +152,10 @@ test_access_map(void)
     CHECK_STR(gw_access_map_get(m, "s.old", 5), "authenticated");
     CHECK_STR(gw_access_map_get(m, "s.bad", 5), "authenticated");
     CHECK_STR(gw_access_map_get(m, "s.roll", 6), "w"); /* replicas disagree: the stricter */
+    /* Two replicas naming different scopes: every scope either names is
+     * needed, whichever answered the gather first. */
+    CHECK_STR(gw_access_map_get(m, "s.move", 6), "t:read t:edit");
+    CHECK_STR(gw_access_map_get(m, "s.more", 6), "a b c");
     CHECK(gw_access_map_get(m, "$SRV.x", 6) == NULL);
     CHECK(gw_access_map_get(m, "s.pubx", 5) != NULL); /* len bytes only */
     CHECK(gw_access_map_get(m, "s.nope", 6) == NULL);
@@ -458,6 +467,26 @@ test_topic_access(void)
     TA(m, a, "chat.room", 1, S, GW_TOPIC_KNOWN, "public"); /* covered by chat.> */
     TA(m, a, "", 1, S, GW_TOPIC_KNOWN, "s:read admin");    /* everything */
     gw_auth_free(a);
+
+    /* A rule that opens every free topic does not open a service's space:
+     * an undeclared topic there needs credentials, and so does a prefix
+     * subscription that takes in such topics, whatever rule covers it. */
+    {
+        static const char open[] = "{\"tokens\": {\"tttttttttttttttt\": {\"sub\": \"x\"}},"
+                                   " \"topics\": {\">\": {\"subscribe\": \"public\"},"
+                                   "  \"ts.>\": {\"subscribe\": \"public\"}}}";
+        CHECK_INT(gw_auth_parse(open, sizeof open - 1, NULL, &a, err, sizeof err), 0);
+        TA(m, a, "free.topic", 0, S, GW_TOPIC_KNOWN, "public");
+        TA(m, a, "free", 1, S, GW_TOPIC_KNOWN, "public");
+        TA(m, a, "ts.made", 0, S, GW_TOPIC_KNOWN, "public");
+        TA(m, a, "ts.made.x", 0, S, GW_TOPIC_KNOWN, "authenticated");
+        TA(m, a, "ts.made", 1, S, GW_TOPIC_KNOWN, "authenticated"); /* ts.made.x is under it */
+        TA(m, a, "ts.chat", 1, S, GW_TOPIC_KNOWN, "authenticated");
+        TA(m, a, "bad", 1, S, GW_TOPIC_KNOWN, "authenticated"); /* a space, nothing declared */
+        TA(m, a, "ts", 1, S, GW_TOPIC_KNOWN, "s:read");
+        TA(m, a, "", 1, S, GW_TOPIC_KNOWN, "s:read");
+        gw_auth_free(a);
+    }
 
     /* Rules refused at start, with the key named. */
     {
