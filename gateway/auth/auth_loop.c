@@ -367,7 +367,12 @@ authz_reply(const nrpc_response *resp, void *closure)
                  al->a->authorizer_rpc, resp->code);
     } else {
         json_t *r = json_loadb(resp->data, resp->len, 0, NULL);
-        json_t *who = json_array_get(json_array_get(r, 0), 0);
+        json_t *args = json_array_get(r, 0);
+        /* Anything but [[principal or null], ...] is no verdict (an
+         * authorizer that is not natsrpc may answer anything): 503, kept
+         * nowhere, rather than a refusal cached for ttl_s. */
+        json_t *who = json_is_array(args) && json_array_size(args) > 0 ? json_array_get(args, 0)
+                                                                         : NULL;
         const char *sub = json_string_value(json_object_get(who, "sub"));
         json_t *scopes = json_object_get(who, "scopes");
 
@@ -379,7 +384,7 @@ authz_reply(const nrpc_response *resp, void *closure)
                 p->scopes[0] = '\0';
             p->result = GW_ID_OK;
             snprintf(p->sub, sizeof p->sub, "%s", sub);
-        } else if (who == NULL || json_is_null(who) || json_is_false(who)) {
+        } else if (who != NULL && (json_is_null(who) || json_is_false(who))) {
             p->result = GW_ID_INVALID;
             snprintf(p->why, sizeof p->why, "the authorizer refused the credentials");
         } else {

@@ -397,6 +397,62 @@ class AuthTest(harness.IntegrationCase):
         self.assertEqual(self.whoami(bearer(ALICE)).status, 200)
 
 
+class RawAuthorizerTest(harness.IntegrationCase):
+    """An authorizer that is not a natsrpc service may answer anything: what
+    is not [[principal or null], {}] (not JSON, not that shape) is no
+    verdict. The call is refused with 503 and nothing is cached, so the
+    next call, once the authorizer answers properly, gets in."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = auth_kit.Keys()
+
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("test_principal_service", cls.nats,
+                          ready_subject="principal_service.whoami")
+            path = auth_kit.write_auth_file(
+                stack.dir, cls.keys, jwt=False,
+                authorizer={"rpc": "raw_authz.authorize", "ttl_s": 300, "timeout_s": 1})
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
+                                                            "GATEWAY_THREADS": "1"})
+        cls.start_stack("auth-raw", start)
+
+    def test_an_answer_that_is_no_verdict_is_503_and_not_kept(self):
+        nc = harness.NatsClient(self.nats.url)
+        self.addCleanup(nc.close)
+        sub = nc.subscribe("raw_authz.authorize")
+        nc.flush()
+        answers = [b"not json", b"[7, {}]", b'{"sub": "x"}',
+                   b'[[{"sub": "carol", "scopes": ["admin"]}], {}]']
+        stop = []
+
+        def respond():
+            while not stop:
+                try:
+                    m = sub.next(0.2)
+                except harness.NatsTimeout:
+                    continue
+                nc.publish(m.reply, answers[0])
+        t = threading.Thread(target=respond)
+        t.start()
+        try:
+            for junk in answers[:-1]:
+                r = post(self.port, "principal_service.whoami", headers=bearer("opaque-token-1"))
+                self.assertEqual((r.status, json.loads(r.body)), (503, {"error": {
+                    "code": 503, "type": "unavailable",
+                    "message": "cannot check the credentials now: the authorizer "
+                               "raw_authz.authorize answered something else than a principal "
+                               "or null"}}), junk)
+                answers.pop(0)
+            self.assertOk(post(self.port, "principal_service.whoami",
+                               headers=bearer("opaque-token-1")),
+                          '[[{"sub": "carol", "scopes": ["admin"]}], {"admin": true}]')
+        finally:
+            stop.append(1)
+            t.join(5)
+
+
 class AuthFileTest(harness.IntegrationCase):
     """A credentials file that does not load stops the gateway (exit 2)."""
 
