@@ -236,6 +236,8 @@ parse_basic(gw_auth *a, json_t *o, char *err, size_t errlen)
             return fail(err, errlen, "out of memory");
         }
         a->nbasic++;
+        if (a->decoy == NULL)
+            a->decoy = e; /* the first user: unknown names cost what its hash does */
         e->user = strdup(user);
         e->hash = strdup(hash);
         if (e->user == NULL || e->hash == NULL)

@@ -39,6 +39,10 @@ struct gw_auth {
     size_t ntokens;
     nrpc_table basic;
     size_t nbasic;
+    /* A user whose hash an unknown user's password is checked against, and
+     * refused whatever it gives: an unknown name costs what a known one
+     * does, so timing does not tell which names exist. NULL: no users. */
+    const gw_basic_entry *decoy;
     /* jwt */
     char *jwks_text; /* NULL: no JWTs */
     size_t njwks;

@@ -295,6 +295,7 @@ typedef struct {
     uv_work_t work;
     gw_auth_loop *al;
     const gw_basic_entry *user; /* the file's, immutable */
+    int decoy;                  /* user is the file's decoy: refused whatever crypt_r says */
     int ok;
     char pass[GW_CRED_MAX_BASIC + 1];
     struct crypt_data cd;
@@ -310,7 +311,7 @@ basic_work(uv_work_t *w)
     h = crypt_r(j->pass, j->user->hash, &j->cd);
     /* The hash is not secret; a plain compare is fine. crypt_r's failure
      * token starts with '*', which no stored hash does. */
-    j->ok = h != NULL && h[0] != '*' && strcmp(h, j->user->hash) == 0;
+    j->ok = !j->decoy && h != NULL && h[0] != '*' && strcmp(h, j->user->hash) == 0;
 }
 
 static void
@@ -458,6 +459,59 @@ decided_invalid(gw_principal *p, const char *why)
     return 1;
 }
 
+/* Basic credentials c (the header's, wiped here) checked against user's
+ * hash on the thread pool, from the cache or joining the same check in
+ * flight. decoy: user is not the one named, and the answer is a refusal
+ * that took as long as a check. Returns 1 when p is decided now, 0 when
+ * basic_done will decide it. */
+static int
+basic_ask(gw_auth_loop *al, const char *header, gw_cred *c, const gw_basic_entry *user, int decoy,
+          gw_principal *p, gw_auth_cb cb, void *closure)
+{
+    unsigned char d[GW_SHA256_LEN];
+    const cache_entry *hit;
+    basic_job *j;
+    int joined;
+
+    /* The cache key covers user and password: "Basic <base64>" is exactly
+     * that. */
+    gw_sha256(header, strlen(header), d);
+    if ((hit = cache_get(al, d)) != NULL) {
+        explicit_bzero(c->buf, sizeof c->buf);
+        cache_fill(hit, p);
+        return 1;
+    }
+    if ((joined = check_join(al, d, p, cb, closure)) >= 0) {
+        explicit_bzero(c->buf, sizeof c->buf);
+        return joined;
+    }
+    j = calloc(1, sizeof *j);
+    if (j == NULL || check_begin(al, &j->k, d, p, cb, closure) != 0) {
+        free(j);
+        explicit_bzero(c->buf, sizeof c->buf);
+        p->result = GW_ID_UNAVAILABLE;
+        snprintf(p->why, sizeof p->why, "out of memory");
+        return 1;
+    }
+    memcpy(j->pass, c->pass, strlen(c->pass) + 1);
+    explicit_bzero(c->buf, sizeof c->buf);
+    j->al = al;
+    j->user = user;
+    j->decoy = decoy;
+    j->work.data = j;
+    if (uv_queue_work(al->uv, &j->work, basic_work, basic_done) != 0) {
+        explicit_bzero(j->pass, sizeof j->pass);
+        nrpc_table_remove(&al->checks, &j->k.node);
+        free(j->k.waiters);
+        free(j);
+        p->result = GW_ID_UNAVAILABLE;
+        snprintf(p->why, sizeof p->why, "cannot check the password now");
+        return 1;
+    }
+    al->pending++;
+    return 0;
+}
+
 int
 gw_auth_identify(gw_auth_loop *al, const char *header, gw_principal *p, gw_auth_cb cb,
                  void *closure)
@@ -525,58 +579,17 @@ gw_auth_identify(gw_auth_loop *al, const char *header, gw_principal *p, gw_auth_
     case GW_CRED_BASIC:
         p->basic = 1;
         for (n = nrpc_table_get(&a->basic, nrpc_hash_str(c.user)); n;
-             n = nrpc_table_next(&a->basic, n, nrpc_hash_str(c.user))) {
-            const gw_basic_entry *e = (const gw_basic_entry *)n;
-            const cache_entry *hit;
-            basic_job *j;
-            size_t pl;
-            int joined;
-
-            if (strcmp(e->user, c.user) != 0)
-                continue;
-            /* The cache key covers user and password: "Basic <base64>"
-             * is exactly that. */
-            gw_sha256(header, strlen(header), d);
-            if ((hit = cache_get(al, d)) != NULL) {
-                explicit_bzero(c.buf, sizeof c.buf);
-                cache_fill(hit, p);
-                return 1;
-            }
-            if ((joined = check_join(al, d, p, cb, closure)) >= 0) {
-                explicit_bzero(c.buf, sizeof c.buf);
-                return joined;
-            }
-            j = calloc(1, sizeof *j);
-            if (j == NULL || check_begin(al, &j->k, d, p, cb, closure) != 0) {
-                free(j);
-                explicit_bzero(c.buf, sizeof c.buf);
-                p->result = GW_ID_UNAVAILABLE;
-                snprintf(p->why, sizeof p->why, "out of memory");
-                return 1;
-            }
-            pl = strlen(c.pass);
-            memcpy(j->pass, c.pass, pl + 1);
-            explicit_bzero(c.buf, sizeof c.buf);
-            j->al = al;
-            j->user = e;
-            j->work.data = j;
-            if (uv_queue_work(al->uv, &j->work, basic_work, basic_done) != 0) {
-                explicit_bzero(j->pass, sizeof j->pass);
-                nrpc_table_remove(&al->checks, &j->k.node);
-                free(j->k.waiters);
-                free(j);
-                p->result = GW_ID_UNAVAILABLE;
-                snprintf(p->why, sizeof p->why, "cannot check the password now");
-                return 1;
-            }
-            al->pending++;
-            return 0;
-        }
-        explicit_bzero(c.buf, sizeof c.buf);
+             n = nrpc_table_next(&a->basic, n, nrpc_hash_str(c.user)))
+            if (strcmp(((const gw_basic_entry *)n)->user, c.user) == 0)
+                return basic_ask(al, header, &c, (const gw_basic_entry *)n, 0, p, cb, closure);
         if (a->authorizer_rpc) {
+            explicit_bzero(c.buf, sizeof c.buf);
             gw_sha256(header, strlen(header), d);
             return authz_ask(al, header, d, p, cb, closure);
         }
+        if (a->decoy && al->uv)
+            return basic_ask(al, header, &c, a->decoy, 1, p, cb, closure);
+        explicit_bzero(c.buf, sizeof c.buf);
         return decided_invalid(p, "unknown user or wrong password");
     }
     return decided_invalid(p, "unreadable credentials");

@@ -225,6 +225,15 @@ test_basic_checks_shared(void)
     CHECK_INT(gw_auth_identify(al, header, &ps[40], on_basic, &bad), 0); /* a refusal is not kept */
     uv_run(&uv, UV_RUN_DEFAULT);
     CHECK_INT(basic_answers, 41);
+    /* A name nobody has costs a check too (against another user's hash,
+     * refused whatever it gives), with bob's very password: the time of the
+     * answer does not tell which names exist. */
+    CHECK_INT(gw_auth_identify(al, "Basic bm9ib2R5OmJvYi1wdw==", &ps[40], on_basic, &bad), 0);
+    CHECK_INT(gw_auth_loop_checking(al), 1);
+    uv_run(&uv, UV_RUN_DEFAULT);
+    CHECK_INT(basic_answers, 42);
+    CHECK_STR(ps[40].why, "unknown user or wrong password");
+    CHECK_INT(gw_auth_loop_cached(al), 1);
     gw_auth_loop_free(al);
     uv_run(&uv, UV_RUN_DEFAULT);
     CHECK_INT(uv_loop_close(&uv), 0);
