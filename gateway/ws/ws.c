@@ -729,14 +729,23 @@ loop_add_conn(gw_ws *l, void *arg)
 
 /* The handshake's credentials, for a session identified at HELLO: the
  * Authorization header, else the cookie natsrpc_token as a bearer token
- * (what a browser can send). Too long: kept as is, refused at HELLO. */
+ * (what a browser can send). The browser adds the cookie to whatever page
+ * opens the socket, so it counts only for a page the gateway knows by
+ * name (gw_origin_known): with GATEWAY_WS_ORIGINS=* any other site's page
+ * gets an anonymous session, not its visitor's. Too long: kept as is,
+ * refused at HELLO. */
 static void
-ws_conn_keep_authorization(ws_conn *c, struct MHD_Connection *conn)
+ws_conn_keep_authorization(gw_ws *l, ws_conn *c, struct MHD_Connection *conn)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
     const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "natsrpc_token");
 
+    if (cookie != NULL &&
+        !gw_origin_known(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN),
+                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+                         l->origins))
+        cookie = NULL;
     if (h != NULL)
         c->authorization = strdup(h);
     else if (cookie != NULL && (c->authorization = malloc(strlen(cookie) + 8)) != NULL)
@@ -778,7 +787,7 @@ ws_on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const
         memcpy(c->extra, extra_in, extra_in_size);
         c->extra_len = extra_in_size;
     }
-    ws_conn_keep_authorization(c, connection);
+    ws_conn_keep_authorization(l, c, connection);
     loop_add_conn(l, c);
 }
 

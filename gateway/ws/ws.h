@@ -85,6 +85,10 @@ void gw_ws_stats_read(gw_ws_stats *out);
  * request's Host header, "*" in allowed, or an exact origin listed in
  * allowed (comma-separated, e.g. "https://app.example.com"). */
 int gw_origin_allowed(const char *origin, const char *host, const char *allowed);
+/* 1 if the browser's cookies may count for this handshake: no Origin, the
+ * gateway's own, or listed in allowed by name ("*" does not name one, as
+ * CORS allows no credentials for "*"). */
+int gw_origin_known(const char *origin, const char *host, const char *allowed);
 
 
 /* ---------------------------------------------------------------------------

@@ -421,8 +421,17 @@ gw_origin_allowed(const char *origin, const char *host, const char *allowed)
      * The matching is edge/origin.c's, the same as for HTTP calls. */
     if (origin == NULL)
         return 1;
-    if (allowed && strcmp(allowed, "*") == 0)
+    /* "*" may stand among listed origins (GATEWAY_WS_ORIGINS=* joined with
+     * GATEWAY_CORS_ORIGINS). */
+    if (gw_origin_listed("*", allowed))
         return 1;
-    return gw_origin_same(origin, host) || gw_origin_listed(origin, allowed);
+    return gw_origin_known(origin, host, allowed);
+}
+
+int
+gw_origin_known(const char *origin, const char *host, const char *allowed)
+{
+    return origin == NULL || gw_origin_same(origin, host) ||
+           (strcmp(origin, "*") != 0 && gw_origin_listed(origin, allowed));
 }
 

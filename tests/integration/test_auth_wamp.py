@@ -392,6 +392,51 @@ class AuthWampTest(harness.IntegrationCase):
         self.assertIn("wamp_auth: passed", out)
 
 
+class WildcardOriginTest(harness.IntegrationCase):
+    """GATEWAY_WS_ORIGINS=* lets pages of any site open the WebSocket, but
+    the natsrpc_token cookie, which the browser adds on its own, counts
+    only for the gateway's own pages and listed origins (as CORS allows no
+    credentials for "*"): a page of another site gets an anonymous session,
+    not its visitor's."""
+
+    FRIEND = "https://friend.example"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = auth_kit.Keys()
+
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("test_principal_service", cls.nats,
+                          ready_subject="principal_service.whoami")
+            path = auth_kit.write_auth_file(
+                stack.dir, cls.keys, tokens={ALICE: {"sub": "alice", "scopes": ["things:write"]}})
+            cls.gw, cls.port = stack.gateway(cls.nats, env={
+                "GATEWAY_AUTH": path, "GATEWAY_WS_ORIGINS": "*",
+                "GATEWAY_CORS_ORIGINS": cls.FRIEND})
+        cls.start_stack("auth_wamp_origin", start)
+
+    def welcome(self, origin, headers):
+        c = WsClient(self.port, origin=origin, headers=headers)
+        self.addCleanup(c.close)
+        self.assertEqual(c.status, 101, origin)
+        c.send_json([1, "realm1", {"roles": {"caller": {}}}])
+        m = c.recv_json()
+        self.assertEqual(m[0], 2, m)
+        return m[2]["authid"], m[2]["authmethod"]
+
+    def test_the_cookie_counts_only_for_known_origins(self):
+        cookie = {"Cookie": "natsrpc_token=" + ALICE}
+        own = "http://127.0.0.1:%d" % self.port
+        self.assertEqual(self.welcome("https://evil.example", cookie), ("anonymous", "anonymous"))
+        self.assertEqual(self.welcome(self.FRIEND, cookie), ("alice", "authorization"))
+        self.assertEqual(self.welcome(own, cookie), ("alice", "authorization"))
+        self.assertEqual(self.welcome(None, cookie), ("alice", "authorization"))
+        # a header is no ambient credential: a page cannot make the browser send it
+        self.assertEqual(self.welcome("https://evil.example", {"Authorization": "Bearer " + ALICE}),
+                         ("alice", "authorization"))
+
+
 class NatsKilledAtTheGateTest(harness.IntegrationCase):
     """nats-server is killed while a SUBSCRIBE and CALLs wait at the gate
     for a catalog gather: the calls get their 503 at once, the gateway stays

@@ -414,6 +414,15 @@ test_origins(void)
     CHECK(!gw_origin_allowed("https://app.example.evil", "gw:5000", "https://app.example"));
     CHECK(!gw_origin_allowed("https://app", "gw:5000", "https://app.example"));
     CHECK(gw_origin_allowed("https://anything", "gw:5000", "*"));
+    /* "*" among listed origins (GATEWAY_WS_ORIGINS=* with CORS origins) */
+    CHECK(gw_origin_allowed("https://anything", "gw:5000", "*,https://app.example"));
+    CHECK(gw_origin_allowed("https://anything", "gw:5000", "https://a.example, *"));
+    /* whose cookies count: not "*"'s */
+    CHECK(gw_origin_known(NULL, "gw:5000", "*"));
+    CHECK(gw_origin_known("http://gw:5000", "gw:5000", "*"));
+    CHECK(gw_origin_known("https://app.example", "gw:5000", "*,https://app.example"));
+    CHECK(!gw_origin_known("https://anything", "gw:5000", "*"));
+    CHECK(!gw_origin_known("*", "gw:5000", "*"));
 }
 
 int
