@@ -199,35 +199,64 @@ snap_unref(gw_catalog_snap *snap)
     free(snap);
 }
 
+/* The name a reply is filed under in the declared record. */
+static const char *
+declared_name(json_t *info)
+{
+    const char *name = json_string_value(json_object_get(info, "name"));
+    return name ? name : "";
+}
+
 json_t *
 gw_catalog_declared(json_t *infos, json_t *prev, size_t max_carried)
 {
     size_t carried = 0;
-    json_t *out = json_array(), *answered = json_object(), *info;
+    json_t *out = json_array(), *fresh = json_object(), *placed = json_object(), *info, *mine;
     size_t i;
 
-    if (out == NULL || answered == NULL)
+    if (out == NULL || fresh == NULL || placed == NULL)
         goto fail;
+    /* This gather's replies by service (a service's replicas together). */
     json_array_foreach(infos, i, info) {
-        const char *name = json_string_value(json_object_get(info, "name"));
-        if (json_array_append(out, info) != 0 ||
-            json_object_set(answered, name ? name : "", json_true()) != 0)
+        const char *name = declared_name(info);
+        if ((mine = json_object_get(fresh, name)) == NULL &&
+            json_object_set_new(fresh, name, mine = json_array()) != 0)
+            goto fail;
+        if (json_array_append(mine, info) != 0)
             goto fail;
     }
+    /* The services known before keep their place, the oldest first, and
+     * only they are carried when the bound is reached: a responder that
+     * answers under ever new names, whose newcomers all miss the next
+     * gather, cannot push out what a frozen service declared. */
     json_array_foreach(prev, i, info) {
-        const char *name = json_string_value(json_object_get(info, "name"));
-        if (json_object_get(answered, name ? name : "") != NULL)
+        const char *name = declared_name(info);
+        if ((mine = json_object_get(fresh, name)) != NULL) {
+            if (json_object_get(placed, name) == NULL &&
+                (json_array_extend(out, mine) != 0 ||
+                 json_object_set(placed, name, json_true()) != 0))
+                goto fail;
             continue;
-        if (carried++ == max_carried)
-            break; /* the rest went missing earlier */
+        }
+        if (carried == max_carried)
+            continue; /* known since later than those carried */
+        carried++;
         if (json_array_append(out, info) != 0)
             goto fail;
     }
-    json_decref(answered);
+    /* Then the services this gather met first. */
+    json_array_foreach(infos, i, info) {
+        if (json_object_get(placed, declared_name(info)) == NULL &&
+            json_array_append(out, info) != 0)
+            goto fail;
+    }
+    json_decref(fresh);
+    json_decref(placed);
     return out;
 fail:
     json_decref(out);
-    json_decref(answered);
+    json_decref(fresh);
+    json_decref(placed);
     return NULL;
 }
 

@@ -117,10 +117,12 @@ typedef struct gw_catalog_snap {
  * one missed gather neither opens a scoped rpc to every signed-in caller
  * nor stops watching a frozen replica's calls; the pages and REST routes
  * list what answered. A service that answers is read afresh (its dropped
- * rpcs go). At most max_carried replies are carried, those missing the
- * shortest time first: a responder that answers INFO under ever new names
- * cannot grow it. New array (the replies shared, not copied), NULL when
- * out of memory. */
+ * rpcs go). Services are listed in the order the gateway first met them
+ * (replicas together), and at most max_carried replies are carried, of the
+ * services met first: a responder that answers INFO under ever new names
+ * can neither grow it nor, when those names miss the next gather, push out
+ * what a longer-known service declared. New array (the replies shared, not
+ * copied), NULL when out of memory. */
 json_t *gw_catalog_declared(json_t *infos, json_t *prev, size_t max_carried);
 /* The replies of absent services a gateway keeps (gw_catalog_declared). */
 #define GW_CATALOG_MAX_CARRIED 1024

@@ -7,6 +7,7 @@ file the gateway refuses to start with."""
 import concurrent.futures
 import json
 import os
+import signal
 import subprocess
 import threading
 
@@ -523,6 +524,74 @@ class AuthFileTest(harness.IntegrationCase):
         rc, err = self.run_gateway(path)
         self.assertEqual(rc, 2, err)
         self.assertIn("private key", err)
+
+
+class FrozenServiceFloodTest(harness.IntegrationCase):
+    """A frozen service keeps the access it declared while another responder
+    answers every $SRV.INFO under ever new names: those newcomers, missing
+    from the next gather, must not push the frozen service's declaration out
+    of the gateway's record (its scoped rpc would then need credentials only)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = auth_kit.Keys()
+
+        def start(stack):
+            cls.nats = stack.nats()
+            cls.svc = stack.service("test_principal_service", cls.nats,
+                                    ready_subject="principal_service.whoami")
+            path = auth_kit.write_auth_file(stack.dir, cls.keys, tokens={READER: {"sub": "reader"}})
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
+                                                            "GATEWAY_THREADS": "1"})
+        cls.start_stack("auth-frozen-flood", start)
+
+    def listed(self):
+        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
+        self.assertEqual(r.status, 200, r.describe())
+        return [s["name"] for s in r.json()["services"]]
+
+    def assert_reader_refused(self):
+        r = post(self.port, "principal_service.admin", headers=bearer(READER), timeout=10)
+        self.assertEqual(r.json(), {"error": {
+            "code": 403, "type": "permission_denied",
+            "message": "principal_service.admin needs the scopes 'admin'; reader has ''"}},
+            r.describe())
+        self.assertEqual(r.status, 403)
+
+    def test_newcomers_do_not_push_out_a_frozen_services_access(self):
+        self.assertIn("principal_service", self.listed())
+        self.assert_reader_refused()
+        self.svc.signal(signal.SIGSTOP)
+        self.addCleanup(self.svc.signal, signal.SIGCONT)
+        flooder = harness.NatsClient(self.nats.url)
+        self.addCleanup(flooder.close)
+        sub = flooder.subscribe("$SRV.INFO")
+        flooder.flush()
+        stop = []
+
+        def flood():
+            gather = 0
+            while not stop:
+                try:
+                    m = sub.next(0.2)
+                except harness.NatsTimeout:
+                    continue
+                gather += 1
+                flooder.publish_many([flooder.encode_pub(m.reply, json.dumps({
+                    "type": "io.nats.micro.v1.info_response", "name": "new%d_%d" % (gather, i),
+                    "id": "n%d_%d" % (gather, i), "version": "1.0.0", "metadata": {},
+                    "endpoints": []})) for i in range(1100)])
+        t = threading.Thread(target=flood)
+        t.start()
+        try:
+            for _ in range(3):  # principal_service misses each; the newcomers of one miss the next
+                names = self.listed()
+                self.assertNotIn("principal_service", names)
+                self.assertGreater(len(names), 1000, "the flood did not reach the gather")
+        finally:
+            stop.append(1)
+            t.join(5)
+        self.assert_reader_refused()
 
 
 if __name__ == "__main__":

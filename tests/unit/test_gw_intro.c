@@ -227,7 +227,13 @@ test_declared(void)
     json_t *g2 = json_loads("[{\"name\": \"b\", \"id\": \"b2\"}]", 0, NULL);
     json_t *g3 = json_loads("[{\"name\": \"a\", \"id\": \"a3\"}]", 0, NULL);
     json_t *empty = json_array();
-    json_t *d1 = gw_catalog_declared(g1, NULL, 100), *d2, *d3, *d4, *d5, *d6;
+    json_t *n1 = json_loads("[{\"name\": \"b\", \"id\": \"b2\"}, {\"name\": \"n1\", \"id\": \"n1\"},"
+                            " {\"name\": \"n2\", \"id\": \"n2\"}, {\"name\": \"n3\", \"id\": \"n3\"}]",
+                            0, NULL);
+    json_t *n2 = json_loads("[{\"name\": \"m1\", \"id\": \"m1\"}, {\"name\": \"m2\", \"id\": \"m2\"},"
+                            " {\"name\": \"m3\", \"id\": \"m3\"}]",
+                            0, NULL);
+    json_t *d1 = gw_catalog_declared(g1, NULL, 100), *d2, *d3, *d4, *d5, *d6, *f1, *f2, *f3;
     char *text;
 
 #define IDS(d, want)                                                                               \
@@ -243,16 +249,27 @@ test_declared(void)
 
     IDS(d1, "[\"a1\",\"a2\",\"b1\",\"nameless\"]");
     d2 = gw_catalog_declared(g2, d1, 100); /* a and the nameless one are missing */
-    IDS(d2, "[\"b2\",\"a1\",\"a2\",\"nameless\"]");
+    IDS(d2, "[\"a1\",\"a2\",\"b2\",\"nameless\"]"); /* b keeps its place */
     d3 = gw_catalog_declared(g3, d2, 100); /* a is back with one replica; b missing */
     IDS(d3, "[\"a3\",\"b2\",\"nameless\"]");
     d4 = gw_catalog_declared(empty, d3, 100); /* nobody answered */
     IDS(d4, "[\"a3\",\"b2\",\"nameless\"]");
     d5 = gw_catalog_declared(empty, d4, 100);
     IDS(d5, "[\"a3\",\"b2\",\"nameless\"]");
-    d6 = gw_catalog_declared(g2, d5, 1); /* bounded: the longest missing go first */
-    IDS(d6, "[\"b2\",\"a3\"]");
+    d6 = gw_catalog_declared(g2, d5, 1); /* bounded: those met last go first */
+    IDS(d6, "[\"a3\",\"b2\"]");
     json_decref(d6);
+    /* Newcomers that miss the next gather, past the bound, cannot push out
+     * a service met before them. */
+    f1 = gw_catalog_declared(n1, d4, 2); /* a and the nameless one carried */
+    IDS(f1, "[\"a3\",\"b2\",\"nameless\",\"n1\",\"n2\",\"n3\"]");
+    f2 = gw_catalog_declared(n2, f1, 2); /* a and b carried: met before the n's */
+    IDS(f2, "[\"a3\",\"b2\",\"m1\",\"m2\",\"m3\"]");
+    f3 = gw_catalog_declared(empty, f2, 2); /* the m's miss in turn: a and b stay */
+    IDS(f3, "[\"a3\",\"b2\"]");
+    json_decref(f1);
+    json_decref(f2);
+    json_decref(f3);
     CHECK(json_array_get(d5, 0) == json_array_get(g3, 0)); /* shared, not copied */
 #undef IDS
     json_decref(d1);
@@ -263,6 +280,8 @@ test_declared(void)
     json_decref(g1);
     json_decref(g2);
     json_decref(g3);
+    json_decref(n1);
+    json_decref(n2);
     json_decref(empty);
 }
 
