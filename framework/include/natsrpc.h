@@ -921,6 +921,7 @@ typedef struct {
     nrpc_tnode **buckets;
     size_t nbuckets; /* a power of two, or 0 */
     size_t count;
+    size_t any_from; /* no entry in a bucket below it (nrpc_table_take_any) */
 } nrpc_table;
 /* Adds n under key (duplicates allowed). -1 when out of memory. */
 int nrpc_table_put(nrpc_table *t, nrpc_tnode *n, uint64_t key);

@@ -49,6 +49,7 @@ table_grow(nrpc_table *t)
         return -1;
     t->buckets = b;
     t->nbuckets = n;
+    t->any_from = 0; /* the entries move */
     for (i = 0; i < old; i++) {
         nrpc_tnode *e = ob[i], *next;
         for (; e; e = next) {
@@ -74,6 +75,8 @@ nrpc_table_put(nrpc_table *t, nrpc_tnode *n, uint64_t key)
     n->next = t->buckets[k];
     t->buckets[k] = n;
     t->count++;
+    if (k < t->any_from)
+        t->any_from = k;
     return 0;
 }
 
@@ -127,12 +130,16 @@ nrpc_table_take_any(nrpc_table *t)
 {
     size_t i;
 
-    for (i = 0; i < t->nbuckets && t->count; i++)
+    /* From where the last one was found, not from bucket 0: emptying a
+     * table entry by entry would scan the emptied buckets again at every
+     * step, quadratic in its size. */
+    for (i = t->any_from; i < t->nbuckets && t->count; i++)
         if (t->buckets[i]) {
             nrpc_tnode *e = t->buckets[i];
             t->buckets[i] = e->next;
             e->next = NULL;
             t->count--;
+            t->any_from = i;
             return e;
         }
     return NULL;

@@ -106,6 +106,36 @@ test_table(void)
     CHECK(nrpc_hash_bytes("events.a.b", 8) == nrpc_hash_str("events.a"));
 }
 
+/* Emptying a table entry by entry costs time linear in its size (the
+ * gateway frees a catalog's access map of every declared rpc on its loop's
+ * thread), also with entries put back below where the last one was taken. */
+static void
+test_table_take_any_is_linear(void)
+{
+    nrpc_table t = {0};
+    enum { N = 1 << 17 };
+    item *items = calloc(N, sizeof *items), back = {.value = -1};
+    int64_t start;
+    int i, seen = 0;
+    nrpc_tnode *n;
+
+    for (i = 0; i < N; i++)
+        CHECK_INT(nrpc_table_put(&t, &items[i].node, (uint64_t)i), 0);
+    start = nrpc_now_ms();
+    for (i = 0; i < N / 2; i++)
+        CHECK(nrpc_table_take_any(&t) != NULL);
+    /* One put anywhere (perhaps a bucket already emptied): still taken. */
+    CHECK_INT(nrpc_table_put(&t, &back.node, 0), 0);
+    while ((n = nrpc_table_take_any(&t)) != NULL)
+        seen++;
+    CHECK_INT(seen, N - N / 2 + 1);
+    CHECK_INT(t.count, 0);
+    if (nrpc_now_ms() - start > 1000)
+        CHECK(!"emptying 131072 entries took over a second");
+    nrpc_table_free(&t);
+    free(items);
+}
+
 static void
 test_numbers(void)
 {
@@ -419,6 +449,7 @@ int
 main(void)
 {
     test_table();
+    test_table_take_any_is_linear();
     test_access();
     test_numbers();
     test_backoff();
