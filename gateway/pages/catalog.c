@@ -298,7 +298,7 @@ catalog_hb_sync(gw_catalog *c)
 {
     gw_catalog_snap *snap;
     const struct gw_rpc_set *now, *was;
-    size_t i = 0, j = 0, n, m;
+    size_t i = 0, j = 0, n = 0, m = 0;
     int failed = 0;
 
     if (c->stopping)
@@ -308,9 +308,13 @@ catalog_hb_sync(gw_catalog *c)
         return;
     now = snap ? snap->rpcs : NULL;
     was = c->hb_snap ? c->hb_snap->rpcs : NULL;
-    n = now ? now->n : 0;
-    m = was ? was->n : 0;
-    while (!rpcs_equal(now, was) && (i < n || j < m)) {
+    /* Equal sets: nothing to tell. Compared once, before the walk: inside
+     * its condition every step would compare the whole sets again. */
+    if (!rpcs_equal(now, was)) {
+        n = now ? now->n : 0;
+        m = was ? was->n : 0;
+    }
+    while (i < n || j < m) {
         int cmp = i == n ? 1 : j == m ? -1 : strcmp(now->names[i], was->names[j]);
         if (cmp < 0) { /* new */
             if (rpcs_hb_at(now, i) &&
