@@ -534,7 +534,10 @@ class ManyRpcsGatherTest(harness.IntegrationCase):
             t.join(5)
         print("\ncatalog figures: refresh gathers of 48,001 rpcs took %s s"
               % ", ".join("%.2f" % x for x in took))
-        self.assertLess(max(took[1:]), 3.0, took)
+        # Against the first gather (nothing to compare with: linear), so a
+        # slow machine does not fail it; the quadratic walk took 6.7 s
+        # against 0.4 s.
+        self.assertLess(max(took[1:]), 3 * took[0] + 1.0, took)
         self.assertTrue(self.gw.alive(), self.gw.log_tail())
         self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), '[["Hello, Bob"], {}]')
 
