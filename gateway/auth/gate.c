@@ -17,6 +17,14 @@ gate_map(gw_loop *l)
     return snap ? snap->access : NULL;
 }
 
+/* 1 if the loop's latest gather was flooded (pages.h). */
+static int
+gate_flooded(gw_loop *l)
+{
+    const gw_catalog_snap *snap = gw_catalog_snapshot(l->catalog);
+    return snap != NULL && snap->flooded;
+}
+
 /* g->access: of the rpc, or (topics) what gw_topic_access says. */
 static void
 gate_lookup(gw_gate *g)
@@ -47,6 +55,17 @@ gate_decide(gw_gate *g)
         g->status = 403;
         snprintf(g->msg, sizeof g->msg, "nobody may %s %s through the gateway",
                  g->op == GW_TOPIC_PUBLISH ? "publish on" : "subscribe to", g->label);
+        return;
+    }
+    if ((g->topic ? g->verdict == GW_TOPIC_UNKNOWN : g->access == NULL) && gate_flooded(g->l)) {
+        /* The last gather was flooded (catalog.c): an rpc or topic it does
+         * not list may be a service's whose reply was ignored, and treating
+         * it as undeclared would open a scoped rpc to any signed-in caller. */
+        g->status = 503;
+        snprintf(g->msg, sizeof g->msg,
+                 "the gateway cannot tell %s's access now: its last $SRV.INFO gather was "
+                 "flooded",
+                 g->label);
         return;
     }
     if (g->topic && g->prefix && g->verdict == GW_TOPIC_UNKNOWN) {

@@ -539,6 +539,8 @@ catalog_on_done(const nrpc_response *resp, void *closure)
         pthread_mutex_unlock(&d->mu);
         if (infos)
             snap = snap_build(infos, prev);
+        if (snap != NULL)
+            snap->flooded = c->flooded;
         snap_unref(prev);
         old = NULL;
         pthread_mutex_lock(&d->mu);

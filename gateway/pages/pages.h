@@ -108,6 +108,10 @@ typedef struct gw_catalog_snap {
     json_t *declared;             /* infos, and what absent services said (gw_catalog_declared) */
     struct gw_access_map *access; /* who may call and watch what (auth/), from declared */
     struct gw_rpc_set *rpcs;      /* rpc subjects, sorted: metrics labels, heartbeats; declared */
+    /* The gather passed GW_CATALOG_MAX_REPLIES: a responder flooded it, and
+     * a service's own reply may be among those ignored, so what it does not
+     * list is not known to be undeclared (the gate answers 503). */
+    int flooded;
 } gw_catalog_snap;
 
 /* What the services declare, as of a gather: its INFO replies (infos), and

@@ -454,6 +454,72 @@ class RawAuthorizerTest(harness.IntegrationCase):
             t.join(5)
 
 
+class FloodedCatalogTest(harness.IntegrationCase):
+    """A responder floods each $SRV.INFO gather past the 4,096 replies one
+    gather takes. A service's own reply may then be among those ignored, so
+    an rpc the gather does not list is not taken for undeclared (open to any
+    signed-in caller): 503 until a gather is whole again. Rpcs it knows go
+    on as before."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = auth_kit.Keys()
+
+        def start(stack):
+            cls.nats = stack.nats()
+            stack.service("test_principal_service", cls.nats,
+                          ready_subject="principal_service.whoami")
+            path = auth_kit.write_auth_file(
+                stack.dir, cls.keys, tokens={READER: {"sub": "reader"}})
+            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
+                                                            "GATEWAY_THREADS": "1"})
+        cls.start_stack("auth-flood", start)
+
+    def refresh(self):
+        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
+        self.assertEqual(r.status, 200, r.describe())
+        return len(r.json()["services"])
+
+    def unknown(self):
+        r = post(self.port, "nosuch_service.nothing", headers=bearer(READER))
+        return r.status, json.loads(r.body)
+
+    def test_an_unlisted_rpc_is_503_while_gathers_are_flooded(self):
+        self.assertEqual(self.refresh(), 1)
+        self.assertEqual(self.unknown()[0], 404)  # no responder: the gate let it through
+        flooder = harness.NatsClient(self.nats.url)
+        self.addCleanup(flooder.close)
+        sub = flooder.subscribe("$SRV.INFO")
+        flooder.flush()
+        stop = []
+
+        def flood():
+            while not stop:
+                try:
+                    m = sub.next(0.2)
+                except harness.NatsTimeout:
+                    continue
+                flooder.publish_many([flooder.encode_pub(m.reply, json.dumps({
+                    "type": "io.nats.micro.v1.info_response", "name": "flood%d" % i,
+                    "id": "f%d" % i, "version": "1.0.0", "metadata": {}, "endpoints": []}))
+                    for i in range(5000)])
+        t = threading.Thread(target=flood)
+        t.start()
+        try:
+            self.assertEqual(self.refresh(), 4096)
+            self.assertEqual(self.unknown(), (503, {"error": {
+                "code": 503, "type": "unavailable",
+                "message": "the gateway cannot tell nosuch_service.nothing's access now: its "
+                           "last $SRV.INFO gather was flooded"}}))
+            self.assertOk(post(self.port, "principal_service.whoami", headers=bearer(READER)),
+                          '[[{"sub": "reader", "scopes": []}], {"admin": false}]')
+        finally:
+            stop.append(1)
+            t.join(5)
+        self.assertEqual(self.refresh(), 1)
+        self.assertEqual(self.unknown()[0], 404)
+
+
 class AuthFileTest(harness.IntegrationCase):
     """A credentials file that does not load stops the gateway (exit 2)."""
 
