@@ -8,6 +8,7 @@ Contents:
   Proc                   a child process with its own log file, stopped by PID
   Stack                  owns a temp dir and every process a test module starts
   NatsClient             a small NATS protocol client (PUB/HPUB/SUB/MSG/HMSG)
+  Responder              a NATS responder on a thread of its own (floods, raw answers)
   http_call()            one HTTP request on its own connection
   openapi_examples()     the example body of every rpc in the gateway's /openapi.json
   IntegrationCase        unittest.TestCase base that prints log tails on failure
@@ -1136,6 +1137,56 @@ def http_call(port, method, path, body=None, headers=None, timeout=30.0):
         return Response(r.status, r.headers, data, time.monotonic() - t0, method, path, body)
     finally:
         conn.close()
+
+
+class Responder:
+    """Answers every message on subject from a thread of its own, on a
+    connection of its own: answer(responder, msg) returns the reply (bytes
+    or str, sent to msg.reply), a list of encode_pub frames to send at once
+    (a flood), or None; responder.count is the number of this message (1,
+    2, ...). A context manager: stops and closes on exit."""
+
+    def __init__(self, url, subject, answer):
+        self.nc = NatsClient(url)
+        self.sub = self.nc.subscribe(subject)
+        self.nc.flush()
+        self.answer = answer
+        self.count = 0  # messages answered
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                m = self.sub.next(0.2)
+            except NatsTimeout:
+                continue
+            self.count += 1
+            out = self.answer(self, m)
+            if isinstance(out, (bytes, str)):
+                self.nc.publish(m.reply, out)
+            elif out:
+                self.nc.publish_many(out)
+
+    def close(self):
+        self._stop = True
+        self._thread.join(5)
+        self.nc.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def info_flood(nc, reply, names):
+    """encode_pub frames of one $SRV.INFO reply per name (no endpoints), for
+    Responder answers that flood a gather."""
+    return [nc.encode_pub(reply, json.dumps({
+        "type": "io.nats.micro.v1.info_response", "name": name, "id": "id-" + name,
+        "version": "1.0.0", "metadata": {}, "endpoints": []})) for name in names]
 
 
 def nats_error(m):

@@ -420,24 +420,9 @@ class RawAuthorizerTest(harness.IntegrationCase):
         cls.start_stack("auth-raw", start)
 
     def test_an_answer_that_is_no_verdict_is_503_and_not_kept(self):
-        nc = harness.NatsClient(self.nats.url)
-        self.addCleanup(nc.close)
-        sub = nc.subscribe("raw_authz.authorize")
-        nc.flush()
         answers = [b"not json", b"[7, {}]", b'{"sub": "x"}',
                    b'[[{"sub": "carol", "scopes": ["admin"]}], {}]']
-        stop = []
-
-        def respond():
-            while not stop:
-                try:
-                    m = sub.next(0.2)
-                except harness.NatsTimeout:
-                    continue
-                nc.publish(m.reply, answers[0])
-        t = threading.Thread(target=respond)
-        t.start()
-        try:
+        with harness.Responder(self.nats.url, "raw_authz.authorize", lambda r, m: answers[0]):
             for junk in answers[:-1]:
                 r = post(self.port, "principal_service.whoami", headers=bearer("opaque-token-1"))
                 self.assertEqual((r.status, json.loads(r.body)), (503, {"error": {
@@ -449,9 +434,6 @@ class RawAuthorizerTest(harness.IntegrationCase):
             self.assertOk(post(self.port, "principal_service.whoami",
                                headers=bearer("opaque-token-1")),
                           '[[{"sub": "carol", "scopes": ["admin"]}], {"admin": true}]')
-        finally:
-            stop.append(1)
-            t.join(5)
 
 
 class FloodedCatalogTest(harness.IntegrationCase):
@@ -487,25 +469,9 @@ class FloodedCatalogTest(harness.IntegrationCase):
     def test_an_unlisted_rpc_is_503_while_gathers_are_flooded(self):
         self.assertEqual(self.refresh(), 1)
         self.assertEqual(self.unknown()[0], 404)  # no responder: the gate let it through
-        flooder = harness.NatsClient(self.nats.url)
-        self.addCleanup(flooder.close)
-        sub = flooder.subscribe("$SRV.INFO")
-        flooder.flush()
-        stop = []
-
-        def flood():
-            while not stop:
-                try:
-                    m = sub.next(0.2)
-                except harness.NatsTimeout:
-                    continue
-                flooder.publish_many([flooder.encode_pub(m.reply, json.dumps({
-                    "type": "io.nats.micro.v1.info_response", "name": "flood%d" % i,
-                    "id": "f%d" % i, "version": "1.0.0", "metadata": {}, "endpoints": []}))
-                    for i in range(5000)])
-        t = threading.Thread(target=flood)
-        t.start()
-        try:
+        def flood(r, m):
+            return harness.info_flood(r.nc, m.reply, ("flood%d" % i for i in range(5000)))
+        with harness.Responder(self.nats.url, "$SRV.INFO", flood):
             self.assertEqual(self.refresh(), 4096)
             self.assertEqual(self.unknown(), (503, {"error": {
                 "code": 503, "type": "unavailable",
@@ -513,9 +479,6 @@ class FloodedCatalogTest(harness.IntegrationCase):
                            "last $SRV.INFO gather was flooded"}}))
             self.assertOk(post(self.port, "principal_service.whoami", headers=bearer(READER)),
                           '[[{"sub": "reader", "scopes": []}], {"admin": false}]')
-        finally:
-            stop.append(1)
-            t.join(5)
         self.assertEqual(self.refresh(), 1)
         self.assertEqual(self.unknown()[0], 404)
 
@@ -629,34 +592,13 @@ class FrozenServiceFloodTest(harness.IntegrationCase):
         self.assert_reader_refused()
         self.svc.signal(signal.SIGSTOP)
         self.addCleanup(self.svc.signal, signal.SIGCONT)
-        flooder = harness.NatsClient(self.nats.url)
-        self.addCleanup(flooder.close)
-        sub = flooder.subscribe("$SRV.INFO")
-        flooder.flush()
-        stop = []
-
-        def flood():
-            gather = 0
-            while not stop:
-                try:
-                    m = sub.next(0.2)
-                except harness.NatsTimeout:
-                    continue
-                gather += 1
-                flooder.publish_many([flooder.encode_pub(m.reply, json.dumps({
-                    "type": "io.nats.micro.v1.info_response", "name": "new%d_%d" % (gather, i),
-                    "id": "n%d_%d" % (gather, i), "version": "1.0.0", "metadata": {},
-                    "endpoints": []})) for i in range(1100)])
-        t = threading.Thread(target=flood)
-        t.start()
-        try:
+        def flood(r, m):  # new names at every gather
+            return harness.info_flood(r.nc, m.reply, ("new%d_%d" % (r.count, i) for i in range(1100)))
+        with harness.Responder(self.nats.url, "$SRV.INFO", flood):
             for _ in range(3):  # principal_service misses each; the newcomers of one miss the next
                 names = self.listed()
                 self.assertNotIn("principal_service", names)
                 self.assertGreater(len(names), 1000, "the flood did not reach the gather")
-        finally:
-            stop.append(1)
-            t.join(5)
         self.assert_reader_refused()
 
 

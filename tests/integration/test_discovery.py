@@ -9,7 +9,6 @@ import math
 import os
 import re
 import subprocess
-import threading
 import time
 import unittest
 
@@ -447,29 +446,11 @@ class FloodedGatherTest(harness.IntegrationCase):
 
     def test_a_flooded_gather_is_bounded(self):
         self.assertEqual(self.listed(), ["greeting_service"])  # the start's gather is over
-        flooder = harness.NatsClient(self.nats.url)
-        self.addCleanup(flooder.close)
-        sub = flooder.subscribe("$SRV.INFO")
-        flooder.flush()
-        stop = []
 
-        def flood():
-            while not stop:
-                try:
-                    m = sub.next(0.2)
-                except harness.NatsTimeout:
-                    continue
-                flooder.publish_many([flooder.encode_pub(m.reply, json.dumps({
-                    "type": "io.nats.micro.v1.info_response", "name": "flood%d" % i,
-                    "id": "f%d" % i, "version": "1.0.0", "metadata": {}, "endpoints": []}))
-                    for i in range(6000)])
-        t = threading.Thread(target=flood)
-        t.start()
-        try:
+        def flood(r, m):
+            return harness.info_flood(r.nc, m.reply, ("flood%d" % i for i in range(6000)))
+        with harness.Responder(self.nats.url, "$SRV.INFO", flood):
             names = self.listed()
-        finally:
-            stop.append(1)
-            t.join(5)
         self.assertLessEqual(len(names), 4096)
         self.assertGreater(len(names), 1000, "the flood did not reach the gather")
         self.assertTrue(self.gw.alive(), self.gw.log_tail())
@@ -494,44 +475,26 @@ class ManyRpcsGatherTest(harness.IntegrationCase):
         cls.start_stack("discovery-many-rpcs", start)
 
     def test_a_gather_of_many_rpcs_takes_linear_work(self):
-        responder = harness.NatsClient(self.nats.url)
-        self.addCleanup(responder.close)
-        sub = responder.subscribe("$SRV.INFO")
-        responder.flush()
-        stop = []
-
-        def answer():
-            gather = 0
-            while not stop:
-                try:
-                    m = sub.next(0.2)
-                except harness.NatsTimeout:
-                    continue
-                gather += 1
-                frames = []
-                for r in range(8):  # 8 replicas of "many", 6,000 rpcs each
-                    # Subjects alone: the pages skip endpoints without a
-                    # name, so the gather's work is mostly the rpc set's.
-                    endpoints = [{"subject": "many.e%d_%05d" % (r, j)} for j in range(6000)]
-                    if r == 0:  # sorts last, a new name at every gather: same count
-                        endpoints.append({"subject": "many.z%06d" % gather})
-                    frames.append(responder.encode_pub(m.reply, json.dumps({
-                        "type": "io.nats.micro.v1.info_response", "name": "many",
-                        "id": "m%d" % r, "version": "1.0.0", "metadata": {},
-                        "endpoints": endpoints})))
-                responder.publish_many(frames)
-        t = threading.Thread(target=answer)
-        t.start()
-        try:
-            took = []
+        def answer(responder, m):
+            frames = []
+            for r in range(8):  # 8 replicas of "many", 6,000 rpcs each
+                # Subjects alone: the pages skip endpoints without a name,
+                # so the gather's work is mostly the rpc set's.
+                endpoints = [{"subject": "many.e%d_%05d" % (r, j)} for j in range(6000)]
+                if r == 0:  # sorts last, a new name at every gather: same count
+                    endpoints.append({"subject": "many.z%06d" % responder.count})
+                frames.append(responder.nc.encode_pub(m.reply, json.dumps({
+                    "type": "io.nats.micro.v1.info_response", "name": "many",
+                    "id": "m%d" % r, "version": "1.0.0", "metadata": {},
+                    "endpoints": endpoints})))
+            return frames
+        took = []
+        with harness.Responder(self.nats.url, "$SRV.INFO", answer):
             for _ in range(3):
                 start = time.monotonic()
                 r = http_call(self.port, "GET", "/services?refresh=1", timeout=120)
                 took.append(time.monotonic() - start)
                 self.assertEqual(r.status, 200, r.describe())
-        finally:
-            stop.append(1)
-            t.join(5)
         print("\ncatalog figures: refresh gathers of 48,001 rpcs took %s s"
               % ", ".join("%.2f" % x for x in took))
         # Against the first gather (nothing to compare with: linear), so a
