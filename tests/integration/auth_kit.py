@@ -117,3 +117,20 @@ def write_auth_file(directory, keys, tokens=None, basic_users=None, authorizer=N
     with open(path, "w") as f:
         json.dump(doc, f)
     return path
+
+
+def principal_stack(cls, prefix, write_auth, env=None):
+    """For setUpClass: nats-server (cls.nats), test_principal_service
+    (cls.svc) and a gateway on one loop (cls.gw, cls.port; env adds to its
+    environment) whose GATEWAY_AUTH is the file write_auth(stack, keys)
+    writes and returns the path of. cls.keys holds the keys."""
+    cls.keys = Keys()
+
+    def start(stack):
+        cls.nats = stack.nats()
+        cls.svc = stack.service("test_principal_service", cls.nats,
+                                ready_subject="principal_service.whoami")
+        e = {"GATEWAY_AUTH": write_auth(stack, cls.keys), "GATEWAY_THREADS": "1"}
+        e.update(env or {})
+        cls.gw, cls.port = stack.gateway(cls.nats, env=e)
+    cls.start_stack(prefix, start)

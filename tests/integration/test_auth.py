@@ -406,18 +406,9 @@ class RawAuthorizerTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.keys = auth_kit.Keys()
-
-        def start(stack):
-            cls.nats = stack.nats()
-            stack.service("test_principal_service", cls.nats,
-                          ready_subject="principal_service.whoami")
-            path = auth_kit.write_auth_file(
-                stack.dir, cls.keys, jwt=False,
-                authorizer={"rpc": "raw_authz.authorize", "ttl_s": 300, "timeout_s": 1})
-            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
-                                                            "GATEWAY_THREADS": "1"})
-        cls.start_stack("auth-raw", start)
+        auth_kit.principal_stack(cls, "auth-raw", lambda stack, keys: auth_kit.write_auth_file(
+            stack.dir, keys, jwt=False,
+            authorizer={"rpc": "raw_authz.authorize", "ttl_s": 300, "timeout_s": 1}))
 
     def test_an_answer_that_is_no_verdict_is_503_and_not_kept(self):
         answers = [b"not json", b"[7, {}]", b'{"sub": "x"}',
@@ -445,17 +436,8 @@ class FloodedCatalogTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.keys = auth_kit.Keys()
-
-        def start(stack):
-            cls.nats = stack.nats()
-            stack.service("test_principal_service", cls.nats,
-                          ready_subject="principal_service.whoami")
-            path = auth_kit.write_auth_file(
-                stack.dir, cls.keys, tokens={READER: {"sub": "reader"}})
-            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
-                                                            "GATEWAY_THREADS": "1"})
-        cls.start_stack("auth-flood", start)
+        auth_kit.principal_stack(cls, "auth-flood", lambda stack, keys: auth_kit.write_auth_file(
+            stack.dir, keys, tokens={READER: {"sub": "reader"}}))
 
     def refresh(self):
         r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
@@ -563,16 +545,8 @@ class FrozenServiceFloodTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.keys = auth_kit.Keys()
-
-        def start(stack):
-            cls.nats = stack.nats()
-            cls.svc = stack.service("test_principal_service", cls.nats,
-                                    ready_subject="principal_service.whoami")
-            path = auth_kit.write_auth_file(stack.dir, cls.keys, tokens={READER: {"sub": "reader"}})
-            cls.gw, cls.port = stack.gateway(cls.nats, env={"GATEWAY_AUTH": path,
-                                                            "GATEWAY_THREADS": "1"})
-        cls.start_stack("auth-frozen-flood", start)
+        auth_kit.principal_stack(cls, "auth-frozen-flood", lambda stack, keys: auth_kit.write_auth_file(
+            stack.dir, keys, tokens={READER: {"sub": "reader"}}))
 
     def listed(self):
         r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)

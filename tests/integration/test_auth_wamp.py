@@ -403,18 +403,11 @@ class WildcardOriginTest(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.keys = auth_kit.Keys()
-
-        def start(stack):
-            cls.nats = stack.nats()
-            stack.service("test_principal_service", cls.nats,
-                          ready_subject="principal_service.whoami")
-            path = auth_kit.write_auth_file(
-                stack.dir, cls.keys, tokens={ALICE: {"sub": "alice", "scopes": ["things:write"]}})
-            cls.gw, cls.port = stack.gateway(cls.nats, env={
-                "GATEWAY_AUTH": path, "GATEWAY_WS_ORIGINS": "*",
-                "GATEWAY_CORS_ORIGINS": cls.FRIEND})
-        cls.start_stack("auth_wamp_origin", start)
+        auth_kit.principal_stack(
+            cls, "auth_wamp_origin",
+            lambda stack, keys: auth_kit.write_auth_file(
+                stack.dir, keys, tokens={ALICE: {"sub": "alice", "scopes": ["things:write"]}}),
+            env={"GATEWAY_WS_ORIGINS": "*", "GATEWAY_CORS_ORIGINS": cls.FRIEND})
 
     def welcome(self, origin, headers):
         c = WsClient(self.port, origin=origin, headers=headers)
