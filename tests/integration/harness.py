@@ -10,6 +10,7 @@ Contents:
   NatsClient             a small NATS protocol client (PUB/HPUB/SUB/MSG/HMSG)
   Responder              a NATS responder on a thread of its own (floods, raw answers)
   http_call()            one HTTP request on its own connection
+  services_listed()      the service names of GET /services after a fresh gather
   openapi_examples()     the example body of every rpc in the gateway's /openapi.json
   IntegrationCase        unittest.TestCase base that prints log tails on failure
   start_postgres()       a private PostgreSQL (initdb in a temp dir), stopped by PID
@@ -1197,6 +1198,15 @@ def nats_error(m):
         return None
     e = json.loads(m.data)["error"]
     return int(code), e["type"], e["message"]
+
+
+def services_listed(port):
+    """The names GET /services lists after a fresh gather (refresh=1), in
+    its order; a failure unless it answers 200."""
+    r = http_call(port, "GET", "/services?refresh=1", timeout=30)
+    if r.status != 200:
+        raise AssertionError("GET /services?refresh=1: " + r.describe())
+    return [s["name"] for s in r.json()["services"]]
 
 
 def post(port, rpc, body=None, **kw):

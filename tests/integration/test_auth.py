@@ -440,9 +440,7 @@ class FloodedCatalogTest(harness.IntegrationCase):
             stack.dir, keys, tokens={READER: {"sub": "reader"}}))
 
     def refresh(self):
-        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
-        self.assertEqual(r.status, 200, r.describe())
-        return len(r.json()["services"])
+        return len(harness.services_listed(self.port))
 
     def unknown(self):
         r = post(self.port, "nosuch_service.nothing", headers=bearer(READER))
@@ -549,9 +547,7 @@ class FrozenServiceFloodTest(harness.IntegrationCase):
             stack.dir, keys, tokens={READER: {"sub": "reader"}}))
 
     def listed(self):
-        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
-        self.assertEqual(r.status, 200, r.describe())
-        return [s["name"] for s in r.json()["services"]]
+        return harness.services_listed(self.port)
 
     def assert_reader_refused(self):
         r = post(self.port, "principal_service.admin", headers=bearer(READER), timeout=10)

@@ -253,9 +253,7 @@ class AuthWampTest(harness.IntegrationCase):
         self.assertEqual(len({a[2] for a in answers}), n)  # one subscription each
 
     def listed(self):
-        r = harness.http_call(self.port, "GET", "/services?refresh=1")
-        self.assertEqual(r.status, 200, r)
-        return {s["name"] for s in json.loads(r.body)["services"]}
+        return set(harness.services_listed(self.port))
 
     def test_a_service_missing_from_a_gather_keeps_its_access(self):
         # A service that misses one $SRV.INFO gather (stopped, busy, a slow

@@ -440,9 +440,7 @@ class FloodedGatherTest(harness.IntegrationCase):
         cls.start_stack("discovery-flood", start)
 
     def listed(self):
-        r = http_call(self.port, "GET", "/services?refresh=1", timeout=30)
-        self.assertEqual(r.status, 200, r.describe())
-        return [s["name"] for s in r.json()["services"]]
+        return harness.services_listed(self.port)
 
     def test_a_flooded_gather_is_bounded(self):
         self.assertEqual(self.listed(), ["greeting_service"])  # the start's gather is over
