@@ -447,13 +447,20 @@ class FloodedGatherTest(harness.IntegrationCase):
 
         def flood(r, m):
             return harness.info_flood(r.nc, m.reply, ("flood%d" % i for i in range(6000)))
-        with harness.Responder(self.nats.url, "$SRV.INFO", flood):
-            names = self.listed()
-        self.assertLessEqual(len(names), 4096)
-        self.assertGreater(len(names), 1000, "the flood did not reach the gather")
+        with harness.Responder(self.nats.url, "$SRV.INFO", flood) as flooder:
+            # Until a gather took the most it takes (a busy machine may
+            # deliver part of the first flood late); never more.
+            sizes = []
+            harness.wait_for(lambda: sizes.append(len(self.listed())) or sizes[-1] == 4096, 20,
+                             what="a gather full of the flood")
+            gathers = flooder.count
+        self.assertLessEqual(max(sizes), 4096, sizes)
         self.assertTrue(self.gw.alive(), self.gw.log_tail())
-        self.assertEqual(self.gw.log_text().count(
-            "catalog: more than 4096 $SRV.INFO replies to one gather; the rest are ignored"), 1)
+        # said once per flooded gather, not once per reply ignored
+        said = self.gw.log_text().count(
+            "catalog: more than 4096 $SRV.INFO replies to one gather; the rest are ignored")
+        self.assertGreaterEqual(said, 1)
+        self.assertLessEqual(said, gathers)
         harness.wait_for(lambda: self.listed() == ["greeting_service"], 10,
                          what="only greeting_service listed once the flood stopped")
         self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), '[["Hello, Bob"], {}]')
@@ -498,7 +505,7 @@ class ManyRpcsGatherTest(harness.IntegrationCase):
         # Against the first gather (nothing to compare with: linear), so a
         # slow machine does not fail it; the quadratic walk took 6.7 s
         # against 0.4 s.
-        self.assertLess(max(took[1:]), 3 * took[0] + 1.0, took)
+        self.assertLess(max(took[1:]), 3 * took[0] + 2.0, took)
         self.assertTrue(self.gw.alive(), self.gw.log_tail())
         self.assertOk(post(self.port, "greeting_service.hello", '[["Bob"]]'), '[["Hello, Bob"], {}]')
 
