@@ -122,15 +122,11 @@ nrpc_inbox_prefix(void)
 static int
 random_hex(char *out, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char b[32];
 
     if (nrpc__random_secret(b, n / 2) != 0)
         return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
+    nrpc__hex(b, n / 2, out);
     explicit_bzero(b, sizeof b);
     return 0;
 }

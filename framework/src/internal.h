@@ -142,6 +142,8 @@ size_t nrpc__escape_text(char *out, size_t cap, const char *in, size_t n, int ut
 /* A JSON string of s (NULL: ""): s itself when it is UTF-8, else s with
  * the bytes that are not as \xNN. New; NULL only when out of memory. */
 json_t *nrpc__json_text(const char *s);
+/* text.c. The n bytes of in as 2n lower-case hex digits into out (no NUL). */
+void nrpc__hex(const unsigned char *in, size_t n, char *out);
 
 /* Builds the full error reply text {"error": {...}}: new, free(). */
 char *nrpc__error_text(int code, const char *type, const char *message);

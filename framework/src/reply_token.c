@@ -26,17 +26,13 @@ nrpc__seal_init(nrpc__seal *s)
 void
 nrpc__seal_token(const nrpc__seal *s, uint64_t n, char out[NRPC__SEALED_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t block[AES_BLOCK_SIZE] = {0}, sealed[AES_BLOCK_SIZE];
     size_t i;
 
     for (i = 0; i < 8; i++)
         block[i] = (uint8_t)(n >> (56 - 8 * i));
     aes128_encrypt(&s->enc, AES_BLOCK_SIZE, sealed, block);
-    for (i = 0; i < AES_BLOCK_SIZE; i++) {
-        out[2 * i] = hex[sealed[i] >> 4];
-        out[2 * i + 1] = hex[sealed[i] & 15];
-    }
+    nrpc__hex(sealed, AES_BLOCK_SIZE, out);
     out[NRPC__SEALED_LEN] = '\0';
 }
 

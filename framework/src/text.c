@@ -42,6 +42,17 @@ utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+void
+nrpc__hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
+    }
+}
+
 size_t
 nrpc__escape_text(char *out, size_t cap, const char *in, size_t n, int keep_utf8_only)
 {

@@ -13,12 +13,14 @@ Under CTest a missing piece is a failure, not a skip.
 
 import json
 import os
+import queue
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 import harness
@@ -61,6 +63,52 @@ def run_node(case, script, args, env, timeout):
     case.assertEqual(r.returncode, 0, "node %s -> exit %d\nstdout:\n%s\nstderr:\n%s"
                      % (script, r.returncode, out, err[-4000:]))
     return out
+
+
+class NodeScript:
+    """A script of tests/browser that talks with the test in lines (the
+    protocol of page_kit.js): what it prints comes back by next(), what the
+    test says goes to its stdin by send(). Killed on close() if still
+    running; output() is everything it printed."""
+
+    def __init__(self, case, script, env):
+        self.case, self.script = case, script
+        self.proc = subprocess.Popen(
+            ["node", os.path.join(BROWSER_DIR, script)], cwd=BROWSER_DIR,
+            env=dict(os.environ, **env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        self.seen = []
+        self._lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.seen.append(line)
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def output(self):
+        return "".join(self.seen)
+
+    def next(self, timeout, what="a line"):
+        """The next line it printed; None once it ended. Fails after timeout s."""
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.case.fail("%s: no %s within %g s:\n%s" % (self.script, what, timeout,
+                                                             self.output()))
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout):
+        return self.proc.wait(timeout)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 class _WampStack(harness.IntegrationCase):

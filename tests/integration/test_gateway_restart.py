@@ -9,16 +9,12 @@ session subscribed again and receives the next event. Prints the time from
 the stop to the page being subscribed again.
 """
 
-import os
-import queue
 import signal
-import subprocess
-import threading
 import time
 import unittest
 
 import harness
-from test_browser import BROWSER_DIR, CHROMIUM, require
+from test_browser import CHROMIUM, NodeScript, require
 
 TOPIC = "restart_it.ticks"
 
@@ -44,60 +40,38 @@ class GatewayRestartBrowserTest(harness.IntegrationCase):
         self.gw, _ = self.stack.gateway(self.nats, port=self.port)
 
     def test_page_follows_restarts(self):
-        node = subprocess.Popen(
-            ["node", os.path.join(BROWSER_DIR, "gateway_restart.js")], cwd=BROWSER_DIR,
-            env=dict(os.environ, GATEWAY_URL="http://127.0.0.1:%d" % self.port, CHROMIUM=CHROMIUM,
-                     TOPIC=TOPIC),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        out = queue.Queue()
-        seen = []
-
-        def reader():
-            for line in node.stdout:
-                seen.append(line)
-                out.put(line.strip())
-            out.put(None)
-
-        threading.Thread(target=reader, daemon=True).start()
+        node = NodeScript(self, "gateway_restart.js", dict(
+            GATEWAY_URL="http://127.0.0.1:%d" % self.port, CHROMIUM=CHROMIUM, TOPIC=TOPIC))
 
         def expect(word):
             while True:
-                try:
-                    line = out.get(timeout=60)
-                except queue.Empty:
-                    self.fail("no %r from the page within 60 s:\n%s" % (word, "".join(seen)))
+                line = node.next(60, repr(word))
                 if line is None:
-                    self.fail("the page script ended before %r:\n%s" % (word, "".join(seen)))
+                    self.fail("the page script ended before %r:\n%s" % (word, node.output()))
                 if line == word:
                     return
                 if line.startswith(("READY", "GOT", "FAIL")):
-                    self.fail("expected %r, got %r:\n%s" % (word, line, "".join(seen)))
-
-        def send(line):
-            node.stdin.write(line + "\n")
-            node.stdin.flush()
+                    self.fail("expected %r, got %r:\n%s" % (word, line, node.output()))
 
         try:
             figures = []
             for n, sig in enumerate([None, signal.SIGTERM, signal.SIGKILL]):
                 if sig is not None:
-                    send("RESTART")
+                    node.send("RESTART")
                     t0 = time.monotonic()
                     self.restart(sig)
                 expect("READY %d" % n)
                 if sig is not None:
                     figures.append("%s %.1f s" % (sig.name, time.monotonic() - t0))
                 self.nc.publish("events." + TOPIC, ('[[%d], {}]' % n).encode())
-                send("EXPECT %d" % n)
+                node.send("EXPECT %d" % n)
                 expect("GOT %d" % n)
-            send("END")
-            self.assertEqual(node.wait(60), 0, "".join(seen))
-            self.assertIn("gateway_restart: all steps passed", "".join(seen))
+            node.send("END")
+            self.assertEqual(node.wait(60), 0, node.output())
+            self.assertIn("gateway_restart: all steps passed", node.output())
             print("\npage subscribed again after a gateway restart: " + ", ".join(figures))
         finally:
-            if node.poll() is None:
-                node.kill()
-                node.wait(10)
+            node.close()
 
 
 if __name__ == "__main__":

@@ -14,17 +14,14 @@ page must say so and go on anonymously, not retry the token for ever.
 
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import unittest
 
 import auth_kit
 import harness
-from test_browser import BROWSER_DIR, CHROMIUM, require
+from test_browser import CHROMIUM, NodeScript, require
 
 WRITER = "page-writer-token-0123456789"  # alice, things:write
 READER = "page-reader-token-0123456789"  # bob, no scope
@@ -38,13 +35,12 @@ class PageAuthTest(harness.IntegrationCase):
         require(True)
 
         def start(stack):
-            from test_things import MIGRATIONS
+            from test_things import start_thing_service
             cls.nats = stack.nats()
             pg = stack.postgres()
             stack.service("greeting_service", cls.nats)
             stack.service("websocket_test", cls.nats, ready_subject="websocket_test.hello_websocket")
-            stack.service("thing_service", cls.nats, ready_subject="thing_service.get_things",
-                          env={"DATABASE_URL": pg.url, "THING_MIGRATIONS": MIGRATIONS})
+            start_thing_service(stack, cls.nats, pg.url)
             keys = auth_kit.Keys()
             cls.jwt = keys.token("EdDSA", sub="jwt-carol", scope="things:write")
             cls.auth_file = auth_kit.write_auth_file(
@@ -66,29 +62,14 @@ class PageAuthTest(harness.IntegrationCase):
 
     def test_sign_in_from_the_page(self):
         shots = os.environ.get("SCREENSHOT_DIR") or tempfile.gettempdir()
-        node = subprocess.Popen(
-            ["node", os.path.join(BROWSER_DIR, "page_auth.js")], cwd=BROWSER_DIR,
-            env=dict(os.environ, GATEWAY_URL="http://127.0.0.1:%d" % self.port, CHROMIUM=CHROMIUM,
-                     SCREENSHOT_DIR=shots, WRITER=WRITER, READER=READER, EVIL=EVIL,
-                     EVIL_SUB=EVIL_SUB, JWT=self.jwt),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines = queue.Queue()
-        seen = []
-
-        def reader():
-            for line in node.stdout:
-                seen.append(line)
-                lines.put(line.strip())
-            lines.put(None)
-
-        threading.Thread(target=reader, daemon=True).start()
+        node = NodeScript(self, "page_auth.js", dict(
+            GATEWAY_URL="http://127.0.0.1:%d" % self.port, CHROMIUM=CHROMIUM,
+            SCREENSHOT_DIR=shots, WRITER=WRITER, READER=READER, EVIL=EVIL, EVIL_SUB=EVIL_SUB,
+            JWT=self.jwt))
         restarts = 0
         try:
             while True:
-                try:
-                    line = lines.get(timeout=180)
-                except queue.Empty:
-                    self.fail("page_auth.js said nothing for 180 s:\n" + "".join(seen))
+                line = node.next(180)
                 if line is None:
                     break
                 if line in ("RESTART", "REVOKE"):
@@ -102,14 +83,11 @@ class PageAuthTest(harness.IntegrationCase):
                     # 1001 without GOODBYE); autobahn reconnects after both.
                     self.restart_gateway(signal.SIGKILL if restarts == 0 else signal.SIGTERM)
                     restarts += 1
-                    node.stdin.write("RESTARTED\n")
-                    node.stdin.flush()
+                    node.send("RESTARTED")
             rc = node.wait(30)
         finally:
-            if node.poll() is None:
-                node.kill()
-                node.wait()
-        out = "".join(seen)
+            node.close()
+        out = node.output()
         sys.stderr.write(out)  # the steps, for the log
         self.assertEqual((rc, restarts), (0, 2), out)
         self.assertIn("page_auth: all steps passed", out)
